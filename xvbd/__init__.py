@@ -1,0 +1,3 @@
+"""xvbd: a hosted IVR / virtual PBX server for Asterisk, on Twisted."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""FastAGI: Asterisk's side of every inbound call, spoken over TCP."""

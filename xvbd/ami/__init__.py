@@ -1,0 +1,1 @@
+"""AMI client (Asterisk Manager Interface): one connection per node."""

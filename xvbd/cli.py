@@ -1,0 +1,173 @@
+"""``xvbd-admin``: the operator's command line.
+
+  xvbd-admin db upgrade -c FILE        apply pending schema files
+  xvbd-admin db status -c FILE         show the schema version
+  xvbd-admin admin-password -c FILE    set the admin web password
+  xvbd-admin check-config -c FILE      validate and print the effective settings
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from xvbd.config import ConfigError, Settings, load_settings, render_settings
+from xvbd.store.migrations import (
+    HEAD,
+    SchemaError,
+    check_schema,
+    current_version,
+    open_connection,
+    upgrade,
+    with_transaction,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _settings(path: str) -> Settings:
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        raise CommandError("the configuration has errors:\n  " + "\n  ".join(exc.problems),
+                           EXIT_CONFIG) from None
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return settings
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    print(f"# {settings.source}: OK (effective settings, secrets hidden)")
+    print(render_settings(settings), end="")
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    try:
+        before, applied = upgrade(settings.db.url, settings.db.connect_timeout)
+    except SchemaError as exc:
+        raise CommandError(str(exc), EXIT_DATABASE) from None
+    if not applied:
+        print(f"{settings.db.url}: schema is up to date (version {before})")
+    for schema in applied:
+        print(f"{settings.db.url}: applied {schema.version:03d}_{schema.name}")
+    return EXIT_OK
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    try:
+        conn = open_connection(settings.db.url, settings.db.connect_timeout)
+        try:
+            version = with_transaction(settings.db.url, conn, current_version)
+        finally:
+            conn.close()
+    except SchemaError as exc:
+        raise CommandError(str(exc), EXIT_DATABASE) from None
+    state = ("up to date" if version == HEAD
+             else f"needs `xvbd-admin db upgrade` (code is at {HEAD})")
+    print(f"{settings.db.url}: schema version {version}, {state}")
+    return EXIT_OK if version == HEAD else EXIT_DATABASE
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New admin password: ")
+        if getpass.getpass("Repeat it: ") != password:
+            raise CommandError("the two passwords differ; nothing changed")
+    if len(password) < 8:
+        raise CommandError("the password must have at least 8 characters; nothing changed")
+    return password
+
+
+def cmd_admin_password(args: argparse.Namespace) -> int:
+    from xvbd.passwords import hash_password
+
+    settings = _settings(args.config)
+    try:
+        check_schema(settings.db.url, settings.db.connect_timeout)
+    except SchemaError as exc:
+        raise CommandError(str(exc), EXIT_DATABASE) from None
+    password_hash = hash_password(_read_password(args.password_stdin))
+    _run_async(lambda store: store.accounts.set_admin_password_hash(args.login, password_hash),
+               settings)
+    print(f"the admin web password of {args.login!r} is set")
+    return EXIT_OK
+
+
+def _run_async(job: Any, settings: Settings) -> Any:
+    """Run ``job(store)`` (a coroutine function) on a reactor, for commands that reuse the
+    repositories."""
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import react
+
+    from xvbd.store import Database, Store
+
+    result: list[Any] = []
+
+    async def main(reactor: Any) -> None:
+        db = Database(settings.db.url, pool_max=1, connect_timeout=settings.db.connect_timeout,
+                      reactor=reactor)
+        db.start()
+        try:
+            result.append(await job(Store(db, clock=reactor.seconds)))
+        finally:
+            db.close()
+
+    try:
+        react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
+    except SystemExit as exc:
+        if exc.code:
+            raise CommandError("the command failed; see the messages above") from None
+    return result[0] if result else None
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="xvbd-admin", description="Manage an xvbd installation.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("-c", "--config", default="etc/xvb.conf",
+                       help="the xvb.conf to use (default: etc/xvb.conf)")
+        return p
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    with_config(db_sub.add_parser("upgrade", help="apply pending schema files")
+                ).set_defaults(run=cmd_db_upgrade)
+    with_config(db_sub.add_parser("status", help="show the schema version")
+                ).set_defaults(run=cmd_db_status)
+    pw = with_config(sub.add_parser("admin-password", help="set the admin web password"))
+    pw.add_argument("--login", default="admin", help="the admin login (default: admin)")
+    pw.add_argument("--password-stdin", action="store_true",
+                    help="read the password from the first line of standard input")
+    pw.set_defaults(run=cmd_admin_password)
+    with_config(sub.add_parser("check-config", help="validate and print the settings")
+                ).set_defaults(run=cmd_check_config)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except CommandError as exc:
+        print(f"xvbd-admin: {exc}", file=sys.stderr)
+        return exc.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Password hashes: salted scrypt (stdlib), in a self-describing string."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+
+_N, _R, _P, _LEN = 2**15, 8, 1, 32
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p,
+                          maxmem=256 * 1024 * 1024, dklen=length)
+
+
+def hash_password(password: str) -> str:
+    """``scrypt$N$r$p$salt$hash``; slow on purpose (tens of milliseconds)."""
+    if not password:
+        raise ValueError("the password must not be empty")
+    salt = os.urandom(16)
+    digest = _scrypt(password, salt, _N, _R, _P, _LEN)
+    return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True when ``password`` matches ``stored``; False for any other stored format."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = _unb64(digest)
+        actual = _scrypt(password, _unb64(salt), int(n), int(r), int(p), len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)

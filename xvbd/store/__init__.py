@@ -1,0 +1,36 @@
+"""Storage: one schema on SQLite or MariaDB/MySQL, repositories by domain."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from xvbd.store.accounts import Accounts
+from xvbd.store.callblast import Callblast
+from xvbd.store.cdr import CDRs
+from xvbd.store.db import Database
+from xvbd.store.features import Features
+from xvbd.store.ivr import IVR
+from xvbd.store.journal import Journal
+from xvbd.store.messages import Messages
+from xvbd.store.reports import Reports
+from xvbd.store.sip import SIP
+
+
+class Store:
+    """Every repository over one :class:`Database`."""
+
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.accounts = Accounts(db, clock)
+        self.ivr = IVR(db, clock)
+        self.messages = Messages(db, clock)
+        self.cdrs = CDRs(db, clock)
+        self.journal = Journal(db, clock)
+        self.reports = Reports(db, clock)
+        self.sip = SIP(db, clock)
+        self.callblast = Callblast(db, clock)
+        self.features = Features(db, clock)
+
+
+__all__ = ["Database", "Store"]

@@ -1,0 +1,507 @@
+"""The operator's objects: nodes, currencies, tariffs, groups, users, DIDs, partners, admins,
+and the balance (changed only by one conditional UPDATE, never read-modify-write)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from xvbd.store.db import Database, Txn
+from xvbd.store.table import ANY_OWNER, STARTS_WITH, Table, starts_with
+
+USER_STATUSES = ("active", "locked")
+
+
+class NotFound(LookupError):
+    """No such object (for this owner)."""
+
+
+class Conflict(ValueError):
+    """The object would duplicate a unique value (an access code, a DID, a login …)."""
+
+
+class InsufficientBalance(ValueError):
+    """A debit larger than what the balance holds."""
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    download_ip: str
+    asterisk_ip: str
+    comment: str
+    limit_calls: int
+    limit_la_1: float
+    limit_la_5: float
+    limit_la_10: float
+    stat_url: str
+    stat_calls: int
+    stat_la_1: float
+    stat_la_5: float
+    stat_la_10: float
+    stat_at: int
+
+
+@dataclass(frozen=True)
+class Currency:
+    id: int
+    code: str
+    name: str
+    digits: int
+
+
+@dataclass(frozen=True)
+class Tariff:
+    id: int
+    name: str
+    currency_id: int
+    monthly_fee: int
+    daily_fee: int
+    ivr_minute: int
+    ivr_call: int
+    callblast_minute: int
+    callblast_call: int
+    callback_minute: int
+    callback_call: int
+
+
+@dataclass(frozen=True)
+class Group:
+    id: int
+    name: str
+    tariff_id: int
+    server_id: str
+    dialout_context: str
+    conference_context: str
+    language: str
+    template_prefix: str
+    sound_prefix: str
+    preferred_codec: str
+    phone_features: str
+    hooks: str
+    max_inbound_calls: int
+    max_messages_per_ext: int
+    max_messages_total: int
+    max_extensions: int
+    max_cid_filters: int
+    max_routes: int
+    max_peers: int
+    max_registrations: int
+    max_phones: int
+    max_macros: int
+    max_callblast_items: int
+    max_gotoif_items: int
+    max_followme_phones: int
+    max_callblast_phones: int
+    max_schedule_items: int
+    max_podcasts: int
+    max_calendar_events: int
+    max_queues: int
+    max_email_attachment_bytes: int
+    max_tts_download_bytes: int
+    max_tts_string_bytes: int
+    max_call_duration: int
+    max_message_duration: int
+    max_name_duration: int
+    max_greeting_duration: int
+    max_announcement_duration: int
+    max_retrydial_duration: int
+    max_moh_duration: int
+    allow_tts: bool
+    allow_macros: bool
+    allow_direct_dialout: bool
+    allow_custom_routes: bool
+    allow_phones: bool
+    allow_custom_system_files: bool
+    advanced_callblast: bool
+    google_analytics: bool
+    allow_api: bool
+    allow_icecast: bool
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    voice_number: str
+    access_code: str
+    pin: str
+    name: str
+    email: str
+    language: str
+    timezone: str
+    group_id: int
+    status: str
+    read_only: bool
+    balance: int
+    max_inbound_calls: int
+    web_password_hash: str
+    created_at: int
+    updated_at: int
+
+    @property
+    def locked(self) -> bool:
+        return self.status != "active"
+
+
+@dataclass(frozen=True)
+class Did:
+    did: str
+    user_id: int
+    created_at: int
+
+
+@dataclass(frozen=True)
+class DidAttr:
+    did: str
+    language: str
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: int
+    login: str
+    password_hash: str
+    group_id: int
+    description: str
+    can_change_balance: bool
+    balance_limit: int
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Admin:
+    login: str
+    password_hash: str
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class BalanceOp:
+    id: int
+    user_id: int
+    created_at: int
+    amount: int
+    balance_after: int
+    reason: str
+    actor_kind: str
+    actor: str
+    call_id: str
+
+
+NODES = Table("nodes", Node)
+CURRENCIES = Table("currencies", Currency)
+TARIFFS = Table("tariffs", Tariff)
+GROUPS = Table("user_groups", Group)
+USERS = Table("users", User)
+DIDS = Table("dids", Did, key="did", owner="user_id")
+DID_ATTRS = Table("did_attrs", DidAttr, key="did")
+PARTNERS = Table("partners", Partner)
+ADMINS = Table("admins", Admin, key="login")
+BALANCE_OPS = Table("balance_ops", BalanceOp, owner="user_id")
+
+
+def _unique(txn: Txn, fn: Callable[[], Any], what: str) -> Any:
+    try:
+        return fn()
+    except Exception as exc:
+        if txn.dialect.is_duplicate(exc):
+            raise Conflict(f"{what} already exists") from None
+        raise
+
+
+class Accounts:
+    """Repository of the operator's objects."""
+
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._now = lambda: int(clock())
+
+    # -------------------------------------------------------------- nodes
+
+    async def put_node(self, node_id: str, **fields: Any) -> Node:
+        """Create the node or change the given fields of it."""
+        def put(txn: Txn) -> Node:
+            NODES.check_columns(list(fields))
+            if NODES.get(txn, node_id) is None:
+                NODES.insert(txn, {"id": node_id, **fields})
+            else:
+                NODES.update(txn, node_id, fields)
+            node = NODES.get(txn, node_id)
+            assert node is not None
+            return node
+        return await self._db.run_interaction(put)
+
+    async def get_node(self, node_id: str) -> Node | None:
+        return await self._db.run_interaction(NODES.get, node_id)
+
+    async def list_nodes(self) -> list[Node]:
+        return await self._db.run_interaction(NODES.select)
+
+    async def record_node_stats(self, node_id: str, calls: int, la_1: float, la_5: float,
+                                la_10: float) -> bool:
+        return await self._db.run_interaction(
+            NODES.update, node_id, {"stat_calls": calls, "stat_la_1": la_1, "stat_la_5": la_5,
+                                    "stat_la_10": la_10, "stat_at": self._now()})
+
+    async def delete_node(self, node_id: str) -> bool:
+        return await self._db.run_interaction(NODES.delete, node_id)
+
+    # -------------------------------------------------------------- currencies and tariffs
+
+    async def list_currencies(self) -> list[Currency]:
+        return await self._db.run_interaction(CURRENCIES.select)
+
+    async def get_currency(self, currency_id: int) -> Currency | None:
+        return await self._db.run_interaction(CURRENCIES.get, currency_id)
+
+    async def create_tariff(self, name: str, currency_id: int, **prices: int) -> Tariff:
+        def create(txn: Txn) -> Tariff:
+            new_id = _unique(txn, lambda: TARIFFS.insert(
+                txn, {"name": name, "currency_id": currency_id, **prices}),
+                f"a tariff named {name!r}")
+            return TARIFFS.get(txn, new_id)  # type: ignore[return-value]
+        return await self._db.run_interaction(create)
+
+    async def get_tariff(self, tariff_id: int) -> Tariff | None:
+        return await self._db.run_interaction(TARIFFS.get, tariff_id)
+
+    async def list_tariffs(self) -> list[Tariff]:
+        return await self._db.run_interaction(TARIFFS.select)
+
+    async def update_tariff(self, tariff_id: int, **changes: Any) -> bool:
+        return await self._db.run_interaction(TARIFFS.update, tariff_id, changes)
+
+    async def delete_tariff(self, tariff_id: int) -> bool:
+        return await self._db.run_interaction(TARIFFS.delete, tariff_id)
+
+    # -------------------------------------------------------------- groups
+
+    async def create_group(self, name: str, tariff_id: int, **fields: Any) -> Group:
+        def create(txn: Txn) -> Group:
+            new_id = _unique(txn, lambda: GROUPS.insert(
+                txn, {"name": name, "tariff_id": tariff_id, **fields}), f"a group named {name!r}")
+            return GROUPS.get(txn, new_id)  # type: ignore[return-value]
+        return await self._db.run_interaction(create)
+
+    async def get_group(self, group_id: int) -> Group | None:
+        return await self._db.run_interaction(GROUPS.get, group_id)
+
+    async def list_groups(self) -> list[Group]:
+        return await self._db.run_interaction(GROUPS.select, order="name")
+
+    async def update_group(self, group_id: int, **changes: Any) -> bool:
+        return await self._db.run_interaction(GROUPS.update, group_id, changes)
+
+    async def delete_group(self, group_id: int) -> bool:
+        return await self._db.run_interaction(GROUPS.delete, group_id)
+
+    async def set_type_limit(self, group_id: int, type_name: str, max_count: int) -> None:
+        """-1 unlimited, 0 not allowed, N at most N extensions of that type."""
+        if max_count < -1:
+            raise ValueError(f"a type limit is -1, 0 or a positive number, got {max_count}")
+
+        def put(txn: Txn) -> None:
+            txn.execute(txn.dialect.upsert("group_type_limits",
+                                           ("group_id", "type_name", "max_count"),
+                                           ("group_id", "type_name")),
+                        (group_id, type_name, max_count))
+        await self._db.run_interaction(put)
+
+    async def type_limits(self, group_id: int) -> dict[str, int]:
+        def read(txn: Txn) -> dict[str, int]:
+            rows = txn.all("SELECT type_name, max_count FROM group_type_limits "
+                           "WHERE group_id = ?", (group_id,))
+            return {r["type_name"]: int(r["max_count"]) for r in rows}
+        return await self._db.run_interaction(read)
+
+    # -------------------------------------------------------------- users
+
+    async def create_user(self, voice_number: str, access_code: str, group_id: int,
+                          **fields: Any) -> User:
+        _check_user_fields({"voice_number": voice_number, "access_code": access_code, **fields})
+        now = self._now()
+
+        def create(txn: Txn) -> User:
+            new_id = _unique(txn, lambda: USERS.insert(txn, {
+                "voice_number": voice_number, "access_code": access_code, "group_id": group_id,
+                "created_at": now, "updated_at": now, **fields}),
+                f"a user {voice_number}#{access_code}")
+            return USERS.get(txn, new_id)  # type: ignore[return-value]
+        return await self._db.run_interaction(create)
+
+    async def get_user(self, user_id: int) -> User | None:
+        return await self._db.run_interaction(USERS.get, user_id)
+
+    async def find_user(self, voice_number: str, access_code: str) -> User | None:
+        def find(txn: Txn) -> User | None:
+            rows = USERS.select(txn, "voice_number = ? AND access_code = ?",
+                                (voice_number, access_code))
+            return rows[0] if rows else None
+        return await self._db.run_interaction(find)
+
+    async def find_user_by_did(self, did: str) -> User | None:
+        def find(txn: Txn) -> User | None:
+            rows = USERS.select(txn, "id = (SELECT user_id FROM dids WHERE did = ?)", (did,))
+            return rows[0] if rows else None
+        return await self._db.run_interaction(find)
+
+    async def list_users(self, *, voice_number: str | None = None,
+                         access_code: str | None = None, group_id: int | None = None,
+                         after_id: int = 0, limit: int = 50) -> list[User]:
+        """Users matching every given filter, by id, ``limit`` after ``after_id`` (keyset)."""
+        where: list[str] = ["id > ?"]
+        params: list[Any] = [after_id]
+        for column, value in (("voice_number", voice_number), ("access_code", access_code),
+                              ("group_id", group_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        return await self._db.run_interaction(USERS.select, " AND ".join(where), params,
+                                              limit=limit)
+
+    async def update_user(self, user_id: int, **changes: Any) -> bool:
+        if "balance" in changes:
+            raise ValueError("the balance changes only through change_balance()")
+        _check_user_fields(changes)
+        return await self._db.run_interaction(
+            lambda txn: _unique(txn, lambda: USERS.update(
+                txn, user_id, {**changes, "updated_at": self._now()}), "that user"))
+
+    async def delete_user(self, user_id: int) -> bool:
+        """Delete the user and everything they own, including the rows Asterisk reads
+        (their SIP peers and music-on-hold classes), which hang off other tables."""
+        def delete(txn: Txn) -> bool:
+            txn.execute("DELETE FROM sippeers WHERE id IN "
+                        "(SELECT peer_id FROM user_sip_peers WHERE user_id = ?)", (user_id,))
+            txn.execute("DELETE FROM musiconhold WHERE name IN "
+                        "(SELECT name FROM user_moh WHERE user_id = ?)", (user_id,))
+            return USERS.delete(txn, user_id)
+        return await self._db.run_interaction(delete)
+
+    async def change_balance(self, user_id: int, amount: int, reason: str, *,
+                             actor_kind: str = "system", actor: str = "", call_id: str = "",
+                             allow_overdraft: bool = False) -> int:
+        """Add ``amount`` (negative: debit) in one conditional UPDATE; return the new
+        balance.  A debit the balance cannot pay raises :class:`InsufficientBalance`."""
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise TypeError("amount is an integer number of 1/10000 currency units")
+        now = self._now()
+
+        def change(txn: Txn) -> int:
+            guard = "" if allow_overdraft or amount >= 0 else " AND balance + ? >= 0"
+            params: list[Any] = [amount, now, user_id]
+            if guard:
+                params.append(amount)
+            txn.execute(f"UPDATE users SET balance = balance + ?, updated_at = ? "
+                        f"WHERE id = ?{guard}", params)
+            if txn.rowcount == 0:
+                if USERS.get(txn, user_id) is None:
+                    raise NotFound(f"no user {user_id}")
+                raise InsufficientBalance(f"user {user_id} cannot pay {-amount}")
+            balance = int(txn.scalar("SELECT balance FROM users WHERE id = ?", (user_id,)))
+            BALANCE_OPS.insert(txn, {"user_id": user_id, "created_at": now, "amount": amount,
+                                     "balance_after": balance, "reason": reason,
+                                     "actor_kind": actor_kind, "actor": actor,
+                                     "call_id": call_id})
+            return balance
+        return await self._db.run_interaction(change)
+
+    async def balance_history(self, user_id: int, limit: int = 50) -> list[BalanceOp]:
+        return await self._db.run_interaction(BALANCE_OPS.select, owner=user_id,
+                                              order="id DESC", limit=limit)
+
+    # -------------------------------------------------------------- DIDs
+
+    async def assign_did(self, did: str, user_id: int) -> Did:
+        if not did or not did.strip() == did:
+            raise ValueError(f"a DID is a number without spaces, got {did!r}")
+        now = self._now()
+
+        def add(txn: Txn) -> Did:
+            if USERS.get(txn, user_id) is None:
+                raise NotFound(f"no user {user_id}")
+            _unique(txn, lambda: DIDS.insert(
+                txn, {"did": did, "user_id": user_id, "created_at": now}),
+                f"the DID {did}")
+            return Did(did, user_id, now)
+        return await self._db.run_interaction(add)
+
+    async def user_dids(self, user_id: int) -> list[Did]:
+        return await self._db.run_interaction(DIDS.select, owner=user_id, order="did")
+
+    async def list_dids(self, prefix: str = "", limit: int = 100) -> list[Did]:
+        """Every private DID (operator's view), optionally starting with ``prefix``."""
+        where, params = (f"did {STARTS_WITH}", [starts_with(prefix)]) if prefix else ("1 = 1", [])
+        return await self._db.run_interaction(DIDS.select, where, params, owner=ANY_OWNER,
+                                              order="did", limit=limit)
+
+    async def release_did(self, did: str, user_id: int) -> bool:
+        return await self._db.run_interaction(DIDS.delete, did, owner=user_id)
+
+    async def set_did_language(self, did: str, language: str) -> None:
+        def put(txn: Txn) -> None:
+            txn.execute(txn.dialect.upsert("did_attrs", ("did", "language"), ("did",)),
+                        (did, language))
+        await self._db.run_interaction(put)
+
+    async def did_language(self, did: str) -> str | None:
+        attr = await self._db.run_interaction(DID_ATTRS.get, did)
+        return attr.language if attr else None
+
+    async def list_did_attrs(self) -> list[DidAttr]:
+        return await self._db.run_interaction(DID_ATTRS.select, order="did")
+
+    async def delete_did_attr(self, did: str) -> bool:
+        return await self._db.run_interaction(DID_ATTRS.delete, did)
+
+    # -------------------------------------------------------------- partners and admins
+
+    async def create_partner(self, login: str, password_hash: str, group_id: int,
+                             **fields: Any) -> Partner:
+        now = self._now()
+
+        def create(txn: Txn) -> Partner:
+            new_id = _unique(txn, lambda: PARTNERS.insert(txn, {
+                "login": login, "password_hash": password_hash, "group_id": group_id,
+                "created_at": now, **fields}), f"a partner {login!r}")
+            return PARTNERS.get(txn, new_id)  # type: ignore[return-value]
+        return await self._db.run_interaction(create)
+
+    async def get_partner(self, partner_id: int) -> Partner | None:
+        return await self._db.run_interaction(PARTNERS.get, partner_id)
+
+    async def find_partner(self, login: str) -> Partner | None:
+        rows = await self._db.run_interaction(PARTNERS.select, "login = ?", (login,))
+        return rows[0] if rows else None
+
+    async def list_partners(self) -> list[Partner]:
+        return await self._db.run_interaction(PARTNERS.select, order="login")
+
+    async def update_partner(self, partner_id: int, **changes: Any) -> bool:
+        return await self._db.run_interaction(PARTNERS.update, partner_id, changes)
+
+    async def delete_partner(self, partner_id: int) -> bool:
+        return await self._db.run_interaction(PARTNERS.delete, partner_id)
+
+    async def set_admin_password_hash(self, login: str, password_hash: str) -> None:
+        now = self._now()
+
+        def put(txn: Txn) -> None:
+            txn.execute(txn.dialect.upsert("admins", ("login", "password_hash", "updated_at"),
+                                           ("login",)), (login, password_hash, now))
+        await self._db.run_interaction(put)
+
+    async def get_admin(self, login: str) -> Admin | None:
+        return await self._db.run_interaction(ADMINS.get, login)
+
+
+def _check_user_fields(fields: dict[str, Any]) -> None:
+    for name in ("voice_number", "access_code"):
+        if name in fields:
+            value = fields[name]
+            if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+                raise ValueError(f"{name} must be a non-empty code without spaces, got {value!r}")
+    if "status" in fields and fields["status"] not in USER_STATUSES:
+        raise ValueError(f"status must be {' or '.join(USER_STATUSES)}, got {fields['status']!r}")

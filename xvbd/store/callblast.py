@@ -1,0 +1,165 @@
+"""CallBlast lists: items (message, schedule, retries) with their phones, and the result of
+every attempt.  Tenant functions take the owner; the scheduler's claim is across tenants."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from xvbd.store.accounts import NotFound, _unique
+from xvbd.store.db import Database, Txn
+from xvbd.store.table import Table
+
+PHONE_STATUSES = ("pending", "calling", "done", "failed")
+RESULTS = ("answered", "busy", "noanswer", "machine", "failed")
+
+
+@dataclass(frozen=True)
+class CallblastItem:
+    id: int
+    user_id: int
+    extension_id: int
+    name: str
+    message: str
+    settings: str
+    status: str
+    position: int
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class CallblastPhone:
+    id: int
+    item_id: int
+    user_id: int
+    phone: str
+    status: str
+    attempts: int
+    last_result: str
+    last_attempt_at: int
+    next_attempt_at: int
+    locked_by: str
+    locked_until: int
+
+
+@dataclass(frozen=True)
+class CallblastResult:
+    id: int
+    user_id: int
+    item_id: int
+    phone: str
+    result: str
+    call_id: str
+    duration: int
+    created_at: int
+
+
+ITEMS = Table("callblast_items", CallblastItem, owner="user_id")
+PHONES = Table("callblast_phones", CallblastPhone, owner="user_id")
+RESULT_ROWS = Table("callblast_results", CallblastResult, owner="user_id")
+
+
+class Callblast:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._now = lambda: int(clock())
+
+    async def create_item(self, user_id: int, extension_id: int, *, name: str = "",
+                          message: str = "", settings: dict[str, Any] | None = None,
+                          phones: tuple[str, ...] | list[str] = ()) -> CallblastItem:
+        now = self._now()
+
+        def create(txn: Txn) -> CallblastItem:
+            owned = txn.scalar("SELECT COUNT(*) FROM extensions WHERE id = ? AND user_id = ?",
+                               (extension_id, user_id))
+            if not owned:
+                raise NotFound(f"no extension {extension_id} for this user")
+            item_id = ITEMS.insert(txn, {
+                "user_id": user_id, "extension_id": extension_id, "name": name,
+                "message": message, "settings": json.dumps(settings or {}, sort_keys=True),
+                "created_at": now, "updated_at": now})
+            for phone in phones:
+                row = {"item_id": item_id, "user_id": user_id, "phone": phone}
+                _unique(txn, partial(PHONES.insert, txn, row),
+                        f"phone {phone} in this item")
+            return ITEMS.get(txn, item_id, owner=user_id)  # type: ignore[return-value]
+        return await self._db.run_interaction(create)
+
+    async def get_item(self, user_id: int, item_id: int) -> CallblastItem | None:
+        return await self._db.run_interaction(ITEMS.get, item_id, owner=user_id)
+
+    async def list_items(self, user_id: int, extension_id: int | None = None
+                         ) -> list[CallblastItem]:
+        if extension_id is None:
+            return await self._db.run_interaction(ITEMS.select, owner=user_id,
+                                                  order="position, id")
+        return await self._db.run_interaction(ITEMS.select, "extension_id = ?", (extension_id,),
+                                              owner=user_id, order="position, id")
+
+    async def update_item(self, user_id: int, item_id: int, **changes: Any) -> bool:
+        if "settings" in changes and not isinstance(changes["settings"], str):
+            changes["settings"] = json.dumps(changes["settings"], sort_keys=True)
+        return await self._db.run_interaction(ITEMS.update, item_id,
+                                              {**changes, "updated_at": self._now()},
+                                              owner=user_id)
+
+    async def delete_item(self, user_id: int, item_id: int) -> bool:
+        return await self._db.run_interaction(ITEMS.delete, item_id, owner=user_id)
+
+    async def add_phone(self, user_id: int, item_id: int, phone: str) -> CallblastPhone:
+        def add(txn: Txn) -> CallblastPhone:
+            if ITEMS.get(txn, item_id, owner=user_id) is None:
+                raise NotFound(f"no callblast item {item_id} for this user")
+            new_id = _unique(txn, lambda: PHONES.insert(
+                txn, {"item_id": item_id, "user_id": user_id, "phone": phone}),
+                f"phone {phone} in this item")
+            return PHONES.get(txn, new_id, owner=user_id)  # type: ignore[return-value]
+        return await self._db.run_interaction(add)
+
+    async def phones(self, user_id: int, item_id: int) -> list[CallblastPhone]:
+        return await self._db.run_interaction(PHONES.select, "item_id = ?", (item_id,),
+                                              owner=user_id)
+
+    async def delete_phone(self, user_id: int, phone_id: int) -> bool:
+        return await self._db.run_interaction(PHONES.delete, phone_id, owner=user_id)
+
+    async def record_result(self, user_id: int, phone_id: int, result: str, *,
+                            call_id: str = "", duration: int = 0,
+                            next_attempt_at: int | None = None) -> CallblastResult:
+        """Keep the outcome of one attempt; the phone is done, failed, or due again."""
+        if result not in RESULTS:
+            raise ValueError(f"result is one of {RESULTS}, got {result!r}")
+        now = self._now()
+
+        def record(txn: Txn) -> CallblastResult:
+            phone = PHONES.get(txn, phone_id, owner=user_id)
+            if phone is None:
+                raise NotFound(f"no callblast phone {phone_id} for this user")
+            if result in ("answered", "machine"):
+                status = "done"
+            elif next_attempt_at is None:
+                status = "failed"
+            else:
+                status = "pending"
+            PHONES.update(txn, phone_id, {
+                "status": status, "attempts": phone.attempts + 1, "last_result": result,
+                "last_attempt_at": now, "next_attempt_at": next_attempt_at or 0,
+                "locked_by": "", "locked_until": 0}, owner=user_id)
+            new_id = RESULT_ROWS.insert(txn, {
+                "user_id": user_id, "item_id": phone.item_id, "phone": phone.phone,
+                "result": result, "call_id": call_id, "duration": duration, "created_at": now})
+            return RESULT_ROWS.get(txn, new_id, owner=user_id)  # type: ignore[return-value]
+        return await self._db.run_interaction(record)
+
+    async def results(self, user_id: int, item_id: int | None = None,
+                      limit: int = 100) -> list[CallblastResult]:
+        if item_id is None:
+            return await self._db.run_interaction(RESULT_ROWS.select, owner=user_id,
+                                                  order="id DESC", limit=limit)
+        return await self._db.run_interaction(RESULT_ROWS.select, "item_id = ?", (item_id,),
+                                              owner=user_id, order="id DESC", limit=limit)

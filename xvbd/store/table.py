@@ -1,0 +1,134 @@
+"""Row <-> record mapping for one table, with the tenant scope built in.
+
+A :class:`Table` knows its name, its record dataclass, its key column and, for tenant data,
+its owner column.  Every read, update and delete of an owned table takes the owner as a
+required keyword and puts it in the ``WHERE`` clause: there is no way to reach a tenant's
+row by id alone.  Column names only ever come from the record's fields, never from input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Any, Generic, TypeVar
+
+from xvbd.store.db import Row, Txn
+
+R = TypeVar("R")
+
+_UNSET: Any = object()
+
+
+class _AnyOwner:
+    def __repr__(self) -> str:
+        return "ANY_OWNER"
+
+
+#: Pass as ``owner=`` for the operator's views across every tenant; spelled out so a
+#: cross-tenant read is visible where it is written.
+ANY_OWNER: Any = _AnyOwner()
+
+
+#: ``column STARTS_WITH`` with the parameter ``starts_with(prefix)``: a LIKE that treats the
+#: prefix literally, the same on SQLite (which has no default escape) and MySQL.
+STARTS_WITH = "LIKE ? ESCAPE '!'"
+
+
+def starts_with(prefix: str) -> str:
+    return prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
+class UnknownColumn(ValueError):
+    """A change names a column the record does not have."""
+
+
+@dataclass(frozen=True)
+class Table(Generic[R]):
+    name: str
+    record: type[R]
+    key: str = "id"
+    owner: str | None = None
+
+    @cached_property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self.record))  # type: ignore[arg-type]
+
+    def check_columns(self, names: Sequence[str]) -> None:
+        unknown = set(names) - set(self.columns)
+        if unknown:
+            raise UnknownColumn(f"{self.name} has no column {', '.join(sorted(unknown))}")
+
+    @cached_property
+    def flags(self) -> frozenset[str]:
+        """Columns kept as SMALLINT 0/1 and shown as bool."""
+        return frozenset(f.name for f in fields(self.record)  # type: ignore[arg-type]
+                         if f.type in ("bool", bool))
+
+    def to_record(self, row: Row) -> R:
+        flags = self.flags
+        return self.record(**{c: bool(row[c]) if c in flags else row[c] for c in self.columns})
+
+    def _scope(self, owner: Any) -> tuple[str, tuple[Any, ...]]:
+        if self.owner is None:
+            if owner is not _UNSET:
+                raise TypeError(f"{self.name} holds no tenant data; do not pass an owner")
+            return "", ()
+        if owner is _UNSET or owner is None:
+            raise TypeError(f"{self.name} holds tenant data: pass owner=<user id>")
+        if owner is ANY_OWNER:
+            return "", ()
+        return f" AND {self.owner} = ?", (owner,)
+
+    def insert(self, txn: Txn, values: Mapping[str, Any]) -> int:
+        """Insert one row; return the new autoincrement id (or 0 for natural keys)."""
+        self.check_columns(list(values))
+        cols = list(values)
+        txn.execute(f"INSERT INTO {self.name} ({', '.join(cols)}) "
+                    f"VALUES ({', '.join('?' for _ in cols)})", [values[c] for c in cols])
+        return txn.lastrowid if self.key == "id" else 0
+
+    def get(self, txn: Txn, key: Any, *, owner: Any = _UNSET) -> R | None:
+        scope, params = self._scope(owner)
+        row = txn.one(f"SELECT {', '.join(self.columns)} FROM {self.name} "
+                      f"WHERE {self.key} = ?{scope}", (key, *params))
+        return None if row is None else self.to_record(row)
+
+    def select(self, txn: Txn, where: str = "1 = 1", params: Sequence[Any] = (), *,
+               owner: Any = _UNSET, order: str | None = None, limit: int | None = None,
+               offset: int = 0) -> list[R]:
+        """Rows matching ``where`` (SQL written by us, values as ``?`` parameters)."""
+        scope, scope_params = self._scope(owner)
+        sql = f"SELECT {', '.join(self.columns)} FROM {self.name} WHERE ({where}){scope}"
+        sql += f" ORDER BY {order or self.key}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        return [self.to_record(r) for r in txn.all(sql, (*params, *scope_params))]
+
+    def count(self, txn: Txn, where: str = "1 = 1", params: Sequence[Any] = (), *,
+              owner: Any = _UNSET) -> int:
+        scope, scope_params = self._scope(owner)
+        return int(txn.scalar(f"SELECT COUNT(*) FROM {self.name} WHERE ({where}){scope}",
+                              (*params, *scope_params)))
+
+    def update(self, txn: Txn, key: Any, changes: Mapping[str, Any], *,
+               owner: Any = _UNSET) -> bool:
+        """Change some columns of one row; False when no such row (for that owner)."""
+        if not changes:
+            return self.get(txn, key, owner=owner) is not None
+        self.check_columns(list(changes))
+        if self.key in changes or (self.owner and self.owner in changes):
+            raise UnknownColumn(f"{self.name}: the key and the owner cannot be changed here")
+        scope, params = self._scope(owner)
+        sets = ", ".join(f"{c} = ?" for c in changes)
+        txn.execute(f"UPDATE {self.name} SET {sets} WHERE {self.key} = ?{scope}",
+                    (*changes.values(), key, *params))
+        if txn.rowcount:
+            return True
+        # MySQL counts only rows whose values changed: tell "same values" from "no row".
+        return self.get(txn, key, owner=owner) is not None
+
+    def delete(self, txn: Txn, key: Any, *, owner: Any = _UNSET) -> bool:
+        scope, params = self._scope(owner)
+        txn.execute(f"DELETE FROM {self.name} WHERE {self.key} = ?{scope}", (key, *params))
+        return txn.rowcount > 0

@@ -1,0 +1,116 @@
+"""``twistd xvbd``: the options and the one service tree of the process.
+
+Only this module touches the global reactor; everything below receives it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.python import usage
+from twisted.web.server import Site
+
+import xvbd
+from xvbd.agi.placeholder import EnvOnlySession
+from xvbd.agi.server import FastAGIFactory
+from xvbd.config import ConfigError, Settings, load_settings
+from xvbd.logs import LoggingService, logger
+from xvbd.services import (
+    DatabaseService,
+    ListenerService,
+    OrderedMultiService,
+    StartupError,
+    fail_start,
+)
+from xvbd.store import Database, Store
+from xvbd.store.migrations import SchemaError, check_schema
+from xvbd.web.root import WebRoot
+
+log = logger("xvbd")
+
+EXIT_CONFIG, EXIT_DATABASE, EXIT_LISTEN = 2, 3, 4
+
+
+class Options(usage.Options):
+    synopsis = "[-c FILE]"
+    longdesc = "Run xvbd: the FastAGI server, the web interface and the AMI client."
+    optParameters = [["config", "c", "etc/xvb.conf", "the xvb.conf to run with"]]
+
+
+class XVBService(OrderedMultiService):
+    """The process: logs its start-up line once the listeners are up, and turns a start-up
+    failure into one clear message and a non-zero exit."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        super().__init__()
+        self.settings = settings
+        self.store = store
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except StartupError as exc:
+            for child in self:
+                port = getattr(child, "port", None)
+                if port is not None:
+                    port.stopListening()
+            fail_start(EXIT_LISTEN, str(exc))
+
+    def startService(self) -> None:
+        super().startService()
+        agi = self.getServiceNamed("agi")
+        web = self.getServiceNamed("web")
+        log.info("xvbd {version} started: server_id={server_id} agi={agi} web={web} "
+                 "db={backend} ({url})", version=xvbd.__version__,
+                 server_id=self.settings.common.server_id, agi=agi.address(),
+                 web=web.address(), backend=self.store.db.backend, url=str(self.store.db.url))
+
+    def stopService(self) -> Any:
+        log.info("xvbd stopping")
+        return super().stopService()
+
+
+def build_service(settings: Settings, reactor: Any) -> XVBService:
+    """The service tree for ``settings``: children start in this order and stop in reverse."""
+    db = Database(settings.db.url, pool_max=settings.db.pool_max,
+                  connect_timeout=settings.db.connect_timeout, reactor=reactor)
+    store = Store(db, clock=reactor.seconds)
+    top = XVBService(settings, store)
+    LoggingService(settings.debug).setServiceParent(top)
+    DatabaseService(db).setServiceParent(top)
+    # Slots of the next issues, in their stop order: AMI clients and the CDR emitter stop
+    # after the listeners, so a call's last records still reach them.
+    for name in ("cdr", "ami"):
+        slot = MultiService()
+        slot.setName(name)
+        slot.setServiceParent(top)
+    web = WebRoot(db, settings.common.server_id, clock=reactor)
+    ListenerService("web", "[WEB] LISTEN", settings.web.listen, Site(web.app.resource()),
+                    reactor).setServiceParent(top)
+    agi_factory = FastAGIFactory(EnvOnlySession, clock=reactor)
+    ListenerService("agi", "[AGI] LISTEN", settings.agi.listen, agi_factory, reactor,
+                    on_stop=lambda: agi_factory.drain(settings.agi.shutdown_grace),
+                    ).setServiceParent(top)
+    return top
+
+
+def makeService(options: Options, reactor: Any = None) -> XVBService:
+    """Read the configuration, check the database, build the service tree.  Any problem is
+    reported on stderr and the process exits non-zero before any port is opened."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+        reactor = global_reactor
+    try:
+        settings = load_settings(options["config"])
+    except ConfigError as exc:
+        fail_start(EXIT_CONFIG, "the configuration has errors:\n  " +
+                   "\n  ".join(exc.problems))
+    for warning in settings.warnings:
+        sys.stderr.write(f"xvbd: warning: {warning}\n")
+    try:
+        check_schema(settings.db.url, settings.db.connect_timeout)
+    except SchemaError as exc:
+        fail_start(EXIT_DATABASE, str(exc))
+    return build_service(settings, reactor)

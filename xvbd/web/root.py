@@ -1,0 +1,68 @@
+"""The Klein root of the web listener: ``/healthz`` for load balancers and monitoring."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from klein import Klein
+from twisted.internet.defer import Deferred, TimeoutError
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import HTTPException
+
+import xvbd
+from xvbd.logs import logger
+from xvbd.store import Database
+from xvbd.store.migrations import HEAD, current_version
+
+log = logger("xvbd.web")
+
+
+class WebRoot:
+    """Routes of the site root.  ``db_timeout`` bounds how long a health check waits."""
+
+    app = Klein()
+
+    def __init__(self, db: Database, server_id: str, clock: Any, db_timeout: float = 3.0) -> None:
+        self.db = db
+        self.server_id = server_id
+        self.clock = clock
+        self.db_timeout = db_timeout
+
+    @app.route("/healthz", methods=["GET", "HEAD"])
+    async def healthz(self, request: IRequest) -> bytes:
+        """JSON: is this process up and can it reach its database?  200 when yes, 503 not."""
+        started = time.monotonic()
+        check = Deferred.fromCoroutine(self.db.run_interaction(current_version))
+        check.addTimeout(self.db_timeout, self.clock)
+        db: dict[str, Any] = {"backend": self.db.backend}
+        try:
+            db["schema_version"] = await check
+            db["reachable"] = True
+            db["latency_ms"] = round((time.monotonic() - started) * 1000, 2)
+        except TimeoutError:
+            db.update(reachable=False, error=f"no answer within {self.db_timeout:g} s")
+        except Exception as exc:
+            db.update(reachable=False, error=str(exc))
+            log.warn("health check: the database is not reachable: {error}", error=str(exc))
+        healthy = db["reachable"] and db.get("schema_version") == HEAD
+        if db["reachable"] and not healthy:
+            db["error"] = (f"the database is at schema version {db['schema_version']}, "
+                           f"this xvbd needs {HEAD}")
+        request.setResponseCode(200 if healthy else 503)
+        request.setHeader("Content-Type", "application/json")
+        request.setHeader("Cache-Control", "no-store")
+        body = {"status": "ok" if healthy else "unavailable", "server_id": self.server_id,
+                "version": xvbd.__version__, "db": db}
+        return json.dumps(body).encode("utf-8")
+
+    @app.handle_errors(Exception)
+    def failed(self, request: IRequest, failure: Any) -> bytes:
+        request.setHeader("Content-Type", "application/json")
+        if failure.check(HTTPException):
+            request.setResponseCode(failure.value.code)
+            return json.dumps({"status": "error", "error": failure.value.description}).encode()
+        log.failure("web request {uri} failed", failure, uri=request.uri)
+        request.setResponseCode(500)
+        return b'{"status": "error", "error": "internal error; see the server log"}'
