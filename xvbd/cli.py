@@ -4,6 +4,7 @@
   xvbd-admin db status -c FILE         show the schema version
   xvbd-admin admin-password -c FILE    set the admin web password
   xvbd-admin check-config -c FILE      validate and print the effective settings
+  xvbd-admin demo-tenant -c FILE       create the demo tenant to call
 """
 
 from __future__ import annotations
@@ -108,6 +109,21 @@ def cmd_admin_password(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo_tenant(args: argparse.Namespace) -> int:
+    from xvbd.demo import ACCESS_CODE, DID, PIN, VOICE_NUMBER, seed_demo
+
+    settings = _settings(args.config)
+    try:
+        check_schema(settings.db.url, settings.db.connect_timeout)
+    except SchemaError as exc:
+        raise CommandError(str(exc), EXIT_DATABASE) from None
+    demo = _run_async(seed_demo, settings)
+    state = "created" if demo.created else "already there"
+    print(f"demo tenant {state}: user {demo.user.id}, public number {VOICE_NUMBER}, "
+          f"AccessCode {ACCESS_CODE}, PIN {PIN}, DID {DID}")
+    return EXIT_OK
+
+
 def _run_async(job: Any, settings: Settings) -> Any:
     """Run ``job(store)`` (a coroutine function) on a reactor, for commands that reuse the
     repositories."""
@@ -155,6 +171,8 @@ def parser() -> argparse.ArgumentParser:
     pw.add_argument("--password-stdin", action="store_true",
                     help="read the password from the first line of standard input")
     pw.set_defaults(run=cmd_admin_password)
+    with_config(sub.add_parser("demo-tenant", help="create the demo tenant (613 / 10001)")
+                ).set_defaults(run=cmd_demo_tenant)
     with_config(sub.add_parser("check-config", help="validate and print the settings")
                 ).set_defaults(run=cmd_check_config)
     return top

@@ -13,9 +13,12 @@ from twisted.python import usage
 from twisted.web.server import Site
 
 import xvbd
-from xvbd.agi.placeholder import EnvOnlySession
+from xvbd.accounting.sinks import CDREmitter, DBSink, FileSink, Sink
 from xvbd.agi.server import FastAGIFactory
 from xvbd.config import ConfigError, Settings, load_settings
+from xvbd.counters import LocalCounters
+from xvbd.engine.directory import Directory
+from xvbd.engine.engine import Engine
 from xvbd.logs import LoggingService, logger
 from xvbd.services import (
     DatabaseService,
@@ -80,20 +83,35 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     top = XVBService(settings, store)
     LoggingService(settings.debug).setServiceParent(top)
     DatabaseService(db).setServiceParent(top)
-    # Slots of the next issues, in their stop order: AMI clients and the CDR emitter stop
-    # after the listeners, so a call's last records still reach them.
-    for name in ("cdr", "ami"):
-        slot = MultiService()
-        slot.setName(name)
-        slot.setServiceParent(top)
+    # The CDR emitter and the AMI clients stop after the listeners, so the last calls'
+    # records still reach them.
+    emitter = CDREmitter(cdr_sinks(settings, store, reactor))
+    emitter.setServiceParent(top)
+    ami = MultiService()  # AMI clients: one per node (the AMI issue)
+    ami.setName("ami")
+    ami.setServiceParent(top)
+    engine = Engine(settings, store, Directory(store, reactor), LocalCounters(reactor), emitter,
+                    reactor)
     web = WebRoot(db, settings.common.server_id, clock=reactor)
     ListenerService("web", "[WEB] LISTEN", settings.web.listen, Site(web.app.resource()),
                     reactor).setServiceParent(top)
-    agi_factory = FastAGIFactory(EnvOnlySession, clock=reactor)
+    agi_factory = FastAGIFactory(engine, clock=reactor, env_timeout=settings.agi.env_timeout)
     ListenerService("agi", "[AGI] LISTEN", settings.agi.listen, agi_factory, reactor,
                     on_stop=lambda: agi_factory.drain(settings.agi.shutdown_grace),
                     ).setServiceParent(top)
     return top
+
+
+def cdr_sinks(settings: Settings, store: Store, reactor: Any) -> list[Sink]:
+    sinks: list[Sink] = []
+    if "FILE" in settings.cdr.send_to:
+        sinks.append(FileSink(settings.cdr.file, reactor))
+    if "DB" in settings.cdr.send_to and settings.common.cdr_store > 0:
+        sinks.append(DBSink(store.cdrs))
+    if "UDP" in settings.cdr.send_to:
+        log.warn("[CDR] SEND_TO has UDP, which this xvbd does not send yet; the other "
+                 "sinks get every record")
+    return sinks
 
 
 def makeService(options: Options, reactor: Any = None) -> XVBService:

@@ -94,7 +94,9 @@ def on_both_backends(mixin: type) -> tuple[type, type]:
     from twisted.trial.unittest import TestCase
 
     name = mixin.__name__
-    sqlite = type(f"{name}OnSQLite", (DatabaseCase, mixin, TestCase), {"backend": "sqlite"})
-    mysql = type(f"{name}OnMariaDB", (DatabaseCase, mixin, TestCase), {"backend": "mysql"})
+    bases = (mixin, TestCase) if issubclass(mixin, DatabaseCase) else (DatabaseCase, mixin,
+                                                                      TestCase)
+    sqlite = type(f"{name}OnSQLite", bases, {"backend": "sqlite"})
+    mysql = type(f"{name}OnMariaDB", bases, {"backend": "mysql"})
     sqlite.__module__ = mysql.__module__ = mixin.__module__
     return sqlite, mysql

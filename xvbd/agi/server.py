@@ -1,36 +1,52 @@
-"""The FastAGI listener's factory: it knows the live sessions, so a stop can let calls
-finish (up to ``[AGI] SHUTDOWN_GRACE`` seconds) and then end the rest with their records."""
+"""The FastAGI listener's factory: one protocol per Asterisk connection, one engine call per
+session, and the list of live sessions so a stop can let calls finish (up to
+``[AGI] SHUTDOWN_GRACE`` seconds) and then end the rest with their records written."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ServerFactory
+from twisted.python.failure import Failure
 
+from xvbd.agi.channel import AGIChannel
+from xvbd.agi.protocol import FastAGIProtocol
 from xvbd.logs import logger
 
 log = logger("xvbd.agi")
 
 
-class Session(Protocol):
-    """What the factory needs of a live FastAGI session."""
-
-    def finish(self, reason: str) -> Deferred[None]:
-        """End the call now (records written); fires when the session is gone."""
-
-
 class FastAGIFactory(ServerFactory):
-    """Builds one protocol per Asterisk connection and tracks the live ones."""
+    protocol = FastAGIProtocol
 
-    def __init__(self, protocol_class: Any, clock: Any) -> None:
-        self.protocol = protocol_class
+    def __init__(self, engine: Any, clock: Any, env_timeout: float = 10.0) -> None:
+        self.engine = engine
         self.clock = clock
+        self.env_timeout = env_timeout
         self.sessions: set[Any] = set()
+        self._calls: dict[Any, Deferred[None]] = {}
         self._idle: list[Deferred[None]] = []
+
+    # ------------------------------------------------------------------ sessions
 
     def session_started(self, session: Any) -> None:
         self.sessions.add(session)
+
+    def start_session(self, session: FastAGIProtocol) -> None:
+        """The environment is in: run the call, then close the socket ourselves."""
+        assert session.env is not None
+        call = Deferred.fromCoroutine(self.engine.serve(session.env, AGIChannel(session)))
+
+        def done(result: Any) -> None:
+            self._calls.pop(session, None)
+            session.close()
+            if isinstance(result, Failure):
+                log.failure("FastAGI session failed", result)
+
+        call.addBoth(done)
+        if not call.called:
+            self._calls[session] = call
 
     def session_ended(self, session: Any) -> None:
         self.sessions.discard(session)
@@ -38,6 +54,19 @@ class FastAGIFactory(ServerFactory):
             waiting, self._idle = self._idle, []
             for d in waiting:
                 d.callback(None)
+
+    async def finish(self, session: Any, reason: str) -> None:
+        """End one call now: its socket closes, its pending commands fail with Hangup, its
+        stop work (records) runs, then it is gone."""
+        log.warn("ending call on {channel}: {reason}",
+                 channel=session.env.channel if getattr(session, "env", None) else "?",
+                 reason=reason)
+        call = self._calls.get(session)
+        session.close()
+        if call is not None:
+            await call
+
+    # ------------------------------------------------------------------ stop
 
     def _when_idle(self) -> Deferred[None]:
         d: Deferred[None] = Deferred(lambda cancelled: self._idle.remove(cancelled))
@@ -61,4 +90,4 @@ class FastAGIFactory(ServerFactory):
             log.warn("ending {n} call(s) still in progress after {grace} s: xvbd is stopping",
                      n=len(self.sessions), grace=grace)
             for session in list(self.sessions):
-                await session.finish("xvbd is stopping")
+                await self.finish(session, "xvbd is stopping")

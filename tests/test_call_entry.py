@@ -1,0 +1,164 @@
+"""Entry points through the real FastAGI protocol: private DIDs, public numbers with
+AccessCode and PIN, the ANYONE entry, SIP domains, locked users, throttled guessing."""
+
+from __future__ import annotations
+
+import re
+
+from tests.peers.agi import Caller
+from tests.support.db import on_both_backends
+from tests.support.engine import EngineCase
+from xvbd.demo import seed_demo
+
+
+def summary(lines: list[str]) -> str:
+    found = [line for line in lines if ", TYPE=XVB," in line]
+    assert len(found) == 1, lines
+    return found[0]
+
+
+class EntryTests(EngineCase):
+    async def test_a_private_did_goes_straight_to_its_user(self) -> None:
+        await seed_demo(self.store)
+        peer = await self.call(Caller(keys=["2"]), args=("100", "10.0.0.1"))
+        self.assertEqual(peer.commands[:4], [
+            "ANSWER", 'SET VARIABLE __XVB_AC "10001"',
+            'SET VARIABLE CHANNEL(language) "xvb.EN-Female"',
+            'STREAM FILE demo-instruct "0123456789*#"'])
+        self.assertFalse(any("GET DATA" in c for c in peer.commands), "no code, no PIN")
+        self.assertIn('SAY DATETIME 1285757673 "" "" Europe/Moscow', peer.commands)
+        self.assertEqual(peer.variables["XVB_AC"], "10001")
+        self.assertEqual(peer.variables["XVB_RESULT"], "OK")
+        self.assertTrue(peer.closed_by_server)
+        self.assertIn("SUBSCR_ID=1, SYS_COST=0, TYPE=XVB", summary(self.cdr_lines()))
+
+    async def test_a_public_number_asks_code_then_pin(self) -> None:
+        await seed_demo(self.store)
+        peer = await self.call(Caller(keys=["10001", "911", "2"]), args=("613", "10.0.0.1"))
+        self.assertEqual(peer.commands[:5], [
+            "ANSWER", 'SET VARIABLE CHANNEL(language) "xvb.EN-Female"',
+            "GET DATA agent-user 9000 16", "GET DATA agent-pass 9000 16",
+            'SET VARIABLE __XVB_AC "10001"'])
+        self.assertIn('SAY DATETIME 1285757679 "" "" Europe/Moscow', peer.commands)
+        line = summary(self.cdr_lines())
+        self.assertIn("ACCESS_CODE=10001, CALLED_ID=613, CALLER_ID=6135550123, ", line)
+        self.assertTrue(line.endswith("DATA=DTMF=10001w3 xxxw3 2w1 w7 w7 w7"), line)
+
+    async def test_wrong_code_then_right_code(self) -> None:
+        await seed_demo(self.store)
+        peer = await self.call(Caller(keys=["55555", "10001", "911", "*"]), args=("613",))
+        self.assertEqual(peer.commands[2:5], ["GET DATA agent-user 9000 16",
+                                              "GET DATA pbx-invalid 9000 16",
+                                              "GET DATA agent-pass 9000 16"])
+        self.assertEqual(peer.variables["XVB_RESULT"], "OK")
+
+    async def test_three_wrong_pins_end_the_call_politely(self) -> None:
+        await seed_demo(self.store)
+        peer = await self.call(Caller(keys=["10001", "1", "2", "3"]), args=("613",))
+        self.assertEqual(peer.commands[2:], [
+            "GET DATA agent-user 9000 16", "GET DATA agent-pass 9000 16",
+            "GET DATA auth-incorrect 9000 16", "GET DATA auth-incorrect 9000 16",
+            'STREAM FILE vm-goodbye ""', "HANGUP", 'SET VARIABLE XVB_RESULT "NOUSER"'])
+        line = summary(self.cdr_lines())
+        self.assertIn("ACCESS_CODE=, CALLED_ID=613", line)
+        self.assertIn("SUBSCR_ID=0", line)
+        self.assertTrue(line.endswith("DTMF=10001w3 xw3 xw3 xw3"), "PINs never reach the CDR")
+
+    async def test_a_spoofed_caller_id_never_skips_the_pin(self) -> None:
+        await seed_demo(self.store)
+        peer = await self.call(Caller(keys=["10001", None, None, None]), args=("613",),
+                               callerid="613")
+        self.assertEqual(peer.commands.count("GET DATA auth-incorrect 9000 16"), 2)
+        self.assertEqual(peer.variables["XVB_RESULT"], "NOUSER")
+
+    async def test_guessing_a_pin_is_throttled_across_calls(self) -> None:
+        await seed_demo(self.store)
+        for n in range(2):  # 3 + 2 = 5 wrong PINs, from callers with different numbers
+            await self.call(Caller(keys=["10001", "0", "1", "2"][: 4 - n]), args=("613",),
+                            callerid=f"70000{n}")
+        peer = await self.call(Caller(keys=["10001", "911"]), args=("613",), callerid="700009")
+        self.assertNotIn("GET DATA agent-pass 9000 16", peer.commands,
+                         "even the right PIN is not asked for while the code is throttled")
+        self.assertIn('STREAM FILE please-try-call-later ""', peer.commands)
+        self.assertEqual(peer.variables["XVB_RESULT"], "THROTTLED")
+        self.clock.advance(901)
+        peer = await self.call(Caller(keys=["10001", "911", "*"]), args=("613",))
+        self.assertEqual(peer.variables["XVB_RESULT"], "OK", "the window passes")
+
+    async def test_one_caller_guessing_codes_is_throttled(self) -> None:
+        await seed_demo(self.store)
+        for _ in range(4):  # 3 wrong codes a call; the 10th failure closes the door
+            await self.call(Caller(keys=["1", "2", "3", "4"]), args=("613",), callerid="666")
+        peer = await self.call(Caller(keys=["10001", "911"]), args=("613",), callerid="666")
+        self.assertEqual(peer.variables["XVB_RESULT"], "THROTTLED")
+        self.assertNotIn("GET DATA agent-user 9000 16", peer.commands)
+
+    async def test_anyone_codes_work_on_every_public_number(self) -> None:
+        user = await self.store.accounts.create_user("ANYONE", "20001", 1,
+                                                     language="xvb.RU-Female")
+        await self.store.ivr.create_root(user.id, "DateTime", {})
+        await self.store.accounts.set_did_language("ANYONE", "xvb.RU-Female")
+        peer = await self.call(Caller(keys=["20001"]), args=("4951234567",))
+        self.assertEqual(peer.commands[1], 'SET VARIABLE CHANNEL(language) "xvb.RU-Female"')
+        self.assertEqual(peer.variables["XVB_AC"], "20001")
+        self.assertTrue(any(c.startswith("SAY DATETIME") for c in peer.commands))
+
+    async def test_a_locked_user_hears_a_message_not_the_ivr(self) -> None:
+        demo = await seed_demo(self.store)
+        await self.store.accounts.update_user(demo.user.id, status="locked")
+        peer = await self.call(Caller(), args=("100",))
+        self.assertEqual(peer.commands[-3:], ['STREAM FILE ss-noservice ""', "HANGUP",
+                                              'SET VARIABLE XVB_RESULT "LOCKED"'])
+        self.assertFalse(any("demo-instruct" in c for c in peer.commands))
+        self.assertIn("SUBSCR_ID=1", summary(self.cdr_lines()))
+
+    async def test_sip_domain_routing_both_examples(self) -> None:
+        acc, ivr = self.store.accounts, self.store.ivr
+        first = await acc.create_user("subdomain", "123", 1)
+        await ivr.create_root(first.id, "DateTime", {})
+        second = await acc.create_user("subdom", "123", 1)
+        root = await ivr.create_root(second.id, "Playback", {"greeting": "system:hello"})
+        await ivr.add_child(second.id, root.id, "10", "DateTime", {"timezone": "UTC"})
+        peer = await self.call(Caller(), script="sip",
+                               args=("<sip:123@subdomain.comp.ru>;tag=1", "10.0.0.1"))
+        self.assertEqual(peer.variables["XVB_AC"], "123")
+        self.assertTrue(any(c.startswith("SAY DATETIME") for c in peer.commands))
+        peer = await self.call(Caller(), script="sip",
+                               args=("sip:10@123.subdom.somecomp.com", "10.0.0.1"))
+        self.assertEqual(peer.commands[3], 'SAY DATETIME 1285757675 "" "" UTC',
+                         "the extension in the user part is reached straight away")
+        self.assertEqual(peer.commands[4], 'STREAM FILE hello "0123456789*#"',
+                         "then the menu above it")
+        lines = self.cdr_lines()
+        self.assertIn("CALLED_ID=subdom*123", summary(lines[len(lines) // 2:]))
+
+    async def test_a_sip_call_for_nobody(self) -> None:
+        peer = await self.call(Caller(), script="sip", args=("sip:1@elsewhere.org",))
+        self.assertEqual(peer.commands[1:], ['STREAM FILE ss-noservice ""', "HANGUP",
+                                             'SET VARIABLE XVB_RESULT "NOUSER"'])
+
+    async def test_pstn_gateway_rule_for_the_caller_id(self) -> None:
+        await seed_demo(self.store)
+        await self.call(Caller(keys=["*"]), args=("100", "10.1.5.22"), callerid="2501")
+        await self.call(Caller(keys=["*"]), args=("100", "10.0.0.1:5060"), callerid="2501")
+        await self.call(Caller(keys=["*"]), args=("100", "10.1.5.22", "pbx.example.com"),
+                        callerid="2501")
+        callers = re.findall(r"CALLER_ID=([^,]*), CALL_ID=\w+, CALL_TYPE", "\n".join(
+            self.cdr_lines()))
+        self.assertEqual(callers, ["2501@10.1.5.22", "2501", "2501@pbx.example.com"])
+
+    async def test_an_unknown_script(self) -> None:
+        peer = await self.call(Caller(), script="nosuch")
+        self.assertEqual(peer.commands, ['SET VARIABLE XVB_RESULT "NOSCRIPT"'])
+        self.assertTrue(peer.closed_by_server)
+        self.assertEqual(self.cdr_lines(), [])
+
+    async def test_a_user_with_no_ivr_yet(self) -> None:
+        user = await self.store.accounts.create_user("613", "10002", 1)
+        await self.store.accounts.assign_did("102", user.id)
+        peer = await self.call(Caller(), args=("102",))
+        self.assertIn('STREAM FILE ss-noservice ""', peer.commands)
+        self.assertEqual(peer.variables["XVB_RESULT"], "NOEXT")
+
+
+EntryOnSQLite, EntryOnMariaDB = on_both_backends(EntryTests)

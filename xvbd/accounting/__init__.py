@@ -1,0 +1,1 @@
+"""Accounting: CDR records and their sinks (billing and RADIUS join here)."""

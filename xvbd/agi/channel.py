@@ -1,0 +1,188 @@
+"""The channel as the engine sees it: ``async`` AGI commands with parsed results.
+
+Every argument goes through :func:`quote` or :func:`token` here, once: free text (caller
+ids, SIP headers, DTMF, a tenant's words) can never break out of its argument or add a
+second command to the wire.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+
+from xvbd.agi.protocol import AGIError, Hangup, Reply
+
+ALL_DIGITS = "0123456789*#"
+_TOKEN = re.compile(r"[A-Za-z0-9_./:@+*#-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_VARIABLE = re.compile(r"(__?)?[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,-]*\))?")
+
+
+def quote(value: object) -> str:
+    """One AGI argument in double quotes, as Asterisk's parser reads it back: backslash and
+    quote escaped, control characters (line breaks above all) replaced by spaces."""
+    text = _CONTROL.sub(" ", str(value))
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def token(value: object) -> str:
+    """An argument that must be one plain word (file names, numbers, variable names)."""
+    text = str(value)
+    if not _TOKEN.fullmatch(text):
+        raise ValueError(f"not a safe AGI word: {text!r}")
+    return text
+
+
+def variable(name: str) -> str:
+    """A channel variable or function name (``XVB_AC``, ``__XVB_AC``, ``CHANNEL(language)``)."""
+    if not _VARIABLE.fullmatch(name):
+        raise ValueError(f"not a channel variable name: {name!r}")
+    return name
+
+
+def digits_arg(value: str) -> str:
+    """Escape digits: quoted, limited to the DTMF alphabet."""
+    if any(c not in ALL_DIGITS for c in value):
+        raise ValueError(f"escape digits are 0-9, * and #, got {value!r}")
+    return f'"{value}"'
+
+
+class Sender(Protocol):
+    """What the channel needs of the connection (the protocol, or a test script)."""
+
+    hung_up: bool
+
+    def send_command(self, command: str, *, dead_ok: bool = False) -> Deferred[Reply]: ...
+
+    def on_hangup(self, watcher: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class Playback:
+    digit: str  # the key that stopped it, or ''
+    endpos: int | None
+    failed: bool  # Asterisk could not play it (missing file) or the caller left
+
+
+@dataclass(frozen=True)
+class Recording:
+    ended_by: str  # 'dtmf', 'timeout', 'hangup', 'silence' …
+    digit: str
+    endpos: int
+
+
+class AGIChannel:
+    """Async AGI commands over a :class:`Sender`."""
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+
+    @property
+    def hung_up(self) -> bool:
+        return self.sender.hung_up
+
+    async def command(self, text: str, *, dead_ok: bool = False) -> Reply:
+        return await self.sender.send_command(text, dead_ok=dead_ok)
+
+    # ------------------------------------------------------------------ call control
+
+    async def answer(self) -> None:
+        reply = await self.command("ANSWER")
+        if reply.value == -1:
+            raise Hangup("ANSWER failed")
+
+    async def hangup(self) -> None:
+        await self.command("HANGUP")
+
+    async def channel_status(self) -> int:
+        return (await self.command("CHANNEL STATUS")).value
+
+    # ------------------------------------------------------------------ sound and digits
+
+    async def stream_file(self, name: str, escape_digits: str = "") -> Playback:
+        reply = await self.command(f"STREAM FILE {token(name)} {digits_arg(escape_digits)}")
+        value = reply.value
+        return Playback(chr(value) if value > 0 else "", reply.endpos, value < 0)
+
+    async def get_data(self, name: str, timeout_ms: int, max_digits: int) -> str:
+        """Play ``name`` and collect up to ``max_digits`` keys; '' on timeout."""
+        reply = await self.command(f"GET DATA {token(name)} {int(timeout_ms)} {int(max_digits)}")
+        if reply.result == "-1":
+            raise Hangup("GET DATA failed")
+        return reply.result
+
+    async def wait_for_digit(self, timeout_ms: int) -> str:
+        value = (await self.command(f"WAIT FOR DIGIT {int(timeout_ms)}")).value
+        if value < 0:
+            raise Hangup("WAIT FOR DIGIT failed")
+        return chr(value) if value > 0 else ""
+
+    async def say_digits(self, number: str, escape_digits: str = "") -> str:
+        reply = await self.command(f"SAY DIGITS {token(number)} {digits_arg(escape_digits)}")
+        value = reply.value
+        return chr(value) if value > 0 else ""
+
+    async def say_number(self, number: int, escape_digits: str = "") -> str:
+        value = (await self.command(f"SAY NUMBER {int(number)} {digits_arg(escape_digits)}")).value
+        return chr(value) if value > 0 else ""
+
+    async def say_datetime(self, when: int, escape_digits: str = "", fmt: str = "",
+                           timezone: str = "") -> str:
+        command = f"SAY DATETIME {int(when)} {digits_arg(escape_digits)}"
+        if fmt or timezone:
+            command += f" {quote(fmt)}"
+        if timezone:
+            command += f" {token(timezone)}"
+        value = (await self.command(command)).value
+        return chr(value) if value > 0 else ""
+
+    async def record_file(self, name: str, fmt: str, escape_digits: str, timeout_ms: int, *,
+                          beep: bool = True, silence: int = 0) -> Recording:
+        command = (f"RECORD FILE {token(name)} {token(fmt)} {digits_arg(escape_digits)} "
+                   f"{int(timeout_ms)} 0")
+        if beep:
+            command += " BEEP"
+        if silence:
+            command += f" s={int(silence)}"
+        reply = await self.command(command)
+        value = reply.value
+        ended_by = reply.data or ("dtmf" if value > 0 else "timeout")
+        return Recording(ended_by, chr(value) if value > 0 else "", reply.endpos or 0)
+
+    # ------------------------------------------------------------------ variables
+
+    async def set_variable(self, name: str, value: object) -> None:
+        await self.command(f"SET VARIABLE {variable(name)} {quote(value)}", dead_ok=True)
+
+    async def get_variable(self, name: str) -> str | None:
+        reply = await self.command(f"GET VARIABLE {variable(name)}", dead_ok=True)
+        return reply.data if reply.value == 1 else None
+
+    async def get_full_variable(self, expression: str) -> str | None:
+        if "\n" in expression or " " in expression:
+            raise ValueError(f"not a variable expression: {expression!r}")
+        reply = await self.command(f"GET FULL VARIABLE {expression}", dead_ok=True)
+        return reply.data if reply.value == 1 else None
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self.command(f"VERBOSE {quote(message)} {int(level)}", dead_ok=True)
+
+    async def noop(self) -> None:
+        await self.command("NOOP", dead_ok=True)
+
+    # ------------------------------------------------------------------ applications
+
+    async def exec_(self, application: str, *args: object) -> int:
+        """Run a dialplan application; its arguments are joined by ',' in one quoted
+        argument, each stripped of characters the dialplan would take as separators."""
+        joined = ",".join(str(a).replace(",", " ") for a in args)
+        command = f"EXEC {token(application)}"
+        if args:
+            command += f" {quote(joined)}"
+        value = (await self.command(command)).value
+        if value == -2:
+            raise AGIError(f"Asterisk has no application {application!r}")
+        return value

@@ -1,0 +1,1 @@
+"""The call engine: what a call does, driven through an AGI channel, never bytes."""

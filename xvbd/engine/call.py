@@ -1,0 +1,137 @@
+"""One call in progress: who called whom, which tenant it belongs to, what it has done,
+and the stop work (hooks, counters, CDR summary) that runs exactly once however it ends."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from xvbd.accounting.cdr import CallCDR
+from xvbd.agi.channel import AGIChannel, Playback
+from xvbd.agi.protocol import AGIEnv, Hangup
+from xvbd.logs import logger
+from xvbd.store.accounts import Group, Tariff, User
+
+if TYPE_CHECKING:
+    from xvbd.engine.engine import Engine
+
+log = logger("xvbd.call")
+
+
+@dataclass
+class Call:
+    engine: Engine
+    env: AGIEnv
+    channel: AGIChannel
+    called_id: str
+    caller_id: str
+    call_type: str = "incoming"
+    call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = 0.0
+    user: User | None = None
+    group: Group | None = None
+    tariff: Tariff | None = None
+    language: str = ""
+    access_code: str = ""
+    deadline: float = math.inf
+    dtmf: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    step_data: dict[str, Any] = field(default_factory=dict)
+    result: str = "NOUSER"
+    _leases: list[str] = field(default_factory=list)
+    _hooks: list[Any] = field(default_factory=list)
+    _finished: bool = False
+
+    def __post_init__(self) -> None:
+        self.started = self.engine.clock.seconds()
+        self.cdr = CallCDR(self._common())
+
+    # ------------------------------------------------------------------ identity
+
+    def _common(self) -> dict[str, Any]:
+        return {"ACCESS_CODE": self.access_code, "CALLED_ID": self.called_id,
+                "CALLER_ID": self.caller_id, "CALL_ID": self.call_id,
+                "SERVER_ID": self.engine.settings.common.server_id,
+                "SUBSCR_ID": self.user.id if self.user else 0}
+
+    async def become(self, user: User, group: Group, access_code: str) -> None:
+        """The call now belongs to ``user``: CDR fields, language, limits, hooks."""
+        self.user, self.group, self.access_code = user, group, access_code
+        self.tariff = await self.engine.directory.tariff(group.tariff_id)
+        self.cdr.common = self._common()
+        self.result = "OK"
+        if group.max_call_duration > 0:
+            self.deadline = self.started + group.max_call_duration
+
+    def log_fields(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "access_code": self.access_code}
+
+    # ------------------------------------------------------------------ time
+
+    def now(self) -> int:
+        return int(self.engine.clock.seconds())
+
+    def time_left(self) -> float:
+        return self.deadline - self.engine.clock.seconds()
+
+    @property
+    def out_of_time(self) -> bool:
+        return self.time_left() <= 0
+
+    # ------------------------------------------------------------------ helpers
+
+    async def play(self, name: str, escape_digits: str = "") -> Playback:
+        result = await self.channel.stream_file(name, escape_digits)
+        if result.failed and not self.channel.hung_up:
+            log.warn("could not play {name!r} (missing file?) on call {call_id}", name=name,
+                     **self.log_fields())
+        return result
+
+    async def say_goodbye(self, prompt: str) -> None:
+        """A last polite word, then the line is put down; a caller already gone is fine."""
+        try:
+            await self.channel.stream_file(prompt)
+            await self.channel.hangup()
+        except Hangup:
+            pass
+
+    def note_dtmf(self, entered: str, waited: float) -> None:
+        """Keep what the caller typed for the summary's ``DTMF=``: the keys, then ``w`` and the
+        whole seconds waited before them (a timeout is ``w`` alone)."""
+        seconds = int(waited)
+        self.dtmf.append(entered + (f"w{seconds}" if seconds > 0 else ""))
+
+    async def take_slot(self, key: str, limit: int) -> bool:
+        if await self.engine.counters.acquire(key, limit):
+            self._leases.append(key)
+            return True
+        return False
+
+    def add_hooks(self, hooks: list[Any]) -> None:
+        self._hooks.extend(hooks)
+
+    # ------------------------------------------------------------------ the end
+
+    async def finish(self) -> None:
+        """Stop hooks, counters, CDR summary: once, whatever happened before."""
+        if self._finished:
+            return
+        self._finished = True
+        for hook in self._hooks:
+            await self.engine.hooks.run(hook, "stop", self)
+        for key in self._leases:
+            try:
+                await self.engine.counters.release(key)
+            except Exception:
+                log.failure("releasing the call counter {key} failed", key=key)
+        stop = self.now()
+        currency = self.tariff.currency_id if self.tariff else 0
+        self.cdr.summary(call_type=self.call_type, start=int(self.started), stop=stop, now=stop,
+                         cost=0, sys_cost=0, currency_id=currency, dtmf=" ".join(self.dtmf))
+        await self.engine.cdr.emit(self.cdr.records)
+        try:
+            await self.channel.set_variable("XVB_RESULT", self.result)
+        except Exception:  # the connection is gone: nothing to tell Asterisk
+            pass

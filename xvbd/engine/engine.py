@@ -1,0 +1,81 @@
+"""The engine: one call from its AGI environment to its last CDR record.
+
+``serve`` answers, runs the script the request names (``ivr``: DIDs and public numbers,
+``sip``: SIP domains), and whatever happens (a hang-up, a failing extension, xvbd
+stopping) runs the call's stop work once before the socket is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from xvbd.accounting.sinks import CDREmitter
+from xvbd.agi.channel import AGIChannel
+from xvbd.agi.protocol import AGIEnv, AGIError, Hangup
+from xvbd.config import Settings
+from xvbd.counters import Counters
+from xvbd.engine import entry, prompts
+from xvbd.engine.call import Call
+from xvbd.engine.directory import Directory
+from xvbd.engine.types import load_builtin_types
+from xvbd.hooks import HookRunner
+from xvbd.logs import logger
+from xvbd.store import Store
+
+log = logger("xvbd.engine")
+
+Script = Callable[[Call], Awaitable[None]]
+
+
+class Engine:
+    def __init__(self, settings: Settings, store: Store, directory: Directory,
+                 counters: Counters, cdr: CDREmitter, clock: Any,
+                 hooks: HookRunner | None = None) -> None:
+        load_builtin_types()
+        self.settings = settings
+        self.store = store
+        self.directory = directory
+        self.counters = counters
+        self.cdr = cdr
+        self.clock = clock
+        self.hooks = hooks or HookRunner()
+        self.scripts: dict[str, Script] = {"ivr": entry.inbound, "sip": entry.sip}
+
+    def new_call(self, env: AGIEnv, channel: AGIChannel) -> Call:
+        script = env.script
+        # Arguments of the shipped dialplan: ivr,CALLED,PEER,DOMAIN and sip,TO,PEER,DOMAIN.
+        args = [*list(env.args), "", "", ""]
+        called = args[0] if script == "ivr" and args[0] else env.get("extension")
+        if script == "sip":
+            target = entry.parse_sip_to(args[0], self.settings.common.sip_domains)
+            called = (f"{target.voice_number}*{target.access_code}" if target
+                      else args[0][:64])
+        caller = entry.caller_id_for_cdr(env.callerid, args[1], args[2],
+                                         self.settings.common.pstn_gw)
+        return Call(self, env, channel, called_id=called, caller_id=caller)
+
+    async def serve(self, env: AGIEnv, channel: AGIChannel) -> None:
+        script = self.scripts.get(env.script)
+        if script is None:
+            log.warn("FastAGI request for an unknown script {script!r} from {channel}; "
+                     "the dialplan should call ivr or sip", script=env.script,
+                     channel=env.channel)
+            try:
+                await channel.set_variable("XVB_RESULT", "NOSCRIPT")
+            except AGIError:
+                pass
+            return
+        call = self.new_call(env, channel)
+        try:
+            await channel.answer()
+            await script(call)
+        except Hangup:
+            pass
+        except Exception:
+            log.failure("call {call_id} on {channel} failed", channel=env.channel,
+                        **call.log_fields())
+            call.result = "ERROR"
+            await call.say_goodbye(prompts.ERROR)
+        finally:
+            await call.finish()

@@ -1,0 +1,226 @@
+"""Who answers a call: the entry points of SPEC section 3.
+
+* a **private DID** goes straight to its user;
+* a **public number** asks for the AccessCode, then the PIN where the user has one (in the
+  language the DIDs attr gives the number); the seed's ``ANYONE`` entry holds access codes
+  valid on every public number;
+* a **SIP call** picks the user from the ``To:`` header and ``[COMMON] SIP_DOMAINS``.
+
+Failures are counted across calls, per access code and per caller, so guessing a PIN is not
+practical; a caller id never stands in for the PIN.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from xvbd.engine import prompts
+from xvbd.engine.runner import walk
+from xvbd.logs import logger
+from xvbd.store.accounts import User
+
+if TYPE_CHECKING:
+    from xvbd.engine.call import Call
+
+log = logger("xvbd.entry")
+
+ANYONE = "ANYONE"
+MAX_CODE_DIGITS = 16
+#: Wrong PINs (or codes) within the window after which an access code is refused for a
+#: while: 5 tries in 15 minutes makes a 4-digit PIN take weeks to guess.
+CODE_FAILURES, CALLER_FAILURES, FAILURE_WINDOW = 5, 10, 900.0
+
+
+def caller_id_for_cdr(number: str, peer: str, domain: str, pstn_gw: tuple[str, ...]) -> str:
+    """``[COMMON] PSTN_GW``: calls from elsewhere get ``@domain`` (or ``@ip``) appended."""
+    if not pstn_gw or not peer:
+        return number
+    address = peer.rsplit(":", 1)[0] if peer.count(":") == 1 else peer
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return f"{number}@{domain or address}"
+    if any(ip in ipaddress.ip_network(net, strict=False) for net in pstn_gw):
+        return number
+    return f"{number}@{domain or address}"
+
+
+@dataclass(frozen=True)
+class SipTarget:
+    voice_number: str
+    access_code: str
+    extension: str  # '' when the call lands on the root
+
+
+def parse_sip_to(header: str, domains: tuple[str, ...]) -> SipTarget | None:
+    """``To: sip:123@subdomain.comp.ru`` -> (subdomain, 123, '');
+    ``To: sip:10@123.subdom.somecomp.com`` -> (subdom, 123, '10'); None if not ours."""
+    text = header.strip()
+    if "<" in text:
+        text = text[text.index("<") + 1:text.index(">")] if ">" in text else text
+    text = text.split(";", 1)[0]
+    if text.lower().startswith(("sip:", "sips:")):
+        text = text.split(":", 1)[1]
+    user, sep, host = text.partition("@")
+    if not sep or not user:
+        return None
+    host = host.split(":", 1)[0].lower().rstrip(".")
+    for domain in sorted(domains, key=len, reverse=True):
+        if host.endswith("." + domain):
+            labels = host[: -len(domain) - 1].split(".")
+            if len(labels) == 1 and labels[0]:
+                return SipTarget(labels[0], user, "")
+            if len(labels) == 2 and all(labels):
+                return SipTarget(labels[1], labels[0], user)
+    return None
+
+
+async def inbound(call: Call) -> None:
+    """Script ``ivr``: a DID of a user, or a public number that asks for codes."""
+    directory = call.engine.directory
+    user = await directory.user_by_did(call.called_id)
+    if user is not None:  # a private DID: no code, no PIN (the seed's console log)
+        await serve_user(call, user, user.access_code, pin_checked=True)
+        return
+    language = (await directory.public_language(call.called_id) or
+                await directory.public_language(ANYONE))
+    if language:
+        await call.channel.set_variable("CHANNEL(language)", language)
+        call.language = language
+    found = await ask_access_code(call, call.called_id)
+    if found is not None:
+        await serve_user(call, found, found.access_code, pin_checked=True)
+
+
+async def sip(call: Call) -> None:
+    """Script ``sip``: the To header (first argument) names the user and the extension."""
+    header = call.env.args[0] if call.env.args else ""
+    target = parse_sip_to(header, call.engine.settings.common.sip_domains)
+    if target is None:
+        log.info("SIP call to {to!r} matches no user of [COMMON] SIP_DOMAINS", to=header)
+        await call.say_goodbye(prompts.NOT_IN_SERVICE)
+        return
+    user = await find_user(call, target.voice_number, target.access_code)
+    if user is None:
+        await call.say_goodbye(prompts.NOT_IN_SERVICE)
+        return
+    await serve_user(call, user, target.access_code, path=target.extension)
+
+
+async def find_user(call: Call, voice_number: str, code: str) -> User | None:
+    directory = call.engine.directory
+    return (await directory.user_by_code(voice_number, code) or
+            await directory.user_by_code(ANYONE, code))
+
+
+async def _throttled(call: Call, key: str, limit: int) -> bool:
+    return await call.engine.counters.hits(key, FAILURE_WINDOW) >= limit
+
+
+def _code_key(user: User) -> str:
+    return f"authfail:code:{user.voice_number}#{user.access_code}"
+
+
+def _caller_key(call: Call) -> str:
+    return f"authfail:caller:{call.env.callerid or call.env.channel}"
+
+
+async def ask_access_code(call: Call, voice_number: str) -> User | None:
+    """Ask for the AccessCode (and the PIN) on a public number; None when it ends badly
+    (the caller has been told why)."""
+    settings = call.engine.settings
+    counters = call.engine.counters
+    prompt = prompts.ENTER_ACCESS_CODE
+    for _ in range(settings.attempts.access_code):
+        if await _throttled(call, _caller_key(call), CALLER_FAILURES):
+            await _refuse(call, "too many failures from this caller")
+            return None
+        asked = call.engine.clock.seconds()
+        code = await call.channel.get_data(prompt, settings.timeout.digit * 3, MAX_CODE_DIGITS)
+        call.note_dtmf(code, call.engine.clock.seconds() - asked)
+        if not code:
+            continue
+        user = await find_user(call, voice_number, code)
+        if user is None:
+            await counters.hit(_caller_key(call), FAILURE_WINDOW)
+            prompt = prompts.NO_SUCH_CODE
+            continue
+        if user.pin and not await ask_pin(call, user):
+            return None
+        await counters.reset(_code_key(user))
+        return user
+    await call.say_goodbye(prompts.TOO_MANY_TRIES)
+    return None
+
+
+async def ask_pin(call: Call, user: User) -> bool:
+    settings = call.engine.settings
+    counters = call.engine.counters
+    prompt = prompts.ENTER_PIN
+    for _ in range(settings.attempts.password):
+        if (await _throttled(call, _code_key(user), CODE_FAILURES) or
+                await _throttled(call, _caller_key(call), CALLER_FAILURES)):
+            await _refuse(call, f"too many wrong PINs for {user.voice_number}#"
+                                f"{user.access_code}")
+            return False
+        asked = call.engine.clock.seconds()
+        pin = await call.channel.get_data(prompt, settings.timeout.digit * 3, MAX_CODE_DIGITS)
+        call.note_dtmf("x" * len(pin), call.engine.clock.seconds() - asked)
+        if pin and hmac.compare_digest(pin.encode(), user.pin.encode()):
+            return True
+        if pin:
+            await counters.hit(_code_key(user), FAILURE_WINDOW)
+            await counters.hit(_caller_key(call), FAILURE_WINDOW)
+        prompt = prompts.PIN_INCORRECT
+    await call.say_goodbye(prompts.TOO_MANY_TRIES)
+    return False
+
+
+async def _refuse(call: Call, why: str) -> None:
+    log.warn("call {call_id} from {caller} refused: {why}", caller=call.caller_id, why=why,
+             **call.log_fields())
+    call.result = "THROTTLED"
+    await call.say_goodbye(prompts.TRY_LATER)
+
+
+async def serve_user(call: Call, user: User, access_code: str, *, path: str = "",
+                     pin_checked: bool = False) -> None:
+    """The call is the user's now: checks, limits, hooks, then the walk of the IVR."""
+    engine = call.engine
+    if user.pin and not pin_checked and not await ask_pin(call, user):
+        return
+    group = await engine.directory.group(user.group_id)
+    if group is None:
+        log.error("user {user} is in group {group}, which does not exist", user=user.id,
+                  group=user.group_id)
+        await call.say_goodbye(prompts.NOT_IN_SERVICE)
+        return
+    await call.become(user, group, access_code)
+    if user.locked:
+        call.result = "LOCKED"
+        await call.say_goodbye(prompts.NOT_IN_SERVICE)
+        return
+    await call.channel.set_variable("__XVB_AC", access_code)
+    if user.language and user.language != call.language:
+        await call.channel.set_variable("CHANNEL(language)", user.language)
+        call.language = user.language
+    if not (await call.take_slot(f"calls:group:{group.id}", group.max_inbound_calls) and
+            await call.take_slot(f"calls:user:{user.id}", user.max_inbound_calls)):
+        call.result = "BUSY"
+        await call.say_goodbye(prompts.ALL_BUSY)
+        return
+    hooks = engine.hooks.load(group.hooks)
+    call.add_hooks(hooks)
+    for hook in hooks:
+        await engine.hooks.run(hook, "start", call)
+    tree = await engine.directory.tree(user.id)
+    start = tree.by_path.get(path) if path else tree.root
+    if start is None:
+        log.info("user {user} has no extension {path!r}", user=user.id, path=path or "0")
+        call.result = "NOEXT"
+        await call.say_goodbye(prompts.NOT_IN_SERVICE)
+        return
+    await walk(call, tree, start)

@@ -1,0 +1,50 @@
+"""Where sound files are: system prompts by name, tenants' files under MEDIA_DIR in a
+directory named from the tenant's id, never from anything a person typed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_SYSTEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(/[A-Za-z0-9][A-Za-z0-9_-]*)*")
+
+#: Samples per second of what Asterisk records, by format (RECORD FILE's endpos is samples).
+SAMPLE_RATES = {"wav": 8000, "ul": 8000, "al": 8000, "gsm": 8000, "sln": 8000,
+                "g722": 16000, "wav16": 16000, "sln16": 16000}
+
+
+class BadSoundName(ValueError):
+    """A sound reference that could reach outside where it belongs."""
+
+
+def tenant_dir(media_dir: Path, user_id: int) -> Path:
+    return media_dir / "u" / str(int(user_id))
+
+
+def resolve(reference: str, media_dir: Path, user_id: int) -> str:
+    """A greeting reference to what STREAM FILE takes: ``system:NAME`` is a system prompt,
+    ``user:NAME`` (or a bare NAME) is one of the tenant's files."""
+    kind, sep, name = reference.partition(":")
+    if not sep:
+        kind, name = "user", reference
+    if kind == "system":
+        if not _SYSTEM.fullmatch(name):
+            raise BadSoundName(f"not a system sound name: {name!r}")
+        return name
+    if kind == "user":
+        if not _NAME.fullmatch(name) or ".." in name:
+            raise BadSoundName(f"not a file name of the tenant's: {name!r}")
+        return str(tenant_dir(media_dir, user_id) / Path(name).stem)
+    raise BadSoundName(f"a sound is system:NAME or user:NAME, got {reference!r}")
+
+
+def message_path(media_dir: Path, user_id: int, message_key: str) -> Path:
+    if not _NAME.fullmatch(message_key):
+        raise BadSoundName(f"not a message key: {message_key!r}")
+    return tenant_dir(media_dir, user_id) / "messages" / message_key
+
+
+def seconds_of(endpos: int, fmt: str) -> int:
+    """Whole seconds of a recording from RECORD FILE's end position."""
+    return round(max(endpos, 0) / SAMPLE_RATES.get(fmt, 8000))

@@ -1,0 +1,115 @@
+"""Extension types: one module each, registered by the name the CDR's TYPE shows.
+
+A type is an object with ``name``, ``number`` (the original's numbering), ``settings`` (a
+frozen dataclass checked by :func:`read_settings`) and ``async run(call, ext, settings,
+walk) -> Next``.  Adding a type is one module here plus its import at the bottom.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from xvbd.engine.call import Call
+    from xvbd.engine.directory import Tree
+    from xvbd.store.ivr import Extension
+
+
+class SettingsError(ValueError):
+    """An extension's settings are not what its type accepts; the message says which."""
+
+
+@dataclass(frozen=True)
+class Next:
+    """Where the walk goes after an extension: ``up`` to the parent menu, ``hangup``, or
+    ``goto`` another extension."""
+
+    kind: str
+    target: Extension | None = None
+
+    UP: ClassVar[Next]
+    HANGUP: ClassVar[Next]
+
+    @staticmethod
+    def goto(target: Extension) -> Next:
+        return Next("goto", target)
+
+
+Next.UP = Next("up")
+Next.HANGUP = Next("hangup")
+
+
+class ExtensionType(Protocol):
+    name: str
+    number: int
+    settings: Any
+
+    async def run(self, call: Call, ext: Extension, settings: Any, tree: Tree) -> Next: ...
+
+
+REGISTRY: dict[str, ExtensionType] = {}
+
+
+def register(kind: ExtensionType) -> ExtensionType:
+    REGISTRY[kind.name] = kind
+    return kind
+
+
+def _check(name: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(f"{name} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(f"{name} must be a whole number, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise SettingsError(f"{name} must be text, got {value!r}")
+        return value
+    if origin is tuple:
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        if not isinstance(value, (list, tuple)):
+            raise SettingsError(f"{name} must be a list, got {value!r}")
+        return tuple(_check(f"{name}[{i}]", v, item) for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _check(name, value, inner[0])
+    raise TypeError(f"settings field {name} has a type read_settings does not know: {hint}")
+
+
+def read_settings(cls: type, data: dict[str, Any]) -> Any:
+    """Build the settings dataclass ``cls`` from a JSON object: unknown keys and values of
+    the wrong type are refused by name; range checks are the class's ``__post_init__``."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SettingsError(f"unknown setting {', '.join(unknown)} "
+                            f"(accepted: {', '.join(sorted(names))})")
+    values = {key: _check(key, value, hints[key]) for key, value in data.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def settings_for(kind: ExtensionType, ext: Extension) -> Any:
+    try:
+        data = ext.settings_dict()
+    except ValueError as exc:
+        raise SettingsError(f"settings are not valid JSON: {exc}") from None
+    return read_settings(kind.settings, data)
+
+
+def load_builtin_types() -> None:
+    """Import the modules that register the built-in types."""
+    from xvbd.engine.types import datetime_, followme, playback, voicemail  # noqa: F401

@@ -1,0 +1,92 @@
+"""FindMe/FollowMe (type 3, the original's Dialout): ring the user's phones, one after
+another or all at once, through the group's dialout context.
+
+The outgoing legs carry the tenant's access code: the channel variable ``XVB_AC`` is set
+inheritable for every authenticated call, and the shipped dialout context adds the SIP
+header ``XVB-AC`` from it.  Nobody answering goes to the ``no_answer`` extension (a
+voicemail, say) or back to the menu.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xvbd.engine import prompts
+from xvbd.engine.types import Next, SettingsError, register
+from xvbd.logs import logger
+
+if TYPE_CHECKING:
+    from xvbd.engine.call import Call
+    from xvbd.engine.directory import Tree
+    from xvbd.store.ivr import Extension
+
+log = logger("xvbd.followme")
+
+PHONE = re.compile(r"[0-9*#+]{1,32}")
+
+
+@dataclass(frozen=True)
+class FollowMeSettings:
+    greeting: str = ""
+    phones: tuple[str, ...] = ()
+    mode: str = "sequential"  # or "parallel": all phones ring at once
+    ring_seconds: int = 0  # per attempt; 0: [TIMEOUT] DIALOUT
+    no_answer: str = ""  # path of the extension to go to when nobody answers
+
+    def __post_init__(self) -> None:
+        for phone in self.phones:
+            if not PHONE.fullmatch(phone):
+                raise SettingsError(f"a phone is digits, * # and +, got {phone!r}")
+        if self.mode not in ("sequential", "parallel"):
+            raise SettingsError(f"mode is sequential or parallel, got {self.mode!r}")
+        if not 0 <= self.ring_seconds <= 600:
+            raise SettingsError(f"ring_seconds is 0-600, got {self.ring_seconds}")
+
+
+class FollowMeType:
+    name = "FollowMe"
+    number = 3
+    settings = FollowMeSettings
+
+    async def run(self, call: Call, ext: Extension, settings: Any, tree: Tree) -> Next:
+        assert call.group is not None
+        context = call.group.dialout_context
+        limit = call.group.max_followme_phones
+        phones = list(settings.phones)
+        if limit >= 0 and len(phones) > limit:
+            log.warn("extension {path} of user {user} lists {n} phones; the group allows "
+                     "{limit}", path=ext.cdr_number, user=ext.user_id, n=len(phones),
+                     limit=limit)
+            phones = phones[:limit]
+        if not phones or not context:
+            call.step_data = {"STATUS": "NOPHONES" if context else "NOCONTEXT"}
+            await call.play(prompts.NOT_AVAILABLE)
+            return Next.UP
+        await call.play(prompts.HOLD_WHILE_TRYING)
+        ring = settings.ring_seconds or call.engine.settings.timeout.dialout
+        groups = [phones] if settings.mode == "parallel" else [[p] for p in phones]
+        status = "NOANSWER"
+        for group in groups:
+            if call.out_of_time:
+                break
+            status = await self._dial(call, group, context, ring)
+            call.step_data = {"PHONE": "&".join(group), "STATUS": status}
+            if status == "ANSWER":
+                return Next.HANGUP
+        await call.play(prompts.NOBODY_AVAILABLE)
+        target = tree.by_path.get(settings.no_answer) if settings.no_answer else None
+        return Next.goto(target) if target is not None else Next.UP
+
+    async def _dial(self, call: Call, phones: list[str], context: str, ring: int) -> str:
+        ring = max(1, int(min(ring, call.time_left())))
+        dial = "&".join(f"Local/{phone}@{context}" for phone in phones)
+        options = ""
+        if call.time_left() != float("inf"):
+            options = f"L({max(1000, int(call.time_left() * 1000))})"
+        await call.channel.exec_("Dial", dial, ring, options)
+        return (await call.channel.get_variable("DIALSTATUS")) or "UNKNOWN"
+
+
+register(FollowMeType())
