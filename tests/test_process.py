@@ -4,6 +4,7 @@ a bad configuration or an unreachable database stops it before any port opens.""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import time
@@ -71,6 +72,36 @@ def test_start_serve_and_stop_on_sigterm(database: DatabaseURL, tmp_path: Path) 
     assert "Traceback" not in out, out
     assert "started: server_id=TEST-NODE" in (tmp_path / "xvbd.log").read_text(), \
         "[DEBUG] SEND_TO=FILE writes the log file"
+
+
+def test_a_real_call_through_the_process(database: DatabaseURL, tmp_path: Path) -> None:
+    from tests.peers.agi import Caller, environment
+    from tests.support.process import call_process
+
+    migrations.upgrade(database)
+    conf = write_config(tmp_path, url_text(database))
+    seeded = admin("demo-tenant", "-c", str(conf), cwd=tmp_path)
+    assert seeded.returncode == 0 and "demo tenant created" in seeded.stdout, seeded
+    again = admin("demo-tenant", "-c", str(conf), cwd=tmp_path)
+    assert "demo tenant already there" in again.stdout
+    server = Server(conf, tmp_path)
+    try:
+        server.wait_started()
+        peer = call_process(server.agi_port, environment("ivr", args=("613", "10.9.9.9")),
+                            Caller(keys=["10001", "911", "2", "1", "#"]))
+        code, _ = server.terminate()
+    finally:
+        server.kill()
+    assert code == -signal.SIGTERM
+    assert peer.commands[:3] == ["ANSWER", 'SET VARIABLE CHANNEL(language) "xvb.EN-Female"',
+                                 "GET DATA agent-user 9000 16"]
+    assert any(c.startswith("SAY DATETIME") for c in peer.commands)
+    assert any(c.startswith("RECORD FILE") for c in peer.commands)
+    assert peer.variables["XVB_RESULT"] == "OK"
+    cdr = (tmp_path / "xvbd.cdr").read_text().splitlines()
+    assert [re.search(r", TYPE=(\w+)", line)[1] for line in cdr] == [
+        "Playback", "DateTime", "Playback", "VoiceMail", "XVB"]
+    assert all("CALLER_ID=6135550123@10.9.9.9, " in line for line in cdr)
 
 
 def test_a_call_in_progress_is_ended_when_the_grace_runs_out(tmp_path: Path) -> None:

@@ -95,6 +95,7 @@ class Caller:
     talk_seconds: int = 30
     missing_files: tuple[str, ...] = ()
     hold_on: str | None = None  # a regex: the answer to that command waits for release()
+    drop_on: str | None = None  # a regex: the TCP connection is cut when that command comes
 
 
 class AsteriskAGI(Protocol):
@@ -183,6 +184,10 @@ class AsteriskAGI(Protocol):
 
     def handle(self, line: str) -> None:
         self.commands.append(line)
+        if self.caller.drop_on and re.search(self.caller.drop_on, line):
+            self.closed_by_peer = True
+            self.transport.abortConnection()
+            return
         if self.caller.hold_on and re.search(self.caller.hold_on, line) and not self.dead:
             self._held = line
             self.holding.callback(None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -79,7 +80,9 @@ class DatabaseCase:
     migrate = True
 
     def setUp(self) -> None:
-        self.url = new_database_url(self.backend, self.mktemp())  # type: ignore[attr-defined]
+        self.tmp = Path(tempfile.mkdtemp(prefix="xvbd-test-"))
+        self.addCleanup(shutil.rmtree, self.tmp, True)  # type: ignore[attr-defined]
+        self.url = new_database_url(self.backend, str(self.tmp / "db"))
         self.addCleanup(drop_database, self.url)  # type: ignore[attr-defined]
         if self.migrate:
             migrations.upgrade(self.url)

@@ -3,7 +3,6 @@ controlled clock, for integration tests that play Asterisk with ``tests.peers.ag
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
@@ -28,7 +27,7 @@ class EngineCase(DatabaseCase):
 
     def setUp(self) -> None:
         super().setUp()
-        work = Path(self.mktemp())  # type: ignore[attr-defined]
+        work = self.tmp / "work"
         work.mkdir(parents=True)
         self.work = work
         self.cdr_file = work / "xvbd.cdr"
@@ -57,10 +56,15 @@ MEDIA_DIR = {work / 'media'}
         self.port = self.listener.getHost().port
 
     async def call(self, caller: Caller | None = None, script: str = "ivr",
-                   args: tuple[str, ...] = ("2500", "10.0.0.1"), **env: Any) -> AsteriskAGI:
-        """Place one call; return the Asterisk side once xvbd has closed the session."""
+                   args: tuple[str, ...] = ("2500", "10.0.0.1"), wait_idle: bool = True,
+                   **env: Any) -> AsteriskAGI:
+        """Place one call; return the Asterisk side once xvbd has closed the session (and,
+        with ``wait_idle``, once every call's stop work is done: when Asterisk closes first,
+        the records come after)."""
         peer = await place_call(reactor, self.port, environment(script, args=args, **env),
                                 caller or Caller(), self.clock.advance)
+        if wait_idle:
+            await self.factory.when_idle()
         return peer
 
     async def start(self, caller: Caller, script: str = "ivr",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -101,3 +103,38 @@ def admin(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess
     """Run ``xvbd-admin`` from the source tree."""
     return subprocess.run([sys.executable, "-m", "xvbd.cli", *args], cwd=cwd, env=environment(),
                           input=stdin, capture_output=True, text=True, timeout=60)
+
+
+class _SocketTransport:
+    """Lets the Twisted-side peer (tests.peers.agi) talk over a plain blocking socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def loseConnection(self) -> None:
+        self.closed = True
+
+    abortConnection = loseConnection
+
+
+def call_process(port: int, env: list[tuple[str, str]], caller: Any,
+                 timeout: float = 20.0) -> Any:
+    """One call against a running xvbd process, Asterisk's side played by the test peer;
+    returns the peer once xvbd has closed the socket."""
+    from tests.peers.agi import AsteriskAGI
+
+    peer = AsteriskAGI(env, caller, advance=lambda seconds: None)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        transport = _SocketTransport(sock)
+        peer.transport = transport
+        peer.connectionMade()
+        while not transport.closed:
+            data = sock.recv(65536)
+            if not data:
+                break
+            peer.dataReceived(data)
+    return peer

@@ -79,10 +79,12 @@ class AGIChannel:
 
     def __init__(self, sender: Sender) -> None:
         self.sender = sender
+        self.hangup_sent = False
 
     @property
     def hung_up(self) -> bool:
-        return self.sender.hung_up
+        """The caller is gone, or xvbd has put the line down."""
+        return self.sender.hung_up or self.hangup_sent
 
     async def command(self, text: str, *, dead_ok: bool = False) -> Reply:
         return await self.sender.send_command(text, dead_ok=dead_ok)
@@ -95,6 +97,7 @@ class AGIChannel:
             raise Hangup("ANSWER failed")
 
     async def hangup(self) -> None:
+        self.hangup_sent = True
         await self.command("HANGUP")
 
     async def channel_status(self) -> int:

@@ -286,11 +286,17 @@ class FastAGIProtocol(LineOnlyReceiver):
         (their late answers are still read and dropped), watchers are told once."""
         first = not self.hung_up
         self.hung_up = True
-        for pending in self._pending:
+        # A failed command resumes the call at once, which may send a dead-mode command
+        # (a variable, a hook's VERBOSE) onto this very queue: walk a copy.
+        for pending in list(self._pending):
             if not pending.abandoned:
                 pending.abandoned = True
                 pending.deferred.errback(Hangup(why))
         if not self.connected:
+            for pending in list(self._pending):
+                if not pending.abandoned:
+                    pending.abandoned = True
+                    pending.deferred.errback(Hangup(why))
             self._pending.clear()
         if first:
             watchers, self._hangup_watchers = self._hangup_watchers, []

@@ -43,14 +43,23 @@ class FastAGIFactory(ServerFactory):
             session.close()
             if isinstance(result, Failure):
                 log.failure("FastAGI session failed", result)
+            self._check_idle()
 
-        call.addBoth(done)
         if not call.called:
             self._calls[session] = call
+        call.addBoth(done)
 
     def session_ended(self, session: Any) -> None:
         self.sessions.discard(session)
-        if not self.sessions:
+        self._check_idle()
+
+    @property
+    def busy(self) -> bool:
+        """A socket is open or a call's stop work is still running."""
+        return bool(self.sessions or self._calls)
+
+    def _check_idle(self) -> None:
+        if not self.busy:
             waiting, self._idle = self._idle, []
             for d in waiting:
                 d.callback(None)
@@ -68,9 +77,10 @@ class FastAGIFactory(ServerFactory):
 
     # ------------------------------------------------------------------ stop
 
-    def _when_idle(self) -> Deferred[None]:
+    def when_idle(self) -> Deferred[None]:
+        """Fires when no call is in progress (at once if none is)."""
         d: Deferred[None] = Deferred(lambda cancelled: self._idle.remove(cancelled))
-        if not self.sessions:
+        if not self.busy:
             d.callback(None)
         else:
             self._idle.append(d)
@@ -78,12 +88,12 @@ class FastAGIFactory(ServerFactory):
 
     async def drain(self, grace: float) -> None:
         """Wait up to ``grace`` seconds for the live calls to end, then finish the rest."""
-        if not self.sessions:
+        if not self.busy:
             return
         log.info("waiting up to {grace} s for {n} call(s) in progress", grace=grace,
                  n=len(self.sessions))
-        idle = self._when_idle()
         if grace > 0:
+            idle = self.when_idle()
             idle.addTimeout(grace, self.clock, onTimeoutCancel=lambda *_: None)
             await idle
         if self.sessions:
@@ -91,3 +101,4 @@ class FastAGIFactory(ServerFactory):
                      n=len(self.sessions), grace=grace)
             for session in list(self.sessions):
                 await self.finish(session, "xvbd is stopping")
+        await self.when_idle()

@@ -37,6 +37,8 @@ async def walk(call: Call, tree: Tree, start: Extension) -> None:
             return
         step = await visit(call, tree, current)
         if step.kind == "hangup":
+            if not call.channel.hung_up:
+                await call.channel.hangup()
             return
         if step.kind == "goto":
             current = step.target

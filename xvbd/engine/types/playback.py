@@ -51,6 +51,9 @@ class PlaybackType:
         digit_ms = call.engine.settings.timeout.digit
         tries = call.engine.settings.attempts.ivr_input
         while tries > 0:
+            if call.out_of_time:
+                call.result = "TIMEUP"
+                break
             asked = call.engine.clock.seconds()
             entered = ""
             if settings.greeting:
