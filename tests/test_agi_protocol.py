@@ -17,6 +17,7 @@ from xvbd.agi.channel import quote, token, variable
 from xvbd.agi.protocol import (
     BadInput,
     CommandError,
+    EnvDeadlines,
     FastAGIProtocol,
     Hangup,
     Reply,
@@ -28,7 +29,7 @@ from xvbd.agi.protocol import (
 class Factory:
     def __init__(self) -> None:
         self.clock = Clock()
-        self.env_timeout = 10.0
+        self.env_deadlines = EnvDeadlines(self.clock, 10.0)
         self.started: list[FastAGIProtocol] = []
         self.ended: list[FastAGIProtocol] = []
         self.live: set[FastAGIProtocol] = set()
@@ -53,7 +54,8 @@ def connect() -> tuple[FastAGIProtocol, StringTransport, Factory]:
     return proto, transport, factory
 
 
-def outcome(d: Deferred[Reply]) -> str:
+def outcome(pending: object) -> str:
+    d = pending.as_deferred() if hasattr(pending, "as_deferred") else pending
     box: list[object] = []
     d.addBoth(box.append)
     if not box:
@@ -186,7 +188,7 @@ def test_fagi_07_args_query_usage_and_missing_things() -> None:
     assert env.args == ("first", "second arg", "")
     usage_error = next(d for c, d in sent if c == "SET VARIABLE")
     failure: list[Failure] = []
-    usage_error.addErrback(lambda f: (failure.append(f), f)[1])
+    usage_error.as_deferred().addErrback(lambda f: (failure.append(f), f)[1])
     assert "Sets a variable to the current channel." in failure[0].value.text
     assert failure[0].value.text.endswith("520 End of proper usage.")
     got = dict((c, outcome(d)) for c, d in sent)
@@ -230,7 +232,7 @@ def test_a_command_with_a_line_break_never_reaches_the_wire() -> None:
     proto.dataReceived(b"agi_network: yes\n\n")
     d = proto.send_command('SET VARIABLE X "1"\nHANGUP')
     failures: list[Failure] = []
-    d.addErrback(failures.append)
+    d.as_deferred().addErrback(failures.append)
     assert failures and failures[0].check(ValueError)
     assert transport.value() == b""
 
@@ -258,10 +260,19 @@ def test_bad_input_closes_the_session(data: bytes, why: str) -> None:
 def test_an_environment_that_never_ends_is_cut_off() -> None:
     proto, transport, factory = connect()
     proto.dataReceived(b"agi_network: yes\nagi_request: agi://x/ivr\n")
-    factory.clock.advance(9.9)
+    factory.clock.pump([1.0] * 9 + [0.5])
     assert not transport.disconnecting
-    factory.clock.advance(0.2)
+    factory.clock.advance(0.6)
     assert transport.disconnecting and factory.started == []
+    proto.connectionLost(Failure(ConnectionError("closed")))
+    assert factory.clock.getDelayedCalls() == [], "no timer is left behind"
+
+
+def test_a_timely_environment_leaves_no_timer() -> None:
+    proto, _, factory = connect()
+    proto.dataReceived(b"agi_network: yes\n\n")
+    assert factory.started == [proto]
+    assert factory.clock.getDelayedCalls() == []
 
 
 def test_an_answer_nobody_waits_for_is_ignored_not_fatal() -> None:

@@ -59,7 +59,7 @@ class SocketTests(EngineCase):
         for payload, why in bad_inputs.items():
             self.assertEqual(await send_raw(self.port, payload), b"", "closed, nothing said")
             self.assertTrue(self.logged(why), why)
-        self.factory.env_timeout = 0.2
+        self.factory.env_deadlines.timeout = 0.2
         self.assertEqual(await send_raw(self.port, b"agi_network: yes\n"), b"")
         self.assertTrue(self.logged("did not end within 0.2 s"))
         good.release()

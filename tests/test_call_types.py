@@ -185,3 +185,32 @@ class TypesTests(EngineCase):
 
 
 TypesOnSQLite, TypesOnMariaDB = on_both_backends(TypesTests)
+
+
+class SpeechTests(EngineCase):
+    async def test_a_typed_greeting_is_spoken_where_the_group_allows_it(self) -> None:
+        acc, ivr = self.store.accounts, self.store.ivr
+        speaking = await acc.create_group("tts", 1, allow_tts=1, max_tts_string_bytes=100)
+        silent = await acc.create_group("no-tts", 1, allow_tts=0)
+        for n, group in enumerate((speaking, silent)):
+            user = await acc.create_user("613", f"1000{n}", group.id, language="xvb.RU-Female")
+            await acc.assign_did(f"10{n}", user.id)
+            root = await ivr.create_root(user.id, "Playback", {"tts": "Здравствуйте! Нажмите 1."})
+            await ivr.add_child(user.id, root.id, "1", "DateTime", {})
+        peer = await self.call(Caller(keys=["1", "*"]), args=("100",))
+        streamed = next(c for c in peer.commands if c.startswith("STREAM FILE"))
+        tts_dir = self.work / "media" / "tts"
+        self.assertRegex(streamed, rf'^STREAM FILE {tts_dir}/[0-9a-f]{{40}} "0123456789\*#"$')
+        wav = streamed.split()[2] + ".wav"
+        import wave
+        with wave.open(wav) as sound:
+            self.assertEqual((sound.getframerate(), sound.getnchannels(),
+                              sound.getsampwidth()), (8000, 1, 2))
+            self.assertGreater(sound.getnframes(), 8000, "more than a second of speech")
+        peer = await self.call(Caller(keys=["1", "*"]), args=("101",))
+        self.assertFalse(any(c.startswith("STREAM FILE") and "tts" in c
+                             for c in peer.commands), "the group does not allow TTS")
+        self.assertTrue(any(c.startswith("SAY DATETIME") for c in peer.commands))
+
+
+SpeechOnSQLite, SpeechOnMariaDB = on_both_backends(SpeechTests)

@@ -19,6 +19,7 @@ from xvbd.config import ConfigError, Settings, load_settings
 from xvbd.counters import LocalCounters
 from xvbd.engine.directory import Directory
 from xvbd.engine.engine import Engine
+from xvbd.engine.tts import TTS
 from xvbd.logs import LoggingService, logger
 from xvbd.services import (
     DatabaseService,
@@ -91,7 +92,7 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     ami.setName("ami")
     ami.setServiceParent(top)
     engine = Engine(settings, store, Directory(store, reactor), LocalCounters(reactor), emitter,
-                    reactor)
+                    reactor, tts=TTS(settings.path.media_dir, reactor))
     web = WebRoot(db, settings.common.server_id, clock=reactor)
     ListenerService("web", "[WEB] LISTEN", settings.web.listen, Site(web.app.resource()),
                     reactor).setServiceParent(top)

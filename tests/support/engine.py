@@ -16,6 +16,7 @@ from xvbd.config import Settings, parse_settings
 from xvbd.counters import LocalCounters
 from xvbd.engine.directory import Directory
 from xvbd.engine.engine import Engine
+from xvbd.engine.tts import TTS
 
 T0 = 1285757672  # the seed's example call started at this second
 
@@ -49,7 +50,8 @@ MEDIA_DIR = {work / 'media'}
         self.addCleanup(self.emitter.stopService)  # type: ignore[attr-defined]
         self.directory = Directory(self.store, self.clock)
         self.engine = Engine(self.settings, self.store, self.directory, self.counters,
-                             self.emitter, self.clock)
+                             self.emitter, self.clock,
+                             tts=TTS(self.settings.path.media_dir, reactor))
         self.factory = FastAGIFactory(self.engine, clock=reactor, env_timeout=5)
         self.listener = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
         self.addCleanup(self.listener.stopListening)  # type: ignore[attr-defined]

@@ -8,10 +8,10 @@ second command to the wire.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
-
-from twisted.internet.defer import Deferred
 
 from xvbd.agi.protocol import AGIError, Hangup, Reply
 
@@ -28,12 +28,16 @@ def quote(value: object) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def token(value: object) -> str:
-    """An argument that must be one plain word (file names, numbers, variable names)."""
-    text = str(value)
+@lru_cache(maxsize=4096)
+def _checked_token(text: str) -> str:
     if not _TOKEN.fullmatch(text):
         raise ValueError(f"not a safe AGI word: {text!r}")
     return text
+
+
+def token(value: object) -> str:
+    """An argument that must be one plain word (file names, numbers, variable names)."""
+    return _checked_token(str(value))
 
 
 def variable(name: str) -> str:
@@ -43,6 +47,7 @@ def variable(name: str) -> str:
     return name
 
 
+@lru_cache(maxsize=256)
 def digits_arg(value: str) -> str:
     """Escape digits: quoted, limited to the DTMF alphabet."""
     if any(c not in ALL_DIGITS for c in value):
@@ -55,7 +60,7 @@ class Sender(Protocol):
 
     hung_up: bool
 
-    def send_command(self, command: str, *, dead_ok: bool = False) -> Deferred[Reply]: ...
+    def send_command(self, command: str, *, dead_ok: bool = False) -> Awaitable[Reply]: ...
 
     def on_hangup(self, watcher: Any) -> None: ...
 
@@ -79,6 +84,7 @@ class AGIChannel:
 
     def __init__(self, sender: Sender) -> None:
         self.sender = sender
+        self._send = sender.send_command
         self.hangup_sent = False
 
     @property
@@ -87,49 +93,50 @@ class AGIChannel:
         return self.sender.hung_up or self.hangup_sent
 
     async def command(self, text: str, *, dead_ok: bool = False) -> Reply:
-        return await self.sender.send_command(text, dead_ok=dead_ok)
+        """Any command, as written (the methods below build and check it for you)."""
+        return await self._send(text, dead_ok=dead_ok)
 
     # ------------------------------------------------------------------ call control
 
     async def answer(self) -> None:
-        reply = await self.command("ANSWER")
+        reply = await self._send("ANSWER")
         if reply.value == -1:
             raise Hangup("ANSWER failed")
 
     async def hangup(self) -> None:
         self.hangup_sent = True
-        await self.command("HANGUP")
+        await self._send("HANGUP")
 
     async def channel_status(self) -> int:
-        return (await self.command("CHANNEL STATUS")).value
+        return (await self._send("CHANNEL STATUS")).value
 
     # ------------------------------------------------------------------ sound and digits
 
     async def stream_file(self, name: str, escape_digits: str = "") -> Playback:
-        reply = await self.command(f"STREAM FILE {token(name)} {digits_arg(escape_digits)}")
+        reply = await self._send(f"STREAM FILE {token(name)} {digits_arg(escape_digits)}")
         value = reply.value
         return Playback(chr(value) if value > 0 else "", reply.endpos, value < 0)
 
     async def get_data(self, name: str, timeout_ms: int, max_digits: int) -> str:
         """Play ``name`` and collect up to ``max_digits`` keys; '' on timeout."""
-        reply = await self.command(f"GET DATA {token(name)} {int(timeout_ms)} {int(max_digits)}")
+        reply = await self._send(f"GET DATA {token(name)} {int(timeout_ms)} {int(max_digits)}")
         if reply.result == "-1":
             raise Hangup("GET DATA failed")
         return reply.result
 
     async def wait_for_digit(self, timeout_ms: int) -> str:
-        value = (await self.command(f"WAIT FOR DIGIT {int(timeout_ms)}")).value
+        value = (await self._send(f"WAIT FOR DIGIT {int(timeout_ms)}")).value
         if value < 0:
             raise Hangup("WAIT FOR DIGIT failed")
         return chr(value) if value > 0 else ""
 
     async def say_digits(self, number: str, escape_digits: str = "") -> str:
-        reply = await self.command(f"SAY DIGITS {token(number)} {digits_arg(escape_digits)}")
+        reply = await self._send(f"SAY DIGITS {token(number)} {digits_arg(escape_digits)}")
         value = reply.value
         return chr(value) if value > 0 else ""
 
     async def say_number(self, number: int, escape_digits: str = "") -> str:
-        value = (await self.command(f"SAY NUMBER {int(number)} {digits_arg(escape_digits)}")).value
+        value = (await self._send(f"SAY NUMBER {int(number)} {digits_arg(escape_digits)}")).value
         return chr(value) if value > 0 else ""
 
     async def say_datetime(self, when: int, escape_digits: str = "", fmt: str = "",
@@ -139,7 +146,7 @@ class AGIChannel:
             command += f" {quote(fmt)}"
         if timezone:
             command += f" {token(timezone)}"
-        value = (await self.command(command)).value
+        value = (await self._send(command)).value
         return chr(value) if value > 0 else ""
 
     async def record_file(self, name: str, fmt: str, escape_digits: str, timeout_ms: int, *,
@@ -150,7 +157,7 @@ class AGIChannel:
             command += " BEEP"
         if silence:
             command += f" s={int(silence)}"
-        reply = await self.command(command)
+        reply = await self._send(command)
         value = reply.value
         ended_by = reply.data or ("dtmf" if value > 0 else "timeout")
         return Recording(ended_by, chr(value) if value > 0 else "", reply.endpos or 0)
@@ -158,23 +165,23 @@ class AGIChannel:
     # ------------------------------------------------------------------ variables
 
     async def set_variable(self, name: str, value: object) -> None:
-        await self.command(f"SET VARIABLE {variable(name)} {quote(value)}", dead_ok=True)
+        await self._send(f"SET VARIABLE {variable(name)} {quote(value)}", dead_ok=True)
 
     async def get_variable(self, name: str) -> str | None:
-        reply = await self.command(f"GET VARIABLE {variable(name)}", dead_ok=True)
+        reply = await self._send(f"GET VARIABLE {variable(name)}", dead_ok=True)
         return reply.data if reply.value == 1 else None
 
     async def get_full_variable(self, expression: str) -> str | None:
         if "\n" in expression or " " in expression:
             raise ValueError(f"not a variable expression: {expression!r}")
-        reply = await self.command(f"GET FULL VARIABLE {expression}", dead_ok=True)
+        reply = await self._send(f"GET FULL VARIABLE {expression}", dead_ok=True)
         return reply.data if reply.value == 1 else None
 
     async def verbose(self, message: str, level: int = 1) -> None:
-        await self.command(f"VERBOSE {quote(message)} {int(level)}", dead_ok=True)
+        await self._send(f"VERBOSE {quote(message)} {int(level)}", dead_ok=True)
 
     async def noop(self) -> None:
-        await self.command("NOOP", dead_ok=True)
+        await self._send("NOOP", dead_ok=True)
 
     # ------------------------------------------------------------------ applications
 
@@ -185,7 +192,7 @@ class AGIChannel:
         command = f"EXEC {token(application)}"
         if args:
             command += f" {quote(joined)}"
-        value = (await self.command(command)).value
+        value = (await self._send(command)).value
         if value == -2:
             raise AGIError(f"Asterisk has no application {application!r}")
         return value

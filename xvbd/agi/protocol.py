@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from twisted.internet.defer import Deferred, fail
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
+from xvbd.agi.calltask import PendingReply
 from xvbd.logs import logger
 
 log = logger("xvbd.agi")
 
 MAX_LINE = 8192
+_LINE_BREAK = re.compile(r"[\r\n\x00]")
 MAX_ENV_LINES = 256
 
 
@@ -56,14 +57,17 @@ class BadInput(Exception):
 _REPLY = re.compile(r"200 result=(?P<result>-?[0-9*#]*)(?: \((?P<data>[^)]*)\))?(?P<rest>.*)")
 
 
-@dataclass(frozen=True)
+_PLAIN_RESULT = re.compile(r"-?[0-9*#]*")
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """A ``200`` answer: ``result``, the optional ``(data)`` and ``key=value`` extras
     (``endpos``)."""
 
     result: str
     data: str | None = None
-    extras: dict[str, str] = field(default_factory=dict)
+    extras: dict[str, str] | None = None
 
     @property
     def value(self) -> int:
@@ -75,12 +79,16 @@ class Reply:
 
     @property
     def endpos(self) -> int | None:
-        raw = self.extras.get("endpos")
+        raw = self.extras.get("endpos") if self.extras else None
         return int(raw) if raw is not None and raw.lstrip("-").isdigit() else None
 
 
 def parse_reply(line: str) -> Reply:
     """Parse a ``200 result=…`` line; raise :class:`BadInput` for anything else."""
+    if line.startswith("200 result="):
+        rest = line[11:]
+        if " " not in rest and _PLAIN_RESULT.fullmatch(rest):  # the usual answer
+            return Reply(rest)
     match = _REPLY.fullmatch(line)
     if match is None:
         raise BadInput(f"not an AGI reply: {line[:80]!r}")
@@ -90,6 +98,44 @@ def parse_reply(line: str) -> Reply:
         if sep:
             extras[key] = value
     return Reply(match["result"], match["data"], extras)
+
+
+_COMMON_REPLIES: dict[bytes, Reply] = {}
+
+
+def _quick_reply(raw: bytes) -> Reply | None:
+    """``200 result=N`` or ``200 result=N endpos=M`` without the regex; None for others.
+    Replies are immutable, so the frequent ones are kept and shared."""
+    reply = _COMMON_REPLIES.get(raw)
+    if reply is None:
+        reply = _parse_quick(raw)
+        if reply is not None and len(_COMMON_REPLIES) < 4096:
+            _COMMON_REPLIES[raw] = reply
+    return reply
+
+
+def _parse_quick(raw: bytes) -> Reply | None:
+    rest = raw[11:].rstrip(b"\r")
+    result, _, tail = rest.partition(b" ")
+    if not result.lstrip(b"-").isdigit() and result:
+        return None
+    if not tail:
+        return Reply(result.decode("ascii"))
+    if tail.startswith(b"endpos=") and tail[7:].isdigit():
+        return Reply(result.decode("ascii"), None, {"endpos": tail[7:].decode("ascii")})
+    return None
+
+
+def _env_problem(lines: list[str]) -> str:
+    """Why these environment lines cannot be an AGI environment ('' if they can)."""
+    if len(lines) > MAX_ENV_LINES:
+        return f"an environment of more than {MAX_ENV_LINES} lines"
+    for line in lines:
+        if len(line) > MAX_LINE:
+            return f"a line longer than {MAX_LINE} bytes"
+        if not line.startswith("agi_") or line.find(":") < 5:
+            return f"not an AGI environment line: {line[:80]!r}"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -127,34 +173,73 @@ class AGIEnv:
 
 
 def parse_agi_env(lines: list[str]) -> AGIEnv:
-    """``agi_key: value`` lines (without the empty line) to an :class:`AGIEnv`."""
+    """``agi_key: value`` lines (without the empty line) to an :class:`AGIEnv`; one pass
+    that also refuses what cannot be an environment (:class:`BadInput`)."""
+    if len(lines) > MAX_ENV_LINES:
+        raise BadInput(f"an environment of more than {MAX_ENV_LINES} lines")
     values: dict[str, str] = {}
     args: dict[int, str] = {}
     for line in lines:
         key, sep, value = line.partition(": ")
         if not sep:
             key, sep, value = line.partition(":")
-        if not sep or not key.startswith("agi_") or not key[4:]:
-            raise BadInput(f"not an AGI environment line: {line[:80]!r}")
-        name = key[4:]
-        if name.startswith("arg_") and name[4:].isdigit():
-            args[int(name[4:])] = value
+        if not sep or key[:4] != "agi_" or len(key) < 5 or len(line) > MAX_LINE:
+            raise BadInput(_env_problem([line]) or f"not an AGI environment line: {line[:80]!r}")
+        if key[4:8] == "arg_" and key[8:].isdigit():
+            args[int(key[8:])] = value
         else:
-            values[name] = value
-    ordered = tuple(args[i] for i in sorted(args))
+            values[key[4:]] = value
+    ordered = tuple(args[i] for i in sorted(args)) if args else ()
     return AGIEnv(values, ordered)
 
 
-@dataclass
 class _Pending:
-    command: str
-    deferred: Deferred[Reply]
-    abandoned: bool = False
+    __slots__ = ("abandoned", "command", "reply")
+
+    def __init__(self, command: str, reply: PendingReply[Reply]) -> None:
+        self.command = command
+        self.reply = reply
+        self.abandoned = False
+
+
+class EnvDeadlines:
+    """Connections still sending their environment, and when each must have finished.
+
+    One sweep a second over the few connections in that state replaces a timer per
+    connection (a busy node accepts thousands a second)."""
+
+    def __init__(self, clock: Any, timeout: float) -> None:
+        self.clock = clock
+        self.timeout = timeout
+        self._due: dict[FastAGIProtocol, float] = {}
+        self._sweep: Any = None
+
+    def add(self, proto: FastAGIProtocol) -> None:
+        self._due[proto] = self.clock.seconds() + self.timeout
+        if self._sweep is None:
+            self._sweep = self.clock.callLater(min(1.0, self.timeout), self._run)
+
+    def discard(self, proto: FastAGIProtocol) -> None:
+        self._due.pop(proto, None)
+        if not self._due and self._sweep is not None:
+            if self._sweep.active():
+                self._sweep.cancel()
+            self._sweep = None
+
+    def _run(self) -> None:
+        self._sweep = None
+        now = self.clock.seconds()
+        for proto in [p for p, due in self._due.items() if due <= now]:
+            self.discard(proto)
+            proto.env_timed_out(self.timeout)
+        if self._due and self._sweep is None:
+            self._sweep = self.clock.callLater(min(1.0, self.timeout), self._run)
 
 
 class FastAGIProtocol(LineOnlyReceiver):
-    """One FastAGI connection.  ``factory`` provides ``env_timeout``, ``clock``,
-    ``session_started(p)``, ``session_ended(p)`` and ``start_session(p)``."""
+    """One FastAGI connection.  ``factory`` provides ``env_deadlines`` (an
+    :class:`EnvDeadlines`), ``session_started(p)``, ``session_ended(p)`` and
+    ``start_session(p)``."""
 
     delimiter = b"\n"
     MAX_LENGTH = MAX_LINE
@@ -162,25 +247,23 @@ class FastAGIProtocol(LineOnlyReceiver):
 
     def __init__(self) -> None:
         self.env: AGIEnv | None = None
-        self._env_lines: list[str] = []
+        self._env_buffer = b""
         self._pending: deque[_Pending] = deque()
         self._usage: list[str] | None = None
         self.hung_up = False
         self.connected = False
         self._hangup_watchers: list[Any] = []
-        self._env_timer: Any = None
 
     # ------------------------------------------------------------------ connection
 
     def connectionMade(self) -> None:
         self.connected = True
         self.factory.session_started(self)
-        self._env_timer = self.factory.clock.callLater(self.factory.env_timeout,
-                                                       self._env_timed_out)
+        self.factory.env_deadlines.add(self)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.connected = False
-        self._cancel_env_timer()
+        self.factory.env_deadlines.discard(self)
         self._mark_hung_up("the connection is closed")
         self.factory.session_ended(self)
 
@@ -192,60 +275,82 @@ class FastAGIProtocol(LineOnlyReceiver):
     def _refuse(self, why: str) -> None:
         peer = self.transport.getPeer() if self.transport is not None else "?"
         log.warn("FastAGI connection from {peer} closed: {why}", peer=peer, why=why)
-        self._cancel_env_timer()
+        self.factory.env_deadlines.discard(self)
         self.close()
 
-    def _cancel_env_timer(self) -> None:
-        if self._env_timer is not None and self._env_timer.active():
-            self._env_timer.cancel()
-        self._env_timer = None
-
-    def _env_timed_out(self) -> None:
-        self._env_timer = None
-        self._refuse(f"the AGI environment did not end within {self.factory.env_timeout:g} s")
+    def env_timed_out(self, timeout: float) -> None:
+        self._refuse(f"the AGI environment did not end within {timeout:g} s")
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self._refuse(f"a line longer than {self.MAX_LENGTH} bytes")
 
-    # ------------------------------------------------------------------ lines in
+    # ------------------------------------------------------------------ bytes in
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.env is not None:
+            super().dataReceived(data)
+            return
+        # The environment block usually comes in one or two reads: take it whole.
+        self._env_buffer += data
+        head, sep, rest = self._env_buffer.partition(b"\n\n")
+        if self._env_buffer.startswith(b"\n"):
+            head, sep, rest = b"", b"\n", self._env_buffer[1:]
+        if not sep:
+            self._check_partial_env()
+            return
+        self._env_buffer = b""
+        try:
+            text = head.decode("utf-8")
+            env = parse_agi_env(text.replace("\r", "").split("\n") if text else [])
+        except UnicodeDecodeError:
+            self._refuse("bytes that are not UTF-8")
+            return
+        except BadInput as exc:
+            self._refuse(str(exc))
+            return
+        self.factory.env_deadlines.discard(self)
+        self.env = env
+        self.factory.start_session(self)
+        if rest and self.connected:
+            super().dataReceived(rest)
+
+    def _check_partial_env(self) -> None:
+        """Refuse an environment that cannot become one, without waiting for its end."""
+        complete = self._env_buffer.split(b"\n")
+        if len(complete[-1]) > self.MAX_LENGTH:
+            self.lineLengthExceeded(complete[-1])
+            return
+        try:
+            lines = [line.decode("utf-8") for line in complete[:-1]]
+        except UnicodeDecodeError:
+            self._refuse("bytes that are not UTF-8")
+            return
+        problem = _env_problem(lines)
+        if problem:
+            self._refuse(problem)
 
     def lineReceived(self, raw: bytes) -> None:
+        pending = self._pending
+        if raw.startswith(b"200 result=") and pending and self._usage is None:
+            reply = _quick_reply(raw)  # the usual answer, on the fast path
+            if reply is not None:
+                entry = pending.popleft()
+                if not entry.abandoned:
+                    entry.reply.resolve(reply)
+                return
         try:
             line = raw.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError:
             self._refuse("bytes that are not UTF-8")
             return
-        if self.env is None:
-            self._env_line(line)
-        else:
-            self._command_line(line)
-
-    def _env_line(self, line: str) -> None:
-        if line:
-            if not line.startswith("agi_") or ":" not in line:
-                self._refuse(f"not an AGI environment line: {line[:80]!r}")
-                return
-            if len(self._env_lines) >= MAX_ENV_LINES:
-                self._refuse(f"an environment of more than {MAX_ENV_LINES} lines")
-                return
-            self._env_lines.append(line)
-            return
-        try:
-            env = parse_agi_env(self._env_lines)
-        except BadInput as exc:
-            self._refuse(str(exc))
-            return
-        self._cancel_env_timer()
-        self.env = env
-        self._env_lines = []
-        self.factory.start_session(self)
+        self._command_line(line)
 
     def _command_line(self, line: str) -> None:
         if self._usage is not None:  # inside a 520- block
             self._usage.append(line)
             if line.startswith("520 "):
                 usage, self._usage = self._usage, None
-                self._answer(lambda p: p.deferred.errback(
+                self._answer(lambda p: p.reply.fail(
                     CommandError(p.command, 520, "\n".join(usage))))
             return
         if line == "HANGUP":
@@ -261,12 +366,12 @@ class FastAGIProtocol(LineOnlyReceiver):
             except BadInput as exc:
                 self._refuse(str(exc))
                 return
-            self._answer(lambda p: p.deferred.callback(reply))
+            self._answer(lambda p: p.reply.resolve(reply))
         elif code == "511":
             self._mark_hung_up("the channel is dead (511)")
-            self._answer(lambda p: p.deferred.errback(Hangup(line)))
+            self._answer(lambda p: p.reply.fail(Hangup(line)))
         elif code in ("510", "520"):
-            self._answer(lambda p: p.deferred.errback(CommandError(p.command, int(code),
+            self._answer(lambda p: p.reply.fail(CommandError(p.command, int(code),
                                                                    line[4:])))
         elif line == "":
             return
@@ -291,12 +396,12 @@ class FastAGIProtocol(LineOnlyReceiver):
         for pending in list(self._pending):
             if not pending.abandoned:
                 pending.abandoned = True
-                pending.deferred.errback(Hangup(why))
+                pending.reply.fail(Hangup(why))
         if not self.connected:
             for pending in list(self._pending):
                 if not pending.abandoned:
                     pending.abandoned = True
-                    pending.deferred.errback(Hangup(why))
+                    pending.reply.fail(Hangup(why))
             self._pending.clear()
         if first:
             watchers, self._hangup_watchers = self._hangup_watchers, []
@@ -312,19 +417,20 @@ class FastAGIProtocol(LineOnlyReceiver):
 
     # ------------------------------------------------------------------ commands out
 
-    def send_command(self, command: str, *, dead_ok: bool = False) -> Deferred[Reply]:
-        """Send one command line; its Deferred fires with the :class:`Reply`.
+    def send_command(self, command: str, *, dead_ok: bool = False) -> PendingReply[Reply]:
+        """Send one command line; await the result for its :class:`Reply`.
 
         After a hang-up only commands Asterisk still answers on a dead channel
         (``dead_ok``: variables, VERBOSE, NOOP) go out; others fail at once with
         :class:`Hangup`.  A command with a line break is refused: it could smuggle a
         second command onto the wire.
         """
-        if "\n" in command or "\r" in command or "\x00" in command:
-            return fail(ValueError(f"refused an AGI command with a line break: {command!r}"))
+        if _LINE_BREAK.search(command):
+            return PendingReply.failed(
+                ValueError(f"refused an AGI command with a line break: {command!r}"))
         if not self.connected or (self.hung_up and not dead_ok):
-            return fail(Hangup("the caller has hung up"))
-        d: Deferred[Reply] = Deferred()
-        self._pending.append(_Pending(command, d))
-        self.sendLine(command.encode("utf-8"))
-        return d
+            return PendingReply.failed(Hangup("the caller has hung up"))
+        reply: PendingReply[Reply] = PendingReply()
+        self._pending.append(_Pending(command, reply))
+        self.transport.write(command.encode("utf-8") + b"\n")  # type: ignore[union-attr]
+        return reply

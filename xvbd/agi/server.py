@@ -10,8 +10,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ServerFactory
 from twisted.python.failure import Failure
 
+from xvbd.agi.calltask import run_call
 from xvbd.agi.channel import AGIChannel
-from xvbd.agi.protocol import FastAGIProtocol
+from xvbd.agi.protocol import EnvDeadlines, FastAGIProtocol
 from xvbd.logs import logger
 
 log = logger("xvbd.agi")
@@ -23,7 +24,7 @@ class FastAGIFactory(ServerFactory):
     def __init__(self, engine: Any, clock: Any, env_timeout: float = 10.0) -> None:
         self.engine = engine
         self.clock = clock
-        self.env_timeout = env_timeout
+        self.env_deadlines = EnvDeadlines(clock, env_timeout)
         self.sessions: set[Any] = set()
         self._calls: dict[Any, Deferred[None]] = {}
         self._idle: list[Deferred[None]] = []
@@ -36,7 +37,7 @@ class FastAGIFactory(ServerFactory):
     def start_session(self, session: FastAGIProtocol) -> None:
         """The environment is in: run the call, then close the socket ourselves."""
         assert session.env is not None
-        call = Deferred.fromCoroutine(self.engine.serve(session.env, AGIChannel(session)))
+        call = run_call(self.engine.serve(session.env, AGIChannel(session)))
 
         def done(result: Any) -> None:
             self._calls.pop(session, None)

@@ -18,6 +18,7 @@ from xvbd.counters import Counters
 from xvbd.engine import entry, prompts
 from xvbd.engine.call import Call
 from xvbd.engine.directory import Directory
+from xvbd.engine.tts import TTS
 from xvbd.engine.types import load_builtin_types
 from xvbd.hooks import HookRunner
 from xvbd.logs import logger
@@ -31,7 +32,7 @@ Script = Callable[[Call], Awaitable[None]]
 class Engine:
     def __init__(self, settings: Settings, store: Store, directory: Directory,
                  counters: Counters, cdr: CDREmitter, clock: Any,
-                 hooks: HookRunner | None = None) -> None:
+                 hooks: HookRunner | None = None, tts: TTS | None = None) -> None:
         load_builtin_types()
         self.settings = settings
         self.store = store
@@ -40,6 +41,7 @@ class Engine:
         self.cdr = cdr
         self.clock = clock
         self.hooks = hooks or HookRunner()
+        self.tts = tts
         self.scripts: dict[str, Script] = {"ivr": entry.inbound, "sip": entry.sip}
 
     def new_call(self, env: AGIEnv, channel: AGIChannel) -> Call:

@@ -32,6 +32,11 @@ def resolve(reference: str, media_dir: Path, user_id: int) -> str:
         if not _SYSTEM.fullmatch(name):
             raise BadSoundName(f"not a system sound name: {name!r}")
         return name
+    if kind == "file":  # a file xvbd made itself (TTS), by absolute path under media_dir
+        path = Path(name)
+        if not path.is_absolute() or media_dir not in path.parents:
+            raise BadSoundName(f"not a file of xvbd's media directory: {name!r}")
+        return name
     if kind == "user":
         if not _NAME.fullmatch(name) or ".." in name:
             raise BadSoundName(f"not a file name of the tenant's: {name!r}")

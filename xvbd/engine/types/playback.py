@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 from xvbd.agi.channel import ALL_DIGITS
 from xvbd.engine import prompts
 from xvbd.engine.types import Next, SettingsError, register
+from xvbd.logs import logger
+
+log = logger("xvbd.playback")
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class PlaybackSettings:
     greeting: str = ""  # system:NAME or user:NAME
+    tts: str = ""  # text spoken when there is no greeting file and the group allows TTS
     timeout: int = 5  # seconds to wait for a choice once the greeting has played
     default: str = ""  # the child taken when the caller presses nothing ('' = ask again)
 
@@ -42,10 +46,11 @@ class PlaybackType:
     async def run(self, call: Call, ext: Extension, settings: Any, tree: Tree) -> Next:
         from xvbd.engine.runner import play_greeting
 
+        greeting = settings.greeting or await _spoken(call, settings.tts)
         children = {child.number: child for child in tree.children(ext)}
         if not children:
-            if settings.greeting:
-                await play_greeting(call, settings.greeting)
+            if greeting:
+                await play_greeting(call, greeting)
             return Next.UP if ext.parent_id is not None else Next.HANGUP
         longest = max(len(n) for n in children)
         digit_ms = call.engine.settings.timeout.digit
@@ -56,8 +61,8 @@ class PlaybackType:
                 break
             asked = call.engine.clock.seconds()
             entered = ""
-            if settings.greeting:
-                entered = await play_greeting(call, settings.greeting, ALL_DIGITS)
+            if greeting:
+                entered = await play_greeting(call, greeting, ALL_DIGITS)
             if not entered:
                 entered = await call.channel.wait_for_digit(settings.timeout * 1000)
             while entered and entered not in "*#" and _longer_exists(entered, children):
@@ -83,6 +88,23 @@ class PlaybackType:
                 await call.play(prompts.INVALID_CHOICE)
         await call.say_goodbye(prompts.GOODBYE)
         return Next.HANGUP
+
+
+async def _spoken(call: Call, text: str) -> str:
+    """A TTS greeting as a sound reference, where the group allows it; '' otherwise."""
+    assert call.group is not None
+    if not text:
+        return ""
+    if not call.group.allow_tts:
+        return ""
+    if len(text.encode("utf-8")) > call.group.max_tts_string_bytes > 0:
+        log.warn("a TTS greeting of user {user} is longer than the group's {limit} bytes; "
+                 "not spoken", user=call.group.id, limit=call.group.max_tts_string_bytes)
+        return ""
+    if call.engine.tts is None:
+        return ""
+    path = await call.engine.tts.file_for(text, call.language)
+    return f"file:{path}" if path else ""
 
 
 def _longer_exists(entered: str, children: dict[str, Any]) -> bool:

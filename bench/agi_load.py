@@ -1,0 +1,480 @@
+"""FastAGI load: plays many Asterisk sessions against xvbd and prints what it measured.
+
+    python bench/agi_load.py plain [--calls N] [--concurrency C]
+        The plain seven-command script (ANSWER, STREAM FILE, GET DATA x2, SET VARIABLE,
+        STREAM FILE, HANGUP) against a bare Twisted LineReceiver server and against xvbd's
+        FastAGI stack, one after the other: server CPU per call, and the ratio.
+
+    python bench/agi_load.py full --db sqlite|mysql [--calls N] [--concurrency C]
+        The real process (twistd xvbd) with a bench tenant: every call authenticates by
+        AccessCode + PIN, walks a three-level menu and leaves a voicemail (CDR lines to the
+        file and the database).  Completed calls/s, AGI turnaround p50/p99 (from our answer
+        to xvbd's next command), peak concurrent sessions, server CPU per call.
+
+    python bench/agi_load.py hold --db sqlite|mysql [--sessions N]
+        N sessions opened and held (each waiting in its first command), then released to
+        finish their calls: server RSS per held session.
+
+The server runs in its own process; its CPU time and RSS are read from /proc.  The load
+generator shares the machine, so calls/s is a floor of what xvbd alone would do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from twisted.internet import epollreactor  # noqa: E402
+
+if __name__ == "__main__":
+    epollreactor.install()
+
+from twisted.internet.protocol import ClientFactory, Protocol  # noqa: E402
+
+BIN = Path(sys.executable).parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+# ------------------------------------------------------------------ the bench tenant
+
+VOICE_NUMBER, ACCESS_CODE, PIN = "700", "20001", "4321"
+MENU_KEYS = ("5", "5", "1")  # root -> 5 -> 5*5 -> 5*5*1 (the voicemail)
+
+
+async def seed(store: Any) -> None:
+    user = await store.accounts.create_user(VOICE_NUMBER, ACCESS_CODE, 1, pin=PIN,
+                                            language="xvb.EN-Female")
+    ivr = store.ivr
+    level = await ivr.create_root(user.id, "Playback", {"greeting": "system:welcome"})
+    for depth in range(2):
+        level = await ivr.add_child(user.id, level.id, "5", "Playback",
+                                    {"greeting": f"system:menu{depth}"})
+        await ivr.add_child(user.id, level.id, "2", "DateTime", {})
+    await ivr.add_child(user.id, level.id, "1", "VoiceMail", {})
+    await store.accounts.update_group(1, max_messages_per_ext=0, max_messages_total=0)
+
+
+def seed_command(conf: str) -> None:
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import react
+
+    from xvbd.config import load_settings
+    from xvbd.store import Database, Store
+
+    settings = load_settings(conf)
+
+    async def main(reactor: Any) -> None:
+        db = Database(settings.db.url, pool_max=1, reactor=reactor)
+        db.start()
+        try:
+            await seed(Store(db))
+        finally:
+            db.close()
+
+    react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
+
+# ------------------------------------------------------------------ Asterisk's side
+
+
+def env_block(script: str, args: tuple[str, ...], n: int) -> bytes:
+    lines = [("network", "yes"), ("network_script", script),
+             ("request", f"agi://127.0.0.1/{script}"), ("channel", f"PJSIP/gw-{n:08x}"),
+             ("language", "en"), ("type", "PJSIP"), ("uniqueid", f"1795696425.{n}"),
+             ("version", "22.10.1"), ("callerid", f"7900{n % 1000000:06d}"),
+             ("calleridname", "Bench"), ("callingpres", "0"), ("callingani2", "0"),
+             ("callington", "0"), ("callingtns", "0"), ("dnid", "unknown"),
+             ("rdnis", "unknown"), ("context", "xvb-main-fagi"), ("extension", args[0]),
+             ("priority", "3"), ("enhanced", "0.0"), ("accountcode", ""),
+             ("threadid", "140485300623040")]
+    lines += [(f"arg_{i}", a) for i, a in enumerate(args, 1)]
+    return "".join(f"agi_{k}: {v}\n" for k, v in lines).encode() + b"\n"
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.turnaround: list[float] = []
+        self.done = 0
+        self.failed = 0
+        self.open = 0
+        self.peak = 0
+        self.commands = 0
+
+
+class Session(Protocol):
+    """Answers like Asterisk, fast: a table of replies by command."""
+
+    def __init__(self, load: Load, n: int) -> None:
+        self.load = load
+        self.n = n
+        self.buffer = b""
+        self.keys = list(MENU_KEYS)
+        self.sent_at = 0.0
+        self.held: bytes | None = None
+
+    def connectionMade(self) -> None:
+        stats = self.load.stats
+        stats.open += 1
+        stats.peak = max(stats.peak, stats.open)
+        self.transport.write(self.load.env(self.n))
+        self.sent_at = time.perf_counter()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            now = time.perf_counter()
+            self.load.stats.turnaround.append(now - self.sent_at)
+            self.load.stats.commands += 1
+            if self.load.holding:
+                self.held = line
+                self.load.held.append(self)
+                return
+            self.answer(line)
+
+    def answer(self, line: bytes) -> None:
+        reply = self.reply(line)
+        self.transport.write(reply)
+        self.sent_at = time.perf_counter()
+
+    def reply(self, line: bytes) -> bytes:
+        verb = line[:8]
+        if verb == b"STREAM F":
+            if line.endswith(b'"0123456789*#"') and self.keys:
+                return b"200 result=%d endpos=4000\n" % ord(self.keys.pop(0))
+            return b"200 result=0 endpos=16000\n"
+        if verb == b"GET DATA":
+            if b"agent-user" in line:
+                return b"200 result=" + ACCESS_CODE.encode() + b"\n"
+            if b"agent-pass" in line:
+                return b"200 result=" + PIN.encode() + b"\n"
+            return b"200 result=1234\n"
+        if verb == b"RECORD F":
+            return b"200 result=35 (dtmf) endpos=40000\n"
+        if verb == b"HANGUP":
+            return b"200 result=1\nHANGUP\n"
+        if verb == b"SET VARI" or verb == b"VERBOSE ":
+            return b"200 result=1\n"
+        if verb == b"GET VARI":
+            return b"200 result=0\n"
+        return b"200 result=0\n"
+
+    def connectionLost(self, reason: Any = None) -> None:
+        stats = self.load.stats
+        stats.open -= 1
+        stats.done += 1
+        self.load.next_call()
+
+
+class Load(ClientFactory):
+    def __init__(self, reactor: Any, port: int, script: str, args: tuple[str, ...],
+                 calls: int, concurrency: int) -> None:
+        self.reactor = reactor
+        self.port = port
+        self.calls = calls
+        self.concurrency = concurrency
+        self.stats = Stats()
+        self.started = 0
+        self.holding = False
+        self.held: list[Session] = []
+        self._env = [env_block(script, args, n) for n in range(min(calls, 64))]
+        self.finished = None
+
+    def env(self, n: int) -> bytes:
+        return self._env[n % len(self._env)]
+
+    def buildProtocol(self, addr: Any) -> Session:
+        self.started += 1
+        return Session(self, self.started)
+
+    def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
+        self.stats.failed += 1
+        self.stats.done += 1
+        self.next_call()
+
+    def next_call(self) -> None:
+        if self.started < self.calls:
+            self.reactor.connectTCP("127.0.0.1", self.port, self, timeout=30)
+        elif self.stats.done >= self.calls and self.reactor.running:
+            self.reactor.stop()
+
+    def run(self) -> float:
+        begin = time.perf_counter()
+        for _ in range(min(self.concurrency, self.calls)):
+            self.reactor.connectTCP("127.0.0.1", self.port, self, timeout=30)
+        self.reactor.run()
+        return time.perf_counter() - begin
+
+# ------------------------------------------------------------------ the server side
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def wait_for(proc: subprocess.Popen[str], text: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if text in line:
+            return line
+        if not line and proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}")
+    raise SystemExit(f"the server did not say {text!r} within {timeout} s")
+
+
+def pin(server_pid: int) -> None:
+    """Server on the first CPU, this load generator on the others: they do not take turns
+    on one core, which makes the server's CPU time per call far steadier."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) > 1:
+        os.sched_setaffinity(server_pid, {cpus[0]})
+        os.sched_setaffinity(0, set(cpus[1:]))
+
+
+def start_plain_server(kind: str, port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "servers.py"), kind,
+                             str(port)], stdout=subprocess.PIPE, text=True)
+    pin(proc.pid)
+    wait_for(proc, "listening")
+    return proc
+
+
+def start_xvbd(db: str, work: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+    if db == "sqlite":
+        url = f"sqlite:{work / 'bench.sqlite3'}"
+    else:
+        name = f"xvbd_bench_{os.getpid()}"
+        url = f"{os.environ.get('XVBD_TEST_MYSQL', 'mysql://root@127.0.0.1:3306')}/{name}"
+    conf = work / "xvb.conf"
+    conf.write_text(f"""
+[COMMON]
+SERVER_ID = BENCH
+[DB]
+URL = {url}
+POOL_MAX = 8
+[AGI]
+LISTEN = tcp:{port}:interface=127.0.0.1:backlog=4096
+SHUTDOWN_GRACE = 0
+ENV_TIMEOUT = 120
+[WEB]
+LISTEN = tcp:0:interface=127.0.0.1
+[DEBUG]
+LEVEL = 3
+SEND_TO =
+[CDR]
+SEND_TO = FILE,DB
+FILE = {work / 'bench.cdr'}
+[PATH]
+MEDIA_DIR = {work / 'media'}
+""")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    subprocess.run([str(BIN / "xvbd-admin"), "db", "upgrade", "-c", str(conf)], check=True,
+                   env=env, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, __file__, "seed", str(conf)], check=True, env=env)
+    proc = subprocess.Popen([str(BIN / "twistd"), "-n", "--pidfile=", "xvbd", "-c", str(conf)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, cwd=work)
+    wait_for(proc, "started: server_id=BENCH")
+    pin(proc.pid)
+    return proc, url
+
+
+def drop_mysql(url: str) -> None:
+    if not url.startswith("mysql"):
+        return
+    import pymysql
+
+    from xvbd.config import database_url
+
+    parsed = database_url(url)
+    conn = pymysql.connect(host=parsed.host, port=parsed.port, user=parsed.user,
+                           password=parsed.password)
+    conn.cursor().execute(f"DROP DATABASE IF EXISTS `{parsed.name}`")
+    conn.close()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else 0.0
+
+
+def run_load(port: int, script: str, args: tuple[str, ...], calls: int,
+             concurrency: int) -> tuple[Stats, float]:
+    from twisted.internet import reactor
+
+    load = Load(reactor, port, script, args, calls, concurrency)
+    seconds = load.run()
+    return load.stats, seconds
+
+# ------------------------------------------------------------------ modes
+
+
+def plain(args: argparse.Namespace) -> None:
+    """Each server in a fresh process per run (a reactor runs once per process), the two
+    alternating; the best run of each is the least disturbed by the machine."""
+    results: dict[str, list[float]] = {"bare": [], "xvbd": []}
+    for _ in range(args.repeat):
+        for kind in ("bare", "xvbd"):
+            out = subprocess.run([sys.executable, __file__, "plain-one", kind, "--calls",
+                                  str(args.calls), "--concurrency", str(args.concurrency)],
+                                 capture_output=True, text=True, check=True).stdout
+            print(out, end="")
+            results[kind].append(float(out.split("cpu_ms_per_call=")[1].split()[0]))
+    best = {kind: min(values) for kind, values in results.items()}
+    median = {kind: sorted(values)[len(values) // 2] for kind, values in results.items()}
+    print(f"server CPU per call, best of {args.repeat}: bare {best['bare']:.3f} ms, "
+          f"xvbd {best['xvbd']:.3f} ms, ratio {best['xvbd'] / best['bare']:.2f}; "
+          f"median: bare {median['bare']:.3f} ms, xvbd {median['xvbd']:.3f} ms, "
+          f"ratio {median['xvbd'] / median['bare']:.2f}")
+
+
+def plain_one(args: argparse.Namespace) -> None:
+    port = free_port()
+    server = start_plain_server(args.kind, port)
+    try:
+        cpu0 = cpu_seconds(server.pid)
+        stats, seconds = run_load(port, "bench", ("2500",), args.calls, args.concurrency)
+        cpu = cpu_seconds(server.pid) - cpu0
+    finally:
+        server.kill()
+        server.wait()
+    print(f"plain/{args.kind}: calls={stats.done} failed={stats.failed} "
+          f"commands={stats.commands} seconds={seconds:.2f} calls_per_s={stats.done / seconds:.0f} "
+          f"cpu_ms_per_call={cpu * 1000 / max(stats.done, 1):.3f} "
+          f"turnaround_p50_ms={percentile(stats.turnaround, 0.5) * 1000:.3f} "
+          f"p99_ms={percentile(stats.turnaround, 0.99) * 1000:.3f}")
+
+
+def full(args: argparse.Namespace) -> None:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="xvbd-bench-") as tmp:
+        server, url = start_xvbd(args.db, Path(tmp), port)
+        try:
+            run_load(port, "ivr", (VOICE_NUMBER, "127.0.0.1"), min(200, args.calls), 20)
+            cpu0, rss0 = cpu_seconds(server.pid), rss_kib(server.pid)
+            stats, seconds = run_load(port, "ivr", (VOICE_NUMBER, "127.0.0.1"), args.calls,
+                                      args.concurrency)
+            cpu = cpu_seconds(server.pid) - cpu0
+            rss = rss_kib(server.pid)
+            cdr_lines = sum(1 for _ in open(Path(tmp) / "bench.cdr"))
+        finally:
+            server.terminate()
+            server.wait()
+            drop_mysql(url)
+    per_call = stats.commands / max(stats.done, 1)
+    print(f"full/{args.db}: calls={stats.done} failed={stats.failed} "
+          f"concurrency={args.concurrency} peak_sessions={stats.peak} "
+          f"commands_per_call={per_call:.1f} seconds={seconds:.2f} "
+          f"calls_per_s={stats.done / seconds:.0f} "
+          f"server_cpu_ms_per_call={cpu * 1000 / max(stats.done, 1):.3f} "
+          f"turnaround_p50_ms={percentile(stats.turnaround, 0.5) * 1000:.3f} "
+          f"p99_ms={percentile(stats.turnaround, 0.99) * 1000:.3f} "
+          f"server_rss_mib={rss / 1024:.0f} (was {rss0 / 1024:.0f}) cdr_lines={cdr_lines}")
+
+
+def hold(args: argparse.Namespace) -> None:
+    from twisted.internet import reactor
+
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="xvbd-bench-") as tmp:
+        server, url = start_xvbd(args.db, Path(tmp), port)
+        try:
+            run_load(port, "ivr", (VOICE_NUMBER, "127.0.0.1"), 200, 20)  # warm up
+            time.sleep(0.5)
+            rss0 = rss_kib(server.pid)
+            load = Load(reactor, port, "ivr", (VOICE_NUMBER, "127.0.0.1"), args.sessions,
+                        args.sessions)
+            load.holding = True
+            measured: dict[str, float] = {}
+
+            def ramp(opened: int = 0) -> None:
+                batch = min(500, args.sessions - opened)
+                for _ in range(batch):
+                    reactor.connectTCP("127.0.0.1", port, load, timeout=60)
+                if opened + batch < args.sessions:
+                    reactor.callLater(0.05, ramp, opened + batch)
+
+            def check() -> None:
+                if len(load.held) < args.sessions:
+                    reactor.callLater(0.2, check)
+                    return
+                time.sleep(0.5)
+                measured["rss"] = rss_kib(server.pid)
+                load.holding = False
+                for session in load.held:
+                    assert session.held is not None
+                    session.answer(session.held)
+
+            ramp()
+            reactor.callLater(0.2, check)
+            begin = time.perf_counter()
+            reactor.run()
+            seconds = time.perf_counter() - begin
+        finally:
+            server.terminate()
+            server.wait()
+            drop_mysql(url)
+    per_session = (measured["rss"] - rss0) / args.sessions
+    print(f"hold/{args.db}: sessions={args.sessions} held_at_once={len(load.held)} "
+          f"completed={load.stats.done} failed={load.stats.failed} seconds={seconds:.1f} "
+          f"server_rss_mib before={rss0 / 1024:.0f} held={measured['rss'] / 1024:.0f} "
+          f"rss_kib_per_session={per_session:.2f}")
+
+
+def main() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("plain")
+    p.add_argument("--calls", type=int, default=30000)
+    p.add_argument("--concurrency", type=int, default=50)
+    p.add_argument("--repeat", type=int, default=5)
+    p = sub.add_parser("plain-one")
+    p.add_argument("kind", choices=["bare", "xvbd"])
+    p.add_argument("--calls", type=int, default=20000)
+    p.add_argument("--concurrency", type=int, default=50)
+    p = sub.add_parser("full")
+    p.add_argument("--db", choices=["sqlite", "mysql"], default="sqlite")
+    p.add_argument("--calls", type=int, default=5000)
+    p.add_argument("--concurrency", type=int, default=100)
+    p = sub.add_parser("hold")
+    p.add_argument("--db", choices=["sqlite", "mysql"], default="sqlite")
+    p.add_argument("--sessions", type=int, default=10000)
+    p = sub.add_parser("seed")
+    p.add_argument("conf")
+    args = parser.parse_args()
+    if args.mode == "seed":
+        seed_command(args.conf)
+        return
+    {"plain": plain, "plain-one": plain_one, "full": full, "hold": hold}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()
