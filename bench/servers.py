@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twisted.internet import epollreactor  # noqa: E402
+from twisted.internet import epollreactor
 
 epollreactor.install()
 from twisted.internet import reactor  # noqa: E402
@@ -68,7 +68,7 @@ class PlainEngine:
 
 
 def main() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     kind, port = sys.argv[1], int(sys.argv[2])
     if kind == "bare":
