@@ -176,18 +176,28 @@ class Session(Protocol):
 
 
 class Load(ClientFactory):
+    """Keeps ``concurrency`` calls going until ``calls`` have been placed, per phase; the
+    reactor stops after the last phase."""
+
     def __init__(self, reactor: Any, port: int, script: str, args: tuple[str, ...],
                  calls: int, concurrency: int) -> None:
         self.reactor = reactor
         self.port = port
+        self.phases: list[tuple[int, int, Any]] = [(calls, concurrency, None)]
         self.calls = calls
         self.concurrency = concurrency
         self.stats = Stats()
         self.started = 0
+        self.requested = 0
         self.holding = False
         self.held: list[Session] = []
-        self._env = [env_block(script, args, n) for n in range(min(calls, 64))]
-        self.finished = None
+        self._env = [env_block(script, args, n) for n in range(64)]
+        self.began = 0.0
+
+    def then(self, calls: int, concurrency: int, before: Any) -> Load:
+        """A further phase, after ``before()`` (which takes the measurements)."""
+        self.phases.append((calls, concurrency, before))
+        return self
 
     def env(self, n: int) -> bytes:
         return self._env[n % len(self._env)]
@@ -201,18 +211,36 @@ class Load(ClientFactory):
         self.stats.done += 1
         self.next_call()
 
+    def _connect(self) -> None:
+        self.requested += 1
+        self.reactor.connectTCP("127.0.0.1", self.port, self, timeout=30)
+
     def next_call(self) -> None:
-        if self.started < self.calls:
-            self.reactor.connectTCP("127.0.0.1", self.port, self, timeout=30)
-        elif self.stats.done >= self.calls and self.reactor.running:
-            self.reactor.stop()
+        if self.requested < self.calls:
+            self._connect()
+        elif self.stats.done >= self.calls:
+            self._next_phase()
+
+    def _next_phase(self) -> None:
+        if not self.phases:
+            self.seconds = time.perf_counter() - self.began
+            if self.reactor.running:
+                self.reactor.stop()
+            return
+        self.seconds = time.perf_counter() - self.began
+        calls, concurrency, before = self.phases.pop(0)
+        if before is not None:
+            before(self)
+        self.stats, self.calls, self.concurrency = Stats(), calls, concurrency
+        self.requested = 0
+        self.began = time.perf_counter()
+        for _ in range(min(concurrency, calls)):
+            self._connect()
 
     def run(self) -> float:
-        begin = time.perf_counter()
-        for _ in range(min(self.concurrency, self.calls)):
-            self.reactor.connectTCP("127.0.0.1", self.port, self, timeout=30)
+        self.reactor.callWhenRunning(self._next_phase)
         self.reactor.run()
-        return time.perf_counter() - begin
+        return self.seconds
 
 # ------------------------------------------------------------------ the server side
 
@@ -228,6 +256,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread of ``pid`` (the reactor is the main thread)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = "reactor" if task.name == str(pid) else "threads"
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -236,9 +277,14 @@ def rss_kib(pid: int) -> int:
 
 
 def wait_for(proc: subprocess.Popen[str], text: str, timeout: float = 30) -> str:
+    import select
+
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
     while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
         line = proc.stdout.readline()
         if text in line:
             return line
@@ -296,7 +342,10 @@ MEDIA_DIR = {work / 'media'}
     subprocess.run([str(BIN / "xvbd-admin"), "db", "upgrade", "-c", str(conf)], check=True,
                    env=env, stdout=subprocess.DEVNULL)
     subprocess.run([sys.executable, __file__, "seed", str(conf)], check=True, env=env)
-    proc = subprocess.Popen([str(BIN / "twistd"), "-n", "--pidfile=", "xvbd", "-c", str(conf)],
+    profile = os.environ.get("XVBD_BENCH_PROFILE")  # a cProfile of the server, to that file
+    options = ["--profile", profile, "--profiler", "cprofile", "--savestats"] if profile else []
+    proc = subprocess.Popen([str(BIN / "twistd"), "-n", "--pidfile=", *options, "xvbd", "-c",
+                             str(conf)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, cwd=work)
     wait_for(proc, "started: server_id=BENCH")
@@ -371,15 +420,46 @@ def plain_one(args: argparse.Namespace) -> None:
 
 
 def full(args: argparse.Namespace) -> None:
+    """Each run in a fresh process (a reactor runs once per process)."""
+    rates, cpus = [], []
+    for _ in range(args.repeat):
+        out = subprocess.run([sys.executable, __file__, "full-one", "--db", args.db,
+                              "--calls", str(args.calls), "--concurrency",
+                              str(args.concurrency)], capture_output=True, text=True,
+                             check=True).stdout
+        print(out, end="", flush=True)
+        rates.append(float(out.split("calls_per_s=")[1].split()[0]))
+        cpus.append(float(out.split("server_cpu_ms_per_call=")[1].split()[0]))
+    print(f"full/{args.db}, {args.repeat} runs: calls/s best {max(rates):.0f}, median "
+          f"{sorted(rates)[len(rates) // 2]:.0f}; server CPU per call best {min(cpus):.3f} ms, "
+          f"median {sorted(cpus)[len(cpus) // 2]:.3f} ms")
+
+
+def full_one(args: argparse.Namespace) -> None:
+    from twisted.internet import reactor
+
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="xvbd-bench-") as tmp:
         server, url = start_xvbd(args.db, Path(tmp), port)
         try:
-            run_load(port, "ivr", (VOICE_NUMBER, "127.0.0.1"), min(200, args.calls), 20)
-            cpu0, rss0 = cpu_seconds(server.pid), rss_kib(server.pid)
-            stats, seconds = run_load(port, "ivr", (VOICE_NUMBER, "127.0.0.1"), args.calls,
-                                      args.concurrency)
+            before: dict[str, float] = {}
+
+            def measure(_: Load) -> None:
+                before.update(cpu=cpu_seconds(server.pid), rss=rss_kib(server.pid))
+                before.update({f"t_{k}": v for k, v in thread_cpu(server.pid).items()})
+                if os.environ.get("XVBD_BENCH_PYSPY"):  # a flame graph of every thread
+                    subprocess.Popen([str(BIN / "py-spy"), "record", "-p", str(server.pid),
+                                      "-d", "5", "--gil", "-f", "raw", "-o",
+                                      os.environ["XVBD_BENCH_PYSPY"]],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+            load = Load(reactor, port, "ivr", (VOICE_NUMBER, "127.0.0.1"), 300, 20)
+            load.then(args.calls, args.concurrency, measure)
+            seconds = load.run()
+            stats = load.stats
+            cpu0, rss0 = before["cpu"], before["rss"]
             cpu = cpu_seconds(server.pid) - cpu0
+            split = {k: v - before.get(f"t_{k}", 0.0) for k, v in thread_cpu(server.pid).items()}
             rss = rss_kib(server.pid)
             cdr_lines = sum(1 for _ in open(Path(tmp) / "bench.cdr"))
         finally:
@@ -392,6 +472,8 @@ def full(args: argparse.Namespace) -> None:
           f"commands_per_call={per_call:.1f} seconds={seconds:.2f} "
           f"calls_per_s={stats.done / seconds:.0f} "
           f"server_cpu_ms_per_call={cpu * 1000 / max(stats.done, 1):.3f} "
+          f"(reactor thread {split.get('reactor', 0) * 1000 / max(stats.done, 1):.3f}, "
+          f"other threads {split.get('threads', 0) * 1000 / max(stats.done, 1):.3f}) "
           f"turnaround_p50_ms={percentile(stats.turnaround, 0.5) * 1000:.3f} "
           f"p99_ms={percentile(stats.turnaround, 0.99) * 1000:.3f} "
           f"server_rss_mib={rss / 1024:.0f} (was {rss0 / 1024:.0f}) cdr_lines={cdr_lines}")
@@ -404,13 +486,12 @@ def hold(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="xvbd-bench-") as tmp:
         server, url = start_xvbd(args.db, Path(tmp), port)
         try:
-            run_load(port, "ivr", (VOICE_NUMBER, "127.0.0.1"), 200, 20)  # warm up
-            time.sleep(0.5)
-            rss0 = rss_kib(server.pid)
             load = Load(reactor, port, "ivr", (VOICE_NUMBER, "127.0.0.1"), args.sessions,
                         args.sessions)
             load.holding = True
             measured: dict[str, float] = {}
+            time.sleep(0.5)
+            rss0 = rss_kib(server.pid)
 
             def ramp(opened: int = 0) -> None:
                 batch = min(500, args.sessions - opened)
@@ -460,10 +541,12 @@ def main() -> None:
     p.add_argument("kind", choices=["bare", "xvbd"])
     p.add_argument("--calls", type=int, default=20000)
     p.add_argument("--concurrency", type=int, default=50)
-    p = sub.add_parser("full")
-    p.add_argument("--db", choices=["sqlite", "mysql"], default="sqlite")
-    p.add_argument("--calls", type=int, default=5000)
-    p.add_argument("--concurrency", type=int, default=100)
+    for name in ("full", "full-one"):
+        p = sub.add_parser(name)
+        p.add_argument("--db", choices=["sqlite", "mysql"], default="sqlite")
+        p.add_argument("--calls", type=int, default=8000)
+        p.add_argument("--concurrency", type=int, default=100)
+        p.add_argument("--repeat", type=int, default=3)
     p = sub.add_parser("hold")
     p.add_argument("--db", choices=["sqlite", "mysql"], default="sqlite")
     p.add_argument("--sessions", type=int, default=10000)
@@ -473,7 +556,8 @@ def main() -> None:
     if args.mode == "seed":
         seed_command(args.conf)
         return
-    {"plain": plain, "plain-one": plain_one, "full": full, "hold": hold}[args.mode](args)
+    {"plain": plain, "plain-one": plain_one, "full": full, "full-one": full_one,
+     "hold": hold}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ class EntryTests(EngineCase):
         self.assertFalse(any("GET DATA" in c for c in peer.commands), "no code, no PIN")
         self.assertIn('SAY DATETIME 1285757673 "" "" Europe/Moscow', peer.commands)
         self.assertEqual(peer.variables["XVB_AC"], "10001")
-        self.assertEqual(peer.variables["XVB_RESULT"], "OK")
+        self.assertEqual(self.result, "OK")
         self.assertTrue(peer.closed_by_server)
         self.assertIn("SUBSCR_ID=1, SYS_COST=0, TYPE=XVB", summary(self.cdr_lines()))
 
@@ -50,7 +50,7 @@ class EntryTests(EngineCase):
         self.assertEqual(peer.commands[2:5], ["GET DATA agent-user 9000 16",
                                               "GET DATA pbx-invalid 9000 16",
                                               "GET DATA agent-pass 9000 16"])
-        self.assertEqual(peer.variables["XVB_RESULT"], "OK")
+        self.assertEqual(self.result, "OK")
 
     async def test_three_wrong_pins_end_the_call_politely(self) -> None:
         await seed_demo(self.store)
@@ -58,7 +58,8 @@ class EntryTests(EngineCase):
         self.assertEqual(peer.commands[2:], [
             "GET DATA agent-user 9000 16", "GET DATA agent-pass 9000 16",
             "GET DATA auth-incorrect 9000 16", "GET DATA auth-incorrect 9000 16",
-            'STREAM FILE vm-goodbye ""', "HANGUP", 'SET VARIABLE XVB_RESULT "NOUSER"'])
+            'STREAM FILE vm-goodbye ""', "HANGUP"])
+        self.assertEqual(self.result, "NOUSER")
         line = summary(self.cdr_lines())
         self.assertIn("ACCESS_CODE=, CALLED_ID=613", line)
         self.assertIn("SUBSCR_ID=0", line)
@@ -69,7 +70,7 @@ class EntryTests(EngineCase):
         peer = await self.call(Caller(keys=["10001", None, None, None]), args=("613",),
                                callerid="613")
         self.assertEqual(peer.commands.count("GET DATA auth-incorrect 9000 16"), 2)
-        self.assertEqual(peer.variables["XVB_RESULT"], "NOUSER")
+        self.assertEqual(self.result, "NOUSER")
 
     async def test_guessing_a_pin_is_throttled_across_calls(self) -> None:
         await seed_demo(self.store)
@@ -80,17 +81,17 @@ class EntryTests(EngineCase):
         self.assertNotIn("GET DATA agent-pass 9000 16", peer.commands,
                          "even the right PIN is not asked for while the code is throttled")
         self.assertIn('STREAM FILE please-try-call-later ""', peer.commands)
-        self.assertEqual(peer.variables["XVB_RESULT"], "THROTTLED")
+        self.assertEqual(self.result, "THROTTLED")
         self.clock.advance(901)
         peer = await self.call(Caller(keys=["10001", "911", "*"]), args=("613",))
-        self.assertEqual(peer.variables["XVB_RESULT"], "OK", "the window passes")
+        self.assertEqual(self.result, "OK", "the window passes")
 
     async def test_one_caller_guessing_codes_is_throttled(self) -> None:
         await seed_demo(self.store)
         for _ in range(4):  # 3 wrong codes a call; the 10th failure closes the door
             await self.call(Caller(keys=["1", "2", "3", "4"]), args=("613",), callerid="666")
         peer = await self.call(Caller(keys=["10001", "911"]), args=("613",), callerid="666")
-        self.assertEqual(peer.variables["XVB_RESULT"], "THROTTLED")
+        self.assertEqual(self.result, "THROTTLED")
         self.assertNotIn("GET DATA agent-user 9000 16", peer.commands)
 
     async def test_anyone_codes_work_on_every_public_number(self) -> None:
@@ -107,8 +108,8 @@ class EntryTests(EngineCase):
         demo = await seed_demo(self.store)
         await self.store.accounts.update_user(demo.user.id, status="locked")
         peer = await self.call(Caller(), args=("100",))
-        self.assertEqual(peer.commands[-3:], ['STREAM FILE ss-noservice ""', "HANGUP",
-                                              'SET VARIABLE XVB_RESULT "LOCKED"'])
+        self.assertEqual(peer.commands[-2:], ['STREAM FILE ss-noservice ""', "HANGUP"])
+        self.assertEqual(self.result, "LOCKED")
         self.assertFalse(any("demo-instruct" in c for c in peer.commands))
         self.assertIn("SUBSCR_ID=1", summary(self.cdr_lines()))
 
@@ -134,8 +135,8 @@ class EntryTests(EngineCase):
 
     async def test_a_sip_call_for_nobody(self) -> None:
         peer = await self.call(Caller(), script="sip", args=("sip:1@elsewhere.org",))
-        self.assertEqual(peer.commands[1:], ['STREAM FILE ss-noservice ""', "HANGUP",
-                                             'SET VARIABLE XVB_RESULT "NOUSER"'])
+        self.assertEqual(peer.commands[1:], ['STREAM FILE ss-noservice ""', "HANGUP"])
+        self.assertEqual(self.result, "NOUSER")
 
     async def test_pstn_gateway_rule_for_the_caller_id(self) -> None:
         await seed_demo(self.store)
@@ -158,7 +159,7 @@ class EntryTests(EngineCase):
         await self.store.accounts.assign_did("102", user.id)
         peer = await self.call(Caller(), args=("102",))
         self.assertIn('STREAM FILE ss-noservice ""', peer.commands)
-        self.assertEqual(peer.variables["XVB_RESULT"], "NOEXT")
+        self.assertEqual(self.result, "NOEXT")
 
 
 EntryOnSQLite, EntryOnMariaDB = on_both_backends(EntryTests)

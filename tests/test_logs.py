@@ -79,3 +79,9 @@ def test_xvbd_loggers_reach_the_global_publisher() -> None:
     finally:
         globalLogPublisher.removeObserver(seen.append)
     assert [e["log_format"] for e in seen if e.get("log_namespace") == "xvbd.test"] == ["visible"]
+
+
+def test_the_start_up_line_shows_at_any_level() -> None:
+    gate = LevelGate(0)
+    assert passes(gate, LogLevel.info, xvb_always=True)
+    assert not passes(gate, LogLevel.info)

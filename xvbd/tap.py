@@ -69,10 +69,11 @@ class XVBService(OrderedMultiService):
         log.info("xvbd {version} started: server_id={server_id} agi={agi} web={web} "
                  "db={backend} ({url})", version=xvbd.__version__,
                  server_id=self.settings.common.server_id, agi=agi.address(),
-                 web=web.address(), backend=self.store.db.backend, url=str(self.store.db.url))
+                 web=web.address(), backend=self.store.db.backend, url=str(self.store.db.url),
+                 xvb_always=True)
 
     def stopService(self) -> Any:
-        log.info("xvbd stopping")
+        log.info("xvbd stopping", xvb_always=True)
         return super().stopService()
 
 

@@ -52,6 +52,15 @@ MEDIA_DIR = {work / 'media'}
         self.engine = Engine(self.settings, self.store, self.directory, self.counters,
                              self.emitter, self.clock,
                              tts=TTS(self.settings.path.media_dir, reactor))
+        self.calls: list[Any] = []  # every Call the engine made, to read its outcome
+        make_call = self.engine.new_call
+
+        def recorded(*args: Any) -> Any:
+            call = make_call(*args)
+            self.calls.append(call)
+            return call
+
+        self.engine.new_call = recorded  # type: ignore[method-assign]
         self.factory = FastAGIFactory(self.engine, clock=reactor, env_timeout=5)
         self.listener = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
         self.addCleanup(self.listener.stopListening)  # type: ignore[attr-defined]
@@ -74,6 +83,11 @@ MEDIA_DIR = {work / 'media'}
         """Place a call and return at once (``peer.done`` fires when xvbd closes it)."""
         return await start_call(reactor, self.port, environment(script, args=args, **env),
                                 caller, self.clock.advance)
+
+    @property
+    def result(self) -> str:
+        """How the last call ended (XVB_RESULT: OK, NOUSER, LOCKED, BUSY, THROTTLED …)."""
+        return str(self.calls[-1].result)
 
     def cdr_lines(self) -> list[str]:
         return self.cdr_file.read_text().splitlines() if self.cdr_file.exists() else []

@@ -17,7 +17,12 @@ UNITS = 10_000  # money is kept in 1/10000 of the currency unit
 
 
 def clean(value: object) -> str:
-    text = _CONTROL.sub(" ", str(value))
+    if type(value) is int:
+        return str(value)
+    text = str(value)
+    if text.isprintable() and "," not in text and "%" not in text:
+        return text  # the usual case: nothing to change
+    text = _CONTROL.sub(" ", text)
     return text.replace("%", "%25").replace(",", "%2C")
 
 

@@ -31,8 +31,9 @@ class Sink(Protocol):
 
 
 class FileSink:
-    """Appends one line per record to the CDR text file from a writer thread of its own
-    (order kept, each batch flushed before its Deferred fires)."""
+    """Appends one line per record to the CDR text file from a writer thread of its own:
+    in order, everything queued since the last write in one write and one flush, each
+    call's Deferred fired once its lines are flushed."""
 
     def __init__(self, path: Path, reactor: Any) -> None:
         self.path = path
@@ -54,40 +55,84 @@ class FileSink:
         return d
 
     def _run(self) -> None:
-        while True:
-            text, d = self._queue.get()
-            if text is None:
-                self._file.close()
-                self.reactor.callFromThread(d.callback, None)
-                return
+        stop = None
+        while stop is None:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            texts, waiting = [], []
+            for text, d in batch:
+                if text is None:
+                    stop = d
+                else:
+                    texts.append(text)
+                    waiting.append(d)
+            error: Exception | None = None
             try:
-                self._file.write(text)
-                self._file.flush()
-            except Exception as exc:  # disk full, …: the caller logs, the next try goes on
-                self.reactor.callFromThread(d.errback, exc)
-            else:
-                self.reactor.callFromThread(d.callback, None)
+                if texts:
+                    self._file.write("".join(texts))
+                    self._file.flush()
+            except Exception as exc:  # disk full, …: the callers log, the next try goes on
+                error = exc
+            self.reactor.callFromThread(_fire, waiting, error)
+        self._file.close()
+        self.reactor.callFromThread(stop.callback, None)
+
+
+def _fire(waiting: list[Deferred[None]], error: Exception | None) -> None:
+    for d in waiting:
+        if error is None:
+            d.callback(None)
+        else:
+            d.errback(error)
 
 
 class DBSink:
-    """Inserts records into the ``cdrs`` table (off the reactor, through the pool)."""
+    """Inserts records into the ``cdrs`` table, off the reactor.  While one insert runs,
+    the records of the calls that end meanwhile gather for the next: one transaction for
+    many calls when busy, no waiting when quiet."""
 
     def __init__(self, cdrs: CDRs) -> None:
         self.cdrs = cdrs
+        self._rows: list[dict[str, Any]] = []
+        self._waiting: list[Deferred[None]] = []
+        self._busy = False
+        self._idle: list[Deferred[None]] = []
 
     def write(self, records: Sequence[CDRRecord]) -> Deferred[None]:
-        rows = [r.row() for r in records]
-        return Deferred.fromCoroutine(self._insert(rows))
+        d: Deferred[None] = Deferred()
+        self._rows.extend(r.row() for r in records)
+        self._waiting.append(d)
+        if not self._busy:
+            self._flush()
+        return d
 
-    async def _insert(self, rows: list[dict[str, Any]]) -> None:
-        await self.cdrs.insert_many(rows)
+    def _flush(self) -> None:
+        rows, waiting = self._rows, self._waiting
+        self._rows, self._waiting = [], []
+        self._busy = True
+        Deferred.fromCoroutine(self.cdrs.insert_many(rows)).addBoth(self._flushed, waiting)
+
+    def _flushed(self, result: object, waiting: list[Deferred[None]]) -> None:
+        self._busy = False
+        error = getattr(result, "value", None) if hasattr(result, "getTraceback") else None
+        _fire(waiting, error)
+        if self._waiting:
+            self._flush()
+        elif self._idle:
+            idle, self._idle = self._idle, []
+            _fire(idle, None)
 
     def stop(self) -> Deferred[None]:
-        return Deferred.fromCoroutine(_done())
-
-
-async def _done() -> None:
-    return None
+        d: Deferred[None] = Deferred()
+        if self._busy:
+            self._idle.append(d)
+        else:
+            d.callback(None)
+        return d
 
 
 class CDREmitter(Service):

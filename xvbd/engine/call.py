@@ -4,13 +4,13 @@ and the stop work (hooks, counters, CDR summary) that runs exactly once however 
 from __future__ import annotations
 
 import math
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from xvbd.accounting.cdr import CallCDR
 from xvbd.agi.channel import AGIChannel, Playback
 from xvbd.agi.protocol import AGIEnv, Hangup
+from xvbd.ids import new_id
 from xvbd.logs import logger
 from xvbd.store.accounts import Group, Tariff, User
 
@@ -28,7 +28,7 @@ class Call:
     called_id: str
     caller_id: str
     call_type: str = "incoming"
-    call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    call_id: str = field(default_factory=new_id)
     started: float = 0.0
     user: User | None = None
     group: Group | None = None
@@ -131,6 +131,8 @@ class Call:
         self.cdr.summary(call_type=self.call_type, start=int(self.started), stop=stop, now=stop,
                          cost=0, sys_cost=0, currency_id=currency, dtmf=" ".join(self.dtmf))
         await self.engine.cdr.emit(self.cdr.records)
+        if self.channel.hung_up:
+            return  # nobody is left on the line for the dialplan to serve
         try:
             await self.channel.set_variable("XVB_RESULT", self.result)
         except Exception:  # the connection is gone: nothing to tell Asterisk

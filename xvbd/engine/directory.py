@@ -34,6 +34,7 @@ class Tree:
         self.by_id = {e.id: e for e in self.extensions}
         self.by_path = {e.path: e for e in self.extensions}
         self._children = {}
+        self._menus: dict[int, tuple[dict[str, Extension], int]] = {}
         for ext in self.extensions:
             self._children.setdefault(ext.parent_id, []).append(ext)
         for kids in self._children.values():
@@ -45,6 +46,14 @@ class Tree:
 
     def children(self, ext: Extension) -> list[Extension]:
         return self._children.get(ext.id, [])
+
+    def menu(self, ext: Extension) -> tuple[dict[str, Extension], int]:
+        """The children by their numbers, and the longest number (0: no children)."""
+        found = self._menus.get(ext.id)
+        if found is None:
+            children = {child.number: child for child in self.children(ext)}
+            found = self._menus[ext.id] = (children, max(map(len, children), default=0))
+        return found
 
     def parent(self, ext: Extension) -> Extension | None:
         return self.by_id.get(ext.parent_id) if ext.parent_id is not None else None

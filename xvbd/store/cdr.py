@@ -83,12 +83,8 @@ class CDRs:
         rows = [tuple(r.get(c, _DEFAULTS.get(c)) for c in _INSERT_COLUMNS) for r in records]
 
         def insert(txn: Txn) -> int:
-            sql = txn.dialect.insert_ignore("cdrs", _INSERT_COLUMNS)
-            added = 0
-            for row in rows:
-                txn.execute(sql, row)
-                added += max(txn.rowcount, 0)
-            return added
+            txn.executemany(txn.dialect.insert_ignore("cdrs", _INSERT_COLUMNS), rows)
+            return max(txn.rowcount, 0)
         return await self._db.run_interaction(insert) if rows else 0
 
     async def for_user(self, user_id: int, flt: CDRFilter = CDRFilter(), *,

@@ -40,15 +40,13 @@ class Messages:
                   file_format: str, duration: int, size_bytes: int = 0, caller_id: str = "",
                   called_id: str = "", call_id: str = "", created_at: int | None = None
                   ) -> Message:
-        values = {"user_id": user_id, "extension_id": extension_id, "file_name": file_name,
+        values: dict[str, Any] = {"user_id": user_id, "extension_id": extension_id, "file_name": file_name,
                   "file_format": file_format, "duration": duration, "size_bytes": size_bytes,
                   "caller_id": caller_id, "called_id": called_id, "call_id": call_id,
                   "created_at": self._now() if created_at is None else created_at}
 
-        def add(txn: Txn) -> Message:
-            new_id = MESSAGES.insert(txn, values)
-            return MESSAGES.get(txn, new_id, owner=user_id)  # type: ignore[return-value]
-        return await self._db.run_interaction(add)
+        new_id = await self._db.run_interaction(MESSAGES.insert, values)
+        return Message(id=new_id, is_read=False, emailed_at=0, **values)
 
     async def get(self, user_id: int, message_id: int) -> Message | None:
         return await self._db.run_interaction(MESSAGES.get, message_id, owner=user_id)

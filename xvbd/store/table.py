@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Generic, TypeVar
 
 from xvbd.store.db import Row, Txn
@@ -82,11 +82,15 @@ class Table(Generic[R]):
 
     def insert(self, txn: Txn, values: Mapping[str, Any]) -> int:
         """Insert one row; return the new autoincrement id (or 0 for natural keys)."""
-        self.check_columns(list(values))
-        cols = list(values)
-        txn.execute(f"INSERT INTO {self.name} ({', '.join(cols)}) "
-                    f"VALUES ({', '.join('?' for _ in cols)})", [values[c] for c in cols])
+        cols = tuple(values)
+        txn.execute(self._insert_sql(cols), [values[c] for c in cols])
         return txn.lastrowid if self.key == "id" else 0
+
+    @lru_cache(maxsize=256)  # noqa: B019 - tables live as long as the process
+    def _insert_sql(self, cols: tuple[str, ...]) -> str:
+        self.check_columns(cols)
+        return (f"INSERT INTO {self.name} ({', '.join(cols)}) "
+                f"VALUES ({', '.join('?' for _ in cols)})")
 
     def get(self, txn: Txn, key: Any, *, owner: Any = _UNSET) -> R | None:
         scope, params = self._scope(owner)

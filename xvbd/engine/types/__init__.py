@@ -8,9 +8,11 @@ walk) -> Next``.  Adding a type is one module here plus its import at the bottom
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
@@ -86,11 +88,15 @@ def _check(name: str, value: Any, hint: Any) -> Any:
     raise TypeError(f"settings field {name} has a type read_settings does not know: {hint}")
 
 
+@lru_cache(maxsize=None)
+def _fields_of(cls: type) -> tuple[dict[str, Any], frozenset[str]]:
+    return typing.get_type_hints(cls), frozenset(f.name for f in dataclasses.fields(cls))
+
+
 def read_settings(cls: type, data: dict[str, Any]) -> Any:
     """Build the settings dataclass ``cls`` from a JSON object: unknown keys and values of
     the wrong type are refused by name; range checks are the class's ``__post_init__``."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    hints, names = _fields_of(cls)
     unknown = sorted(set(data) - names)
     if unknown:
         raise SettingsError(f"unknown setting {', '.join(unknown)} "
@@ -103,11 +109,19 @@ def read_settings(cls: type, data: dict[str, Any]) -> Any:
 
 
 def settings_for(kind: ExtensionType, ext: Extension) -> Any:
+    """The extension's settings, checked; the same text gives the same (immutable) object."""
+    return _settings(kind.settings, ext.settings)
+
+
+@lru_cache(maxsize=65536)
+def _settings(cls: type, text: str) -> Any:
     try:
-        data = ext.settings_dict()
+        data = json.loads(text)
     except ValueError as exc:
         raise SettingsError(f"settings are not valid JSON: {exc}") from None
-    return read_settings(kind.settings, data)
+    if not isinstance(data, dict):
+        raise SettingsError("settings must be a JSON object")
+    return read_settings(cls, data)
 
 
 def load_builtin_types() -> None:

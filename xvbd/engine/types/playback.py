@@ -47,12 +47,11 @@ class PlaybackType:
         from xvbd.engine.runner import play_greeting
 
         greeting = settings.greeting or await _spoken(call, settings.tts)
-        children = {child.number: child for child in tree.children(ext)}
+        children, longest = tree.menu(ext)
         if not children:
             if greeting:
                 await play_greeting(call, greeting)
             return Next.UP if ext.parent_id is not None else Next.HANGUP
-        longest = max(len(n) for n in children)
         digit_ms = call.engine.settings.timeout.digit
         tries = call.engine.settings.attempts.ivr_input
         while tries > 0:

@@ -8,12 +8,12 @@ message (the usual way) still leaves it.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from xvbd.agi.protocol import Hangup
 from xvbd.engine import prompts
+from xvbd.ids import new_id
 from xvbd.engine.media import message_path, seconds_of
 from xvbd.engine.types import Next, SettingsError, register
 from xvbd.logs import logger
@@ -61,7 +61,7 @@ class VoiceMailType:
         if not settings.greeting:
             await call.play(prompts.LEAVE_MESSAGE)
         fmt = group.preferred_codec or call.engine.settings.file.ast_sound_format
-        key = uuid.uuid4().hex
+        key = new_id()
         path = message_path(call.engine.settings.path.media_dir, call.user.id, key)
         limit = group.max_message_duration or 3600
         limit = max(1, int(min(limit, call.time_left())))
