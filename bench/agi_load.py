@@ -449,7 +449,7 @@ def full_one(args: argparse.Namespace) -> None:
                 before.update({f"t_{k}": v for k, v in thread_cpu(server.pid).items()})
                 if os.environ.get("XVBD_BENCH_PYSPY"):  # a flame graph of every thread
                     subprocess.Popen([str(BIN / "py-spy"), "record", "-p", str(server.pid),
-                                      "-d", "5", "--gil", "-f", "raw", "-o",
+                                      "-d", "5", "-f", "raw", "-o",
                                       os.environ["XVBD_BENCH_PYSPY"]],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

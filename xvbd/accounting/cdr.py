@@ -50,6 +50,11 @@ class CDRRecord:
             parts.append(f"DATA={_CONTROL.sub(' ', self.data)}")
         return ", ".join(parts)
 
+    def row_values(self) -> tuple[Any, ...]:
+        """The record as the ``cdrs`` table's insert values (``ROW_COLUMNS`` order)."""
+        row = self.row()
+        return tuple(row[c] for c in ROW_COLUMNS)
+
     def row(self) -> dict[str, Any]:
         """The record as a row of the ``cdrs`` table."""
         f = self.fields
@@ -66,6 +71,12 @@ class CDRRecord:
             "cost": self.cost, "sys_cost": self.sys_cost,
             "currency_id": int(f.get("CURRENCY_ID", 0) or 0), "data": self.data,
         }
+
+
+ROW_COLUMNS = ("record_id", "call_id", "server_id", "subscr_id", "access_code", "caller_id",
+               "called_id", "ext_number", "type", "call_type", "create_timestamp",
+               "start_timestamp", "stop_timestamp", "process_timestamp", "cost", "sys_cost",
+               "currency_id", "data")
 
 
 def data_text(items: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from xvbd.accounting.cdr import CDRRecord
 from xvbd.logs import logger
 from xvbd.store.cdr import CDRs
+from xvbd.store.groupcommit import GroupCommit
 
 log = logger("xvbd.cdr")
 
@@ -91,48 +92,22 @@ def _fire(waiting: list[Deferred[None]], error: Exception | None) -> None:
 
 
 class DBSink:
-    """Inserts records into the ``cdrs`` table, off the reactor.  While one insert runs,
-    the records of the calls that end meanwhile gather for the next: one transaction for
-    many calls when busy, no waiting when quiet."""
+    """Inserts records into the ``cdrs`` table, off the reactor, calls ending together
+    sharing one transaction (:class:`GroupCommit`)."""
 
     def __init__(self, cdrs: CDRs) -> None:
         self.cdrs = cdrs
-        self._rows: list[dict[str, Any]] = []
-        self._waiting: list[Deferred[None]] = []
-        self._busy = False
-        self._idle: list[Deferred[None]] = []
+        self._commit: GroupCommit[list[tuple[Any, ...]], None] = GroupCommit(self._insert)
+
+    async def _insert(self, batches: list[list[tuple[Any, ...]]]) -> list[None]:
+        await self.cdrs.insert_rows([row for batch in batches for row in batch])
+        return [None] * len(batches)
 
     def write(self, records: Sequence[CDRRecord]) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        self._rows.extend(r.row() for r in records)
-        self._waiting.append(d)
-        if not self._busy:
-            self._flush()
-        return d
-
-    def _flush(self) -> None:
-        rows, waiting = self._rows, self._waiting
-        self._rows, self._waiting = [], []
-        self._busy = True
-        Deferred.fromCoroutine(self.cdrs.insert_many(rows)).addBoth(self._flushed, waiting)
-
-    def _flushed(self, result: object, waiting: list[Deferred[None]]) -> None:
-        self._busy = False
-        error = getattr(result, "value", None) if hasattr(result, "getTraceback") else None
-        _fire(waiting, error)
-        if self._waiting:
-            self._flush()
-        elif self._idle:
-            idle, self._idle = self._idle, []
-            _fire(idle, None)
+        return self._commit.submit([r.row_values() for r in records])
 
     def stop(self) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        if self._busy:
-            self._idle.append(d)
-        else:
-            d.callback(None)
-        return d
+        return self._commit.when_idle()
 
 
 class CDREmitter(Service):

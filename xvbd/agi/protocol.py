@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from twisted.internet import tcp
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
@@ -177,20 +178,18 @@ def parse_agi_env(lines: list[str]) -> AGIEnv:
     that also refuses what cannot be an environment (:class:`BadInput`)."""
     if len(lines) > MAX_ENV_LINES:
         raise BadInput(f"an environment of more than {MAX_ENV_LINES} lines")
-    values: dict[str, str] = {}
+    pairs = _ENV_LINE.findall("\n".join(lines))
+    if len(pairs) != len(lines) or any(len(line) > MAX_LINE for line in lines):
+        raise BadInput(_env_problem(lines) or "not an AGI environment")
+    values = dict(pairs)
     args: dict[int, str] = {}
-    for line in lines:
-        key, sep, value = line.partition(": ")
-        if not sep:
-            key, sep, value = line.partition(":")
-        if not sep or key[:4] != "agi_" or len(key) < 5 or len(line) > MAX_LINE:
-            raise BadInput(_env_problem([line]) or f"not an AGI environment line: {line[:80]!r}")
-        if key[4:8] == "arg_" and key[8:].isdigit():
-            args[int(key[8:])] = value
-        else:
-            values[key[4:]] = value
+    for key in [k for k in values if k[:4] == "arg_" and k[4:].isdigit()]:
+        args[int(key[4:])] = values.pop(key)
     ordered = tuple(args[i] for i in sorted(args)) if args else ()
     return AGIEnv(values, ordered)
+
+
+_ENV_LINE = re.compile(r"^agi_([^:\n]+):[ ]?([^\n]*)$", re.M)
 
 
 class _Pending:
@@ -246,6 +245,7 @@ class FastAGIProtocol(LineOnlyReceiver):
     factory: Any
 
     def __init__(self) -> None:
+        self._socket: Any = None
         self.env: AGIEnv | None = None
         self._env_buffer = b""
         self._pending: deque[_Pending] = deque()
@@ -257,6 +257,7 @@ class FastAGIProtocol(LineOnlyReceiver):
     # ------------------------------------------------------------------ connection
 
     def connectionMade(self) -> None:
+        self.connectionMade_direct()
         self.connected = True
         self.factory.session_started(self)
         self.factory.env_deadlines.add(self)
@@ -432,5 +433,30 @@ class FastAGIProtocol(LineOnlyReceiver):
             return PendingReply.failed(Hangup("the caller has hung up"))
         reply: PendingReply[Reply] = PendingReply()
         self._pending.append(_Pending(command, reply))
-        self.transport.write(command.encode("utf-8") + b"\n")  # type: ignore[union-attr]
+        self._write(command.encode("utf-8") + b"\n")
         return reply
+
+    def connectionMade_direct(self) -> None:
+        """Choose how lines go out.  On a plain TCP connection a command line (tens of
+        bytes) goes straight to the socket: Twisted's own write would register the socket
+        for writability and write on the next turn, two epoll calls and a loop turn per
+        command.  Anything the socket does not take at once, and every later line, goes
+        through the transport as usual, so order is kept."""
+        transport = self.transport
+        self._socket = transport.getHandle() if isinstance(transport, tcp.Connection) else None
+
+    def _write(self, data: bytes) -> None:
+        sock = self._socket
+        if sock is not None and not self.transport.disconnecting:  # type: ignore[union-attr]
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # the connection is going: Twisted will tell us
+                self._socket = None
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+            self._socket = None  # from now on, Twisted's buffer keeps the order
+        self.transport.write(data)  # type: ignore[union-attr]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from xvbd.engine import prompts
@@ -38,14 +39,25 @@ def caller_id_for_cdr(number: str, peer: str, domain: str, pstn_gw: tuple[str, .
     """``[COMMON] PSTN_GW``: calls from elsewhere get ``@domain`` (or ``@ip``) appended."""
     if not pstn_gw or not peer:
         return number
+    from_gateway, address = _from_gateway(peer, pstn_gw)
+    return number if from_gateway else f"{number}@{domain or address}"
+
+
+@lru_cache(maxsize=4096)
+def _from_gateway(peer: str, pstn_gw: tuple[str, ...]) -> tuple[bool, str]:
+    """Whether ``peer`` (an address, maybe with a port) is one of the gateways; and the
+    address alone.  Gateways are few and call again and again: remembered."""
     address = peer.rsplit(":", 1)[0] if peer.count(":") == 1 else peer
     try:
         ip = ipaddress.ip_address(address.strip("[]"))
     except ValueError:
-        return f"{number}@{domain or address}"
-    if any(ip in ipaddress.ip_network(net, strict=False) for net in pstn_gw):
-        return number
-    return f"{number}@{domain or address}"
+        return False, address
+    return any(ip in _network(net) for net in pstn_gw), address
+
+
+@lru_cache(maxsize=256)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text, strict=False)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ directory named from the tenant's id, never from anything a person typed."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -20,6 +21,11 @@ class BadSoundName(ValueError):
 
 def tenant_dir(media_dir: Path, user_id: int) -> Path:
     return media_dir / "u" / str(int(user_id))
+
+
+@lru_cache(maxsize=65536)
+def _tenant_prefix(media_dir: Path, user_id: int) -> str:
+    return f"{tenant_dir(media_dir, user_id)}/"
 
 
 def resolve(reference: str, media_dir: Path, user_id: int) -> str:
@@ -40,14 +46,16 @@ def resolve(reference: str, media_dir: Path, user_id: int) -> str:
     if kind == "user":
         if not _NAME.fullmatch(name) or ".." in name:
             raise BadSoundName(f"not a file name of the tenant's: {name!r}")
-        return str(tenant_dir(media_dir, user_id) / Path(name).stem)
+        stem = name.rsplit(".", 1)[0] if "." in name else name
+        return _tenant_prefix(media_dir, user_id) + stem
     raise BadSoundName(f"a sound is system:NAME or user:NAME, got {reference!r}")
 
 
-def message_path(media_dir: Path, user_id: int, message_key: str) -> Path:
+def message_path(media_dir: Path, user_id: int, message_key: str) -> str:
+    """Where a new voicemail goes (without extension: Asterisk adds the format's)."""
     if not _NAME.fullmatch(message_key):
         raise BadSoundName(f"not a message key: {message_key!r}")
-    return tenant_dir(media_dir, user_id) / "messages" / message_key
+    return f"{_tenant_prefix(media_dir, user_id)}messages/{message_key}"
 
 
 def seconds_of(endpos: int, fmt: str) -> int:

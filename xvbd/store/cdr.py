@@ -76,16 +76,20 @@ class CDRs:
         self._db = db
         self._now = lambda: int(clock())
 
-    async def insert_many(self, records: Iterable[dict[str, Any]]) -> int:
-        """Insert records (dicts of the table's columns, ``record_id`` required); a record
-        already stored is skipped, so replaying a batch never duplicates.  Returns how many
-        were new."""
-        rows = [tuple(r.get(c, _DEFAULTS.get(c)) for c in _INSERT_COLUMNS) for r in records]
-
+    async def insert_rows(self, rows: list[tuple[Any, ...]]) -> int:
+        """Insert rows given as tuples of the table's columns without ``id`` (the CDR
+        emitter's form); a record already stored is skipped.  Returns how many were new."""
         def insert(txn: Txn) -> int:
             txn.executemany(txn.dialect.insert_ignore("cdrs", _INSERT_COLUMNS), rows)
             return max(txn.rowcount, 0)
         return await self._db.run_interaction(insert) if rows else 0
+
+    async def insert_many(self, records: Iterable[dict[str, Any]]) -> int:
+        """Insert records (dicts of the table's columns, ``record_id`` required); a record
+        already stored is skipped, so replaying a batch never duplicates.  Returns how many
+        were new."""
+        return await self.insert_rows(
+            [tuple(r.get(c, _DEFAULTS.get(c)) for c in _INSERT_COLUMNS) for r in records])
 
     async def for_user(self, user_id: int, flt: CDRFilter = CDRFilter(), *,
                        before_id: int | None = None, limit: int = 50) -> list[CDRRow]:

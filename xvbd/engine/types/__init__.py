@@ -12,7 +12,7 @@ import json
 import types
 import typing
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def _check(name: str, value: Any, hint: Any) -> Any:
     raise TypeError(f"settings field {name} has a type read_settings does not know: {hint}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fields_of(cls: type) -> tuple[dict[str, Any], frozenset[str]]:
     return typing.get_type_hints(cls), frozenset(f.name for f in dataclasses.fields(cls))
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from xvbd.agi.protocol import Hangup
 from xvbd.engine import prompts
-from xvbd.ids import new_id
 from xvbd.engine.media import message_path, seconds_of
 from xvbd.engine.types import Next, SettingsError, register
+from xvbd.ids import new_id
 from xvbd.logs import logger
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class VoiceMailType:
         limit = max(1, int(min(limit, call.time_left())))
         started = call.engine.clock.seconds()
         try:
-            recording = await call.channel.record_file(str(path), fmt, "#", limit * 1000,
+            recording = await call.channel.record_file(path, fmt, "#", limit * 1000,
                                                        beep=True)
             seconds, gone = seconds_of(recording.endpos, fmt), recording.ended_by == "hangup"
         except Hangup:
@@ -79,7 +79,7 @@ class VoiceMailType:
             await call.play(prompts.MESSAGE_TOO_SHORT)
             return self._after(settings)
         message = await store.messages.add(
-            call.user.id, extension_id=ext.id, file_name=str(path), file_format=fmt,
+            call.user.id, extension_id=ext.id, file_name=path, file_format=fmt,
             duration=seconds, caller_id=call.caller_id, called_id=call.called_id,
             call_id=call.call_id, created_at=int(started))
         call.step_data = {"MESSAGE_ID": message.id, "DURATION": seconds}
