@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import resource
 import socket
 import subprocess
@@ -103,6 +104,7 @@ def env_block(script: str, args: tuple[str, ...], n: int) -> bytes:
 class Stats:
     def __init__(self) -> None:
         self.turnaround: list[float] = []
+        self.by_verb: dict[bytes, list[float]] = {}
         self.done = 0
         self.failed = 0
         self.open = 0
@@ -125,8 +127,19 @@ class Session(Protocol):
         stats = self.load.stats
         stats.open += 1
         stats.peak = max(stats.peak, stats.open)
-        self.transport.write(self.load.env(self.n))
+        self.sock = self.transport.getHandle()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.send(self.load.env(self.n))
+
+    def send(self, data: bytes) -> None:
+        """Straight to the socket, as Asterisk writes: the time taken is when it leaves."""
         self.sent_at = time.perf_counter()
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            self.transport.write(data[sent:])
 
     def dataReceived(self, data: bytes) -> None:
         self.buffer += data
@@ -134,17 +147,21 @@ class Session(Protocol):
             line, self.buffer = self.buffer.split(b"\n", 1)
             now = time.perf_counter()
             self.load.stats.turnaround.append(now - self.sent_at)
+            self.load.stats.by_verb.setdefault(line[:10], []).append(now - self.sent_at)
             self.load.stats.commands += 1
             if self.load.holding:
                 self.held = line
                 self.load.held.append(self)
                 return
-            self.answer(line)
+            if self.load.think:  # Asterisk plays a prompt, the caller thinks: time passes,
+                # more or less (in step, a thousand calls would all come back at once)
+                delay = self.load.think * (0.5 + self.load.random.random())
+                self.load.reactor.callLater(delay, self.answer, line)
+            else:
+                self.answer(line)
 
     def answer(self, line: bytes) -> None:
-        reply = self.reply(line)
-        self.transport.write(reply)
-        self.sent_at = time.perf_counter()
+        self.send(self.reply(line))
 
     def reply(self, line: bytes) -> bytes:
         verb = line[:8]
@@ -190,6 +207,8 @@ class Load(ClientFactory):
         self.started = 0
         self.requested = 0
         self.holding = False
+        self.think = 0.0
+        self.random = random.Random(1)
         self.held: list[Session] = []
         self._env = [env_block(script, args, n) for n in range(64)]
         self.began = 0.0
@@ -234,10 +253,18 @@ class Load(ClientFactory):
         self.stats, self.calls, self.concurrency = Stats(), calls, concurrency
         self.requested = 0
         self.began = time.perf_counter()
-        for _ in range(min(concurrency, calls)):
-            self._connect()
+        for _n in range(min(concurrency, calls)):
+            if self.think:  # calls that think start spread out, as real calls arrive
+                self.reactor.callLater(self.random.random() * self.think * 6, self._connect)
+            else:
+                self._connect()
 
     def run(self) -> float:
+        # The load generator's own collector pauses would show as xvbd's latency: off.
+        import gc
+
+        gc.collect()
+        gc.disable()
         self.reactor.callWhenRunning(self._next_phase)
         self.reactor.run()
         return self.seconds
@@ -425,8 +452,8 @@ def full(args: argparse.Namespace) -> None:
     for _ in range(args.repeat):
         out = subprocess.run([sys.executable, __file__, "full-one", "--db", args.db,
                               "--calls", str(args.calls), "--concurrency",
-                              str(args.concurrency)], capture_output=True, text=True,
-                             check=True).stdout
+                              str(args.concurrency), "--think", str(args.think)],
+                             capture_output=True, text=True, check=True).stdout
         print(out, end="", flush=True)
         rates.append(float(out.split("calls_per_s=")[1].split()[0]))
         cpus.append(float(out.split("server_cpu_ms_per_call=")[1].split()[0]))
@@ -453,8 +480,15 @@ def full_one(args: argparse.Namespace) -> None:
                                       os.environ["XVBD_BENCH_PYSPY"]],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-            load = Load(reactor, port, "ivr", (VOICE_NUMBER, "127.0.0.1"), 300, 20)
-            load.then(args.calls, args.concurrency, measure)
+            def start_measured_phase(load: Load) -> None:
+                measure(load)
+                load.think = args.think / 1000
+                if os.environ.get("XVBD_BENCH_PROBE"):  # a second, simple Asterisk
+                    subprocess.Popen([sys.executable, str(ROOT / "bench" / "probe.py"),
+                                      str(port), "200"])
+
+            load = Load(reactor, port, "ivr", (VOICE_NUMBER, "127.0.0.1"), 300, 20)  # warm-up
+            load.then(args.calls, args.concurrency, start_measured_phase)
             seconds = load.run()
             stats = load.stats
             cpu0, rss0 = before["cpu"], before["rss"]
@@ -468,7 +502,7 @@ def full_one(args: argparse.Namespace) -> None:
             drop_mysql(url)
     per_call = stats.commands / max(stats.done, 1)
     print(f"full/{args.db}: calls={stats.done} failed={stats.failed} "
-          f"concurrency={args.concurrency} peak_sessions={stats.peak} "
+          f"concurrency={args.concurrency} think_ms={args.think} peak_sessions={stats.peak} "
           f"commands_per_call={per_call:.1f} seconds={seconds:.2f} "
           f"calls_per_s={stats.done / seconds:.0f} "
           f"server_cpu_ms_per_call={cpu * 1000 / max(stats.done, 1):.3f} "
@@ -477,6 +511,11 @@ def full_one(args: argparse.Namespace) -> None:
           f"turnaround_p50_ms={percentile(stats.turnaround, 0.5) * 1000:.3f} "
           f"p99_ms={percentile(stats.turnaround, 0.99) * 1000:.3f} "
           f"server_rss_mib={rss / 1024:.0f} (was {rss0 / 1024:.0f}) cdr_lines={cdr_lines}")
+    if os.environ.get("XVBD_BENCH_VERBS"):
+        for verb, values in sorted(stats.by_verb.items()):
+            print(f"  {verb.decode():12} n={len(values):6} "
+                  f"p50={percentile(values, 0.5) * 1000:.2f} "
+                  f"p99={percentile(values, 0.99) * 1000:.2f} max={max(values) * 1000:.2f}")
 
 
 def hold(args: argparse.Namespace) -> None:
@@ -488,6 +527,7 @@ def hold(args: argparse.Namespace) -> None:
         try:
             load = Load(reactor, port, "ivr", (VOICE_NUMBER, "127.0.0.1"), args.sessions,
                         args.sessions)
+            load.phases = []  # the sessions are opened here, in steps, not all at once
             load.holding = True
             measured: dict[str, float] = {}
             time.sleep(0.5)
@@ -496,7 +536,7 @@ def hold(args: argparse.Namespace) -> None:
             def ramp(opened: int = 0) -> None:
                 batch = min(500, args.sessions - opened)
                 for _ in range(batch):
-                    reactor.connectTCP("127.0.0.1", port, load, timeout=60)
+                    load._connect()
                 if opened + batch < args.sessions:
                     reactor.callLater(0.05, ramp, opened + batch)
 
@@ -511,7 +551,7 @@ def hold(args: argparse.Namespace) -> None:
                     assert session.held is not None
                     session.answer(session.held)
 
-            ramp()
+            reactor.callWhenRunning(ramp)
             reactor.callLater(0.2, check)
             begin = time.perf_counter()
             reactor.run()
@@ -547,6 +587,9 @@ def main() -> None:
         p.add_argument("--calls", type=int, default=8000)
         p.add_argument("--concurrency", type=int, default=100)
         p.add_argument("--repeat", type=int, default=3)
+        p.add_argument("--think", type=float, default=0.0,
+                       help="ms Asterisk takes before each answer (a prompt playing); "
+                            "0: answer at once, the server saturated")
     p = sub.add_parser("hold")
     p.add_argument("--db", choices=["sqlite", "mysql"], default="sqlite")
     p.add_argument("--sessions", type=int, default=10000)

@@ -63,7 +63,7 @@ class SocketTests(EngineCase):
         self.assertEqual(await send_raw(self.port, b"agi_network: yes\n"), b"")
         self.assertTrue(self.logged("did not end within 0.2 s"))
         good.release()
-        peer = await good.done
+        await good.done
         self.assertEqual(self.result, "OK", "the good call went on")
 
     async def test_a_cut_connection_still_leaves_the_records(self) -> None:

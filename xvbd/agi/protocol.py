@@ -257,7 +257,7 @@ class FastAGIProtocol(LineOnlyReceiver):
     # ------------------------------------------------------------------ connection
 
     def connectionMade(self) -> None:
-        self.connectionMade_direct()
+        self._choose_writer()
         self.connected = True
         self.factory.session_started(self)
         self.factory.env_deadlines.add(self)
@@ -436,7 +436,7 @@ class FastAGIProtocol(LineOnlyReceiver):
         self._write(command.encode("utf-8") + b"\n")
         return reply
 
-    def connectionMade_direct(self) -> None:
+    def _choose_writer(self) -> None:
         """Choose how lines go out.  On a plain TCP connection a command line (tens of
         bytes) goes straight to the socket: Twisted's own write would register the socket
         for writability and write on the next turn, two epoll calls and a loop turn per
@@ -444,6 +444,10 @@ class FastAGIProtocol(LineOnlyReceiver):
         through the transport as usual, so order is kept."""
         transport = self.transport
         self._socket = transport.getHandle() if isinstance(transport, tcp.Connection) else None
+        if self._socket is not None:
+            # One small line per turn: waiting for an ACK before sending the next (Nagle)
+            # would only add delay.
+            transport.setTcpNoDelay(True)
 
     def _write(self, data: bytes) -> None:
         sock = self._socket
