@@ -443,7 +443,9 @@ class FastAGIProtocol(LineOnlyReceiver):
         command.  Anything the socket does not take at once, and every later line, goes
         through the transport as usual, so order is kept."""
         transport = self.transport
-        self._socket = transport.getHandle() if isinstance(transport, tcp.Connection) else None
+        if not isinstance(transport, tcp.Connection):
+            return
+        self._socket = transport.getHandle()
         if self._socket is not None:
             # One small line per turn: waiting for an ACK before sending the next (Nagle)
             # would only add delay.
