@@ -71,6 +71,17 @@ class LimitTests(EngineCase):
         self.assertIn('STREAM FILE cannot-complete-as-dialed ""', peer.commands)
         self.assertFalse(any(c.startswith("SAY DATETIME") for c in peer.commands))
 
+    async def test_a_type_limit_lets_the_first_n_work(self) -> None:
+        gid = await self.tenant()
+        user = await self.store.accounts.find_user("613", "10001")
+        root = await self.store.ivr.root(user.id)
+        await self.store.ivr.add_child(user.id, root.id, "7", "DateTime", {"timezone": "UTC"})
+        await self.store.accounts.set_type_limit(gid, "DateTime", 1)
+        peer = await self.call(Caller(keys=["7", "2", "*"]), args=("100",))
+        says = [c for c in peer.commands if c.startswith("SAY DATETIME")]
+        self.assertEqual(len(says), 1, "extension 2 is the first DateTime; 7 is beyond the 1")
+        self.assertIn('STREAM FILE cannot-complete-as-dialed ""', peer.commands)
+
     async def test_the_skel_hook_speaks_at_start_and_stop(self) -> None:
         await self.tenant(hooks="skel")
         peer = await self.call(Caller(keys=["*"]), args=("100",))

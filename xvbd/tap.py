@@ -98,6 +98,10 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     ami = MultiService()  # AMI clients: one per node (the AMI issue)
     ami.setName("ami")
     ami.setServiceParent(top)
+    if settings.common.mem_cached_shared or settings.common.mem_cached:
+        log.warn("[COMMON] MEM_CACHED / MEM_CACHED_SHARED are set, but this xvbd keeps its "
+                 "counters and caches in-process; run one xvbd per set of tenants until "
+                 "Redis counters are in (the accounting work)")
     engine = Engine(settings, store, Directory(store, reactor), LocalCounters(reactor), emitter,
                     reactor, tts=TTS(settings.path.media_dir, reactor))
     web = WebRoot(db, settings.common.server_id, clock=reactor)

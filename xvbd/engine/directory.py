@@ -35,6 +35,7 @@ class Tree:
         self.by_path = {e.path: e for e in self.extensions}
         self._children = {}
         self._menus: dict[int, tuple[dict[str, Extension], int]] = {}
+        self._ranks: dict[int, int] = {}
         for ext in self.extensions:
             self._children.setdefault(ext.parent_id, []).append(ext)
         for kids in self._children.values():
@@ -47,6 +48,17 @@ class Tree:
     def children(self, ext: Extension) -> list[Extension]:
         return self._children.get(ext.id, [])
 
+    def rank(self, ext: Extension) -> int:
+        """0 for the tenant's first extension of this type (in tree order), 1 for the next…
+        A group limit of N lets the first N of a type work."""
+        ranks = self._ranks
+        if not ranks:
+            seen: dict[str, int] = {}
+            for e in sorted(self.extensions, key=_tree_order):
+                ranks[e.id] = seen.get(e.type, 0)
+                seen[e.type] = ranks[e.id] + 1
+        return ranks.get(ext.id, 0)
+
     def menu(self, ext: Extension) -> tuple[dict[str, Extension], int]:
         """The children by their numbers, and the longest number (0: no children)."""
         found = self._menus.get(ext.id)
@@ -57,6 +69,10 @@ class Tree:
 
     def parent(self, ext: Extension) -> Extension | None:
         return self.by_id.get(ext.parent_id) if ext.parent_id is not None else None
+
+
+def _tree_order(ext: Extension) -> list[int]:
+    return [int(part) for part in ext.path.split("*")] if ext.path else []
 
 
 class Directory:

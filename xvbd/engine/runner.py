@@ -51,7 +51,7 @@ async def walk(call: Call, tree: Tree, start: Extension) -> None:
 async def visit(call: Call, tree: Tree, ext: Extension) -> Next:
     """Run one extension: its greeting (a Playback record of its own), then its type."""
     kind = REGISTRY.get(ext.type)
-    if kind is None or not await _allowed(call, ext.type):
+    if kind is None or not await _allowed(call, tree, ext):
         if kind is None:
             log.error("extension {path} of user {user} has an unknown type {type!r}",
                       path=ext.cdr_number, user=ext.user_id, type=ext.type)
@@ -99,8 +99,10 @@ async def play_greeting(call: Call, reference: str, escape_digits: str = "") -> 
     return (await call.play(name, escape_digits)).digit
 
 
-async def _allowed(call: Call, type_name: str) -> bool:
-    """The group's per-type limit: 0 means the type is not allowed at all."""
+async def _allowed(call: Call, tree: Tree, ext: Extension) -> bool:
+    """The group's per-type limit: -1 unlimited, 0 not allowed, N: the first N extensions
+    of the type work (a limit lowered after they were made does not let the rest run)."""
     assert call.group is not None
     limits = await call.engine.directory.type_limits(call.group.id)
-    return limits.get(type_name, -1) != 0
+    limit = limits.get(ext.type, -1)
+    return limit < 0 or tree.rank(ext) < limit
