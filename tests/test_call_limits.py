@@ -134,3 +134,31 @@ class LimitTests(EngineCase):
 
 
 LimitsOnSQLite, LimitsOnMariaDB = on_both_backends(LimitTests)
+
+
+class VerboseTests(EngineCase):
+    async def test_full_access_codes_get_verbose_logs_of_their_calls(self) -> None:
+        from twisted.logger import globalLogPublisher
+
+        from xvbd.logs import LEVEL_GATE
+
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.addCleanup(LEVEL_GATE.configure, LEVEL_GATE.level, LEVEL_GATE.full)
+        LEVEL_GATE.configure(1 | 2 | 4, frozenset({"10001"}))
+        acc, ivr = self.store.accounts, self.store.ivr
+        for code, did in (("10001", "100"), ("10002", "102")):
+            user = await acc.create_user("613", code, 1)
+            await acc.assign_did(did, user.id)
+            root = await ivr.create_root(user.id, "Playback", {"greeting": "system:w"})
+            await ivr.add_child(user.id, root.id, "2", "DateTime", {})
+            await self.call(Caller(keys=["2", "*"]), args=(did,))
+        verbose = [e for e in events if e.get("xvb_kind") in ("verbose", "dtmf")]
+        self.assertTrue(verbose, "the FULL access code's call is logged in detail")
+        self.assertEqual({e["access_code"] for e in verbose}, {"10001"})
+        self.assertIn("extension 2 (DateTime)", " ".join(
+            str(e["log_format"]).format(**e) for e in verbose))
+
+
+VerboseOnSQLite, VerboseOnMariaDB = on_both_backends(VerboseTests)

@@ -46,6 +46,16 @@ def _settings(path: str) -> Settings:
     return settings
 
 
+def _settings_at_head(path: str) -> Settings:
+    """The settings, once the database they name is known to be at this xvbd's schema."""
+    settings = _settings(path)
+    try:
+        check_schema(settings.db.url, settings.db.connect_timeout)
+    except SchemaError as exc:
+        raise CommandError(str(exc), EXIT_DATABASE) from None
+    return settings
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     print(f"# {settings.source}: OK (effective settings, secrets hidden)")
@@ -97,11 +107,7 @@ def _read_password(from_stdin: bool) -> str:
 def cmd_admin_password(args: argparse.Namespace) -> int:
     from xvbd.passwords import hash_password
 
-    settings = _settings(args.config)
-    try:
-        check_schema(settings.db.url, settings.db.connect_timeout)
-    except SchemaError as exc:
-        raise CommandError(str(exc), EXIT_DATABASE) from None
+    settings = _settings_at_head(args.config)
     password_hash = hash_password(_read_password(args.password_stdin))
     _run_async(lambda store: store.accounts.set_admin_password_hash(args.login, password_hash),
                settings)
@@ -112,11 +118,7 @@ def cmd_admin_password(args: argparse.Namespace) -> int:
 def cmd_demo_tenant(args: argparse.Namespace) -> int:
     from xvbd.demo import ACCESS_CODE, DID, PIN, VOICE_NUMBER, seed_demo
 
-    settings = _settings(args.config)
-    try:
-        check_schema(settings.db.url, settings.db.connect_timeout)
-    except SchemaError as exc:
-        raise CommandError(str(exc), EXIT_DATABASE) from None
+    settings = _settings_at_head(args.config)
     demo = _run_async(seed_demo, settings)
     state = "created" if demo.created else "already there"
     print(f"demo tenant {state}: user {demo.user.id}, public number {VOICE_NUMBER}, "

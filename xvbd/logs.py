@@ -61,6 +61,11 @@ class LevelGate:
         self.level = level
         self.full = full
 
+    def enabled(self, bit: int, access_code: str = "") -> bool:
+        """Would an event of ``bit`` pass?  For the call path, to skip building events
+        nobody will see."""
+        return bool(self.level & bit) or (access_code in self.full and bit <= VERBOSE)
+
     def __call__(self, event: dict[str, Any]) -> PredicateResult:
         if event.get("xvb_always"):  # the start-up and stop lines, whatever LEVEL says
             return PredicateResult.yes

@@ -11,7 +11,7 @@ from xvbd.accounting.cdr import CallCDR
 from xvbd.agi.channel import AGIChannel, Playback
 from xvbd.agi.protocol import AGIEnv, Hangup
 from xvbd.ids import new_id
-from xvbd.logs import logger
+from xvbd.logs import DTMF, LEVEL_GATE, logger
 from xvbd.store.accounts import Group, Tariff, User
 
 if TYPE_CHECKING:
@@ -102,6 +102,9 @@ class Call:
         whole seconds waited before them (a timeout is ``w`` alone)."""
         seconds = int(waited)
         self.dtmf.append(entered + (f"w{seconds}" if seconds > 0 else ""))
+        if LEVEL_GATE.enabled(DTMF, self.access_code):
+            log.debug("call {call_id}: caller pressed {keys!r} after {seconds} s",
+                      keys=entered, seconds=seconds, xvb_kind="dtmf", **self.log_fields())
 
     async def take_slot(self, key: str, limit: int) -> bool:
         if await self.engine.counters.acquire(key, limit):

@@ -13,7 +13,7 @@ from xvbd.agi.protocol import Hangup
 from xvbd.engine import prompts
 from xvbd.engine.media import BadSoundName, resolve
 from xvbd.engine.types import REGISTRY, Next, SettingsError, settings_for
-from xvbd.logs import logger
+from xvbd.logs import LEVEL_GATE, VERBOSE, logger
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -50,6 +50,9 @@ async def walk(call: Call, tree: Tree, start: Extension) -> None:
 
 async def visit(call: Call, tree: Tree, ext: Extension) -> Next:
     """Run one extension: its greeting (a Playback record of its own), then its type."""
+    if LEVEL_GATE.enabled(VERBOSE, call.access_code):
+        log.debug("call {call_id}: extension {path} ({type})", path=ext.cdr_number,
+                  type=ext.type, xvb_kind="verbose", **call.log_fields())
     kind = REGISTRY.get(ext.type)
     if kind is None or not await _allowed(call, tree, ext):
         if kind is None:
