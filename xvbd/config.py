@@ -222,23 +222,27 @@ class RedisAddress:
     host: str
     port: int
     db: int = 0
+    prefix: str = "xvbd:"  # of every key xvbd writes (several installations, one Redis)
 
     def __str__(self) -> str:
-        return f"redis://{self.host}:{self.port}/{self.db}"
+        return f"redis://{self.host}:{self.port}/{self.db}?prefix={self.prefix}"
 
 
 def redis_list(raw: str) -> tuple[RedisAddress, ...]:
-    """``host:port``, ``host:port/db`` or ``redis://host:port/db``; empty means in-process."""
+    """``host:port``, ``host:port/db`` or ``redis://host:port/db?prefix=xvbd:``; empty
+    means in-process."""
     out = []
     for item in split_list(raw):
         body = item[len("redis://"):] if item.startswith("redis://") else item
+        body, _, query = body.partition("?")
         address, _, db = body.partition("/")
         try:
             db_number = int(db) if db else 0
         except ValueError:
             raise BadValue(f": {item!r} has a database number that is not a number") from None
+        prefix = parse_qs(query).get("prefix", ["xvbd:"])[0]
         hp = _host_port(address, 6379)
-        out.append(RedisAddress(hp.host, hp.port, db_number))
+        out.append(RedisAddress(hp.host, hp.port, db_number, prefix))
     return tuple(out)
 
 
@@ -533,6 +537,8 @@ class AttemptsSettings:
 class TimeoutSettings:
     digit: int
     dialout: int
+    counter_lease: int
+    node_stats: int
 
 
 #: The jobs ``[GEARMAN] FUNC`` may move onto the worker thread pool.
@@ -651,6 +657,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("TIMEOUT", TimeoutSettings, (
         Key("DIGIT", "3000", integer(500, 60000)),
         Key("DIALOUT", "40", integer(5, 600)),
+        Key("COUNTER_LEASE", "60", integer(3, 3600)),
+        Key("NODE_STATS", "10", integer(1, 3600)),
     )),
 )
 

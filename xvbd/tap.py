@@ -6,6 +6,7 @@ Only this module touches the global reactor; everything below receives it.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from typing import Any
 
@@ -17,11 +18,12 @@ import xvbd
 from xvbd.accounting.sinks import CDREmitter, DBSink, FileSink, Sink
 from xvbd.agi.server import FastAGIFactory
 from xvbd.config import ConfigError, Settings, load_settings
-from xvbd.counters import LocalCounters
+from xvbd.counters import Counters, LocalCounters, RedisCounters
 from xvbd.engine.directory import Directory
 from xvbd.engine.engine import Engine
 from xvbd.engine.tts import TTS
 from xvbd.logs import LoggingService, logger
+from xvbd.nodestats import NodeStats
 from xvbd.services import (
     DatabaseService,
     ListenerService,
@@ -98,11 +100,15 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     ami = MultiService()  # AMI clients: one per node (the AMI issue)
     ami.setName("ami")
     ami.setServiceParent(top)
-    if settings.common.mem_cached_shared or settings.common.mem_cached:
-        log.warn("[COMMON] MEM_CACHED / MEM_CACHED_SHARED are set, but this xvbd keeps its "
-                 "counters and caches in-process; run one xvbd per set of tenants until "
-                 "Redis counters are in (the accounting work)")
-    engine = Engine(settings, store, Directory(store, reactor), LocalCounters(reactor), emitter,
+    counters = shared_counters(settings, reactor)
+    if isinstance(counters, RedisCounters):
+        counters.setServiceParent(top)
+    NodeStats(settings.common.server_id, store.accounts, counters,
+              settings.timeout.node_stats, reactor).setServiceParent(top)
+    if settings.common.mem_cached:
+        log.info("[COMMON] MEM_CACHED is not used: each xvbd caches what calls read for a "
+                 "few seconds in its own memory")
+    engine = Engine(settings, store, Directory(store, reactor), counters, emitter,
                     reactor, tts=TTS(settings.path.media_dir, reactor))
     web = WebRoot(db, settings.common.server_id, clock=reactor)
     ListenerService("web", "[WEB] LISTEN", settings.web.listen, Site(web.app.resource()),
@@ -112,6 +118,24 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
                     on_stop=lambda: agi_factory.drain(settings.agi.shutdown_grace),
                     ).setServiceParent(top)
     return top
+
+
+def shared_counters(settings: Settings, reactor: Any) -> Counters:
+    """Redis counters when ``[COMMON] MEM_CACHED_SHARED`` names a server, else in-process."""
+    addresses = settings.common.mem_cached_shared
+    if not addresses:
+        return LocalCounters(reactor)
+    import txredisapi
+
+    if len(addresses) > 1:
+        log.warn("[COMMON] MEM_CACHED_SHARED lists {n} servers; xvbd uses the first, {first}",
+                 n=len(addresses), first=str(addresses[0]))
+    first = addresses[0]
+    redis = txredisapi.lazyConnectionPool(first.host, first.port, dbid=first.db, poolsize=4,
+                                          reconnect=True, connectTimeout=5)
+    return RedisCounters(redis, prefix=first.prefix,
+                         lease_seconds=settings.timeout.counter_lease, clock=reactor,
+                         owner=f"{settings.common.server_id}:{os.getpid()}")
 
 
 def cdr_sinks(settings: Settings, store: Store, reactor: Any) -> list[Sink]:

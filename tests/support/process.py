@@ -25,11 +25,12 @@ def environment() -> dict[str, str]:
     return env
 
 
-def write_config(directory: Path, db_url: str, extra: str = "") -> Path:
+def write_config(directory: Path, db_url: str, extra: str = "", common: str = "") -> Path:
     conf = directory / "xvb.conf"
     conf.write_text(f"""
 [COMMON]
 SERVER_ID = TEST-NODE
+{common}
 [DB]
 URL = {db_url}
 [AGI]

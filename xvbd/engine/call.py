@@ -40,7 +40,7 @@ class Call:
     variables: dict[str, str] = field(default_factory=dict)
     step_data: dict[str, Any] = field(default_factory=dict)
     result: str = "NOUSER"
-    _leases: list[str] = field(default_factory=list)
+    _leases: list[tuple[str, str]] = field(default_factory=list)
     _hooks: list[Any] = field(default_factory=list)
     _finished: bool = False
 
@@ -107,10 +107,12 @@ class Call:
                       keys=entered, seconds=seconds, xvb_kind="dtmf", **self.log_fields())
 
     async def take_slot(self, key: str, limit: int) -> bool:
-        if await self.engine.counters.acquire(key, limit):
-            self._leases.append(key)
-            return True
-        return False
+        """A slot of a shared counter for as long as the call lasts; False when full."""
+        lease = await self.engine.counters.acquire(key, limit)
+        if lease is None:
+            return False
+        self._leases.append((key, lease))
+        return True
 
     def add_hooks(self, hooks: list[Any]) -> None:
         self._hooks.extend(hooks)
@@ -124,9 +126,9 @@ class Call:
         self._finished = True
         for hook in self._hooks:
             await self.engine.hooks.run(hook, "stop", self)
-        for key in self._leases:
+        for key, lease in self._leases:
             try:
-                await self.engine.counters.release(key)
+                await self.engine.counters.release(key, lease)
             except Exception:
                 log.failure("releasing the call counter {key} failed", key=key)
         stop = self.now()

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from twisted.internet.defer import Deferred
 
 from xvbd.store import Store
-from xvbd.store.accounts import Group, Tariff, User
+from xvbd.store.accounts import Group, Node, Tariff, User
 from xvbd.store.ivr import Extension
 
 T = TypeVar("T")
@@ -136,6 +136,10 @@ class Directory:
     async def public_language(self, number: str) -> str | None:
         return await self._cached(("lang", number),
                                   lambda: self.store.accounts.did_language(number))
+
+    async def node(self, server_id: str) -> Node | None:
+        return await self._cached(("node", server_id),
+                                  lambda: self.store.accounts.get_node(server_id))
 
     async def group(self, group_id: int) -> Group | None:
         return await self._cached(("group", group_id),

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from xvbd.engine import prompts
 from xvbd.engine.runner import walk
 from xvbd.logs import logger
+from xvbd.nodestats import node_key
 from xvbd.store.accounts import User
 
 if TYPE_CHECKING:
@@ -219,7 +220,10 @@ async def serve_user(call: Call, user: User, access_code: str, *, path: str = ""
     if user.language and user.language != call.language:
         await call.channel.set_variable("CHANNEL(language)", user.language)
         call.language = user.language
-    if not (await call.take_slot(f"calls:group:{group.id}", group.max_inbound_calls) and
+    server_id = engine.settings.common.server_id
+    node = await engine.directory.node(server_id)
+    if not (await call.take_slot(node_key(server_id), node.limit_calls if node else 0) and
+            await call.take_slot(f"calls:group:{group.id}", group.max_inbound_calls) and
             await call.take_slot(f"calls:user:{user.id}", user.max_inbound_calls)):
         call.result = "BUSY"
         await call.say_goodbye(prompts.ALL_BUSY)
