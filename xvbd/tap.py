@@ -15,6 +15,7 @@ from twisted.python import usage
 from twisted.web.server import Site
 
 import xvbd
+from xvbd.accounting.fees import FeeCharger
 from xvbd.accounting.sinks import CDREmitter, DBSink, FileSink, Sink
 from xvbd.agi.server import FastAGIFactory
 from xvbd.config import ConfigError, Settings, load_settings
@@ -105,6 +106,8 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         counters.setServiceParent(top)
     NodeStats(settings.common.server_id, store.accounts, counters,
               settings.timeout.node_stats, reactor).setServiceParent(top)
+    if settings.common.use_billing == 1:
+        FeeCharger(store.billing, reactor).setServiceParent(top)
     if settings.common.mem_cached:
         log.info("[COMMON] MEM_CACHED is not used: each xvbd caches what calls read for a "
                  "few seconds in its own memory")

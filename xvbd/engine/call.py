@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from xvbd.accounting.billing import CallCharge, prices
 from xvbd.accounting.cdr import CallCDR
 from xvbd.agi.channel import AGIChannel, Playback
 from xvbd.agi.protocol import AGIEnv, Hangup
@@ -39,6 +40,7 @@ class Call:
     dtmf: list[str] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
     step_data: dict[str, Any] = field(default_factory=dict)
+    charge: CallCharge | None = None
     result: str = "NOUSER"
     _leases: list[tuple[str, str]] = field(default_factory=list)
     _hooks: list[Any] = field(default_factory=list)
@@ -65,6 +67,23 @@ class Call:
         if group.max_call_duration > 0:
             self.deadline = self.started + group.max_call_duration
 
+    async def start_billing(self) -> bool:
+        """Internal billing: hold the money the call needs to start; False when the balance
+        cannot pay (a free tariff, or billing off, always can)."""
+        assert self.user is not None
+        if self.engine.settings.common.use_billing != 1:
+            return True
+        price = prices(self.tariff, self.call_type)
+        if price.free:
+            return True
+        self.charge = CallCharge(self.engine.store.billing, self.engine.clock, self.user.id,
+                                 self.call_id, self.started, price,
+                                 self.engine.settings.common.server_id)
+        if await self.charge.start():
+            return True
+        self.charge = None
+        return False
+
     def log_fields(self) -> dict[str, Any]:
         return {"call_id": self.call_id, "access_code": self.access_code}
 
@@ -74,10 +93,16 @@ class Call:
         return int(self.engine.clock.seconds())
 
     def time_left(self) -> float:
-        return self.deadline - self.engine.clock.seconds()
+        end = self.deadline
+        if self.charge is not None:
+            end = min(end, self.charge.paid_until)
+        return end - self.engine.clock.seconds()
 
-    @property
-    def out_of_time(self) -> bool:
+    async def out_of_time(self) -> bool:
+        """Is the call's time up (its longest duration, or what its hold pays for)?  A hold
+        being extended right now is waited for first."""
+        if self.charge is not None:
+            await self.charge.settled_extension()
         return self.time_left() <= 0
 
     # ------------------------------------------------------------------ helpers
@@ -131,10 +156,19 @@ class Call:
                 await self.engine.counters.release(key, lease)
             except Exception:
                 log.failure("releasing the call counter {key} failed", key=key)
-        stop = self.now()
+        stopped = self.engine.clock.seconds()
+        cost = 0
+        if self.charge is not None:
+            try:
+                cost = await self.charge.settle(stopped)
+            except Exception:
+                log.failure("settling the cost of call {call_id} failed; its hold stays "
+                            "taken", **self.log_fields())
+        stop = int(stopped)
         currency = self.tariff.currency_id if self.tariff else 0
         self.cdr.summary(call_type=self.call_type, start=int(self.started), stop=stop, now=stop,
-                         cost=0, sys_cost=0, currency_id=currency, dtmf=" ".join(self.dtmf))
+                         cost=cost, sys_cost=cost, currency_id=currency,
+                         dtmf=" ".join(self.dtmf))
         await self.engine.cdr.emit(self.cdr.records)
         if self.channel.hung_up:
             return  # nobody is left on the line for the dialplan to serve

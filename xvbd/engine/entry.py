@@ -228,6 +228,10 @@ async def serve_user(call: Call, user: User, access_code: str, *, path: str = ""
         call.result = "BUSY"
         await call.say_goodbye(prompts.ALL_BUSY)
         return
+    if not await call.start_billing():
+        call.result = "NOFUNDS"
+        await call.say_goodbye(prompts.NO_FUNDS)
+        return
     hooks = engine.hooks.load(group.hooks)
     call.add_hooks(hooks)
     for hook in hooks:

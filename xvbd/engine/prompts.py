@@ -12,6 +12,7 @@ NO_SUCH_CODE = "pbx-invalid"         # "I'm sorry, that's not a valid extension 
 TOO_MANY_TRIES = "vm-goodbye"
 TRY_LATER = "please-try-call-later"  # throttled, or the call's time is up
 NOT_IN_SERVICE = "ss-noservice"      # a locked user, a number with no user
+NO_FUNDS = "please-try-call-later"  # the balance cannot pay for the call
 ALL_BUSY = "tt-allbusy"              # the group's or the user's call limit is reached
 INVALID_CHOICE = "pbx-invalid"
 NOT_AVAILABLE = "cannot-complete-as-dialed"  # an extension type the group does not allow

@@ -31,7 +31,7 @@ async def walk(call: Call, tree: Tree, start: Extension) -> None:
     for _ in range(MAX_VISITS):
         if current is None:
             return
-        if call.out_of_time:
+        if await call.out_of_time():
             call.result = "TIMEUP"
             await call.say_goodbye(prompts.GOODBYE)
             return

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from xvbd.store.accounts import Accounts
+from xvbd.store.billing import Billing
 from xvbd.store.callblast import Callblast
 from xvbd.store.cdr import CDRs
 from xvbd.store.db import Database
@@ -23,6 +24,7 @@ class Store:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.accounts = Accounts(db, clock)
+        self.billing = Billing(db, clock)
         self.ivr = IVR(db, clock)
         self.messages = Messages(db, clock)
         self.cdrs = CDRs(db, clock)

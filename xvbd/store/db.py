@@ -30,6 +30,8 @@ class Dialect:
     """What differs between SQLite and MySQL, kept in one small object."""
 
     name = "sqlite"
+    #: After a SELECT that must see (and lock) the latest row: SQLite has one writer anyway.
+    for_update = ""
     #: Tokens the schema files use for the few DDL differences.
     ddl_tokens: dict[str, str] = {
         "{id}": "INTEGER PRIMARY KEY AUTOINCREMENT",
@@ -57,6 +59,7 @@ class Dialect:
 
 class MySQLDialect(Dialect):
     name = "mysql"
+    for_update = " FOR UPDATE"
     ddl_tokens = {
         "{id}": "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY",
         "{table_options}": "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = logger("xvbd.followme")
 
 PHONE = re.compile(r"[0-9*#+]{1,32}")
+BRIDGE_SECONDS = 3600  # what a prepaid call holds before it is bridged, when it can
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class FollowMeType:
         groups = [phones] if settings.mode == "parallel" else [[p] for p in phones]
         status = "NOANSWER"
         for group in groups:
-            if call.out_of_time:
+            if await call.out_of_time():
                 break
             status = await self._dial(call, group, context, ring)
             call.step_data = {"PHONE": "&".join(group), "STATUS": status}
@@ -80,6 +81,8 @@ class FollowMeType:
         return Next.goto(target) if target is not None else Next.UP
 
     async def _dial(self, call: Call, phones: list[str], context: str, ring: int) -> str:
+        if call.charge is not None:  # hold what a long talk needs, if the balance has it
+            await call.charge.ensure(ring + BRIDGE_SECONDS)
         ring = max(1, int(min(ring, call.time_left())))
         dial = "&".join(f"Local/{phone}@{context}" for phone in phones)
         options = ""

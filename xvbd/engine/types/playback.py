@@ -55,7 +55,7 @@ class PlaybackType:
         digit_ms = call.engine.settings.timeout.digit
         tries = call.engine.settings.attempts.ivr_input
         while tries > 0:
-            if call.out_of_time:
+            if await call.out_of_time():
                 call.result = "TIMEUP"
                 break
             asked = call.engine.clock.seconds()

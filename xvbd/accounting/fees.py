@@ -1,0 +1,60 @@
+"""Daily and monthly fees, and the holds of calls whose xvbd died.
+
+Every ``interval`` seconds (an hour by default) each active user whose tariff has a fee is
+charged for the current day and month (UTC) — once: the fee_charges key refuses a second
+charge of a period, whichever process or restart tries.  Holds of lost calls (past what
+they covered by an hour) are cleared: their money stays charged.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from twisted.application.internet import TimerService
+from twisted.internet.defer import Deferred
+
+from xvbd.logs import logger
+from xvbd.store.billing import Billing
+
+log = logger("xvbd.fees")
+
+PAGE = 500
+LOST_HOLD_AFTER = 3600
+
+
+class FeeCharger(TimerService):
+    def __init__(self, billing: Billing, clock: Any, interval: float = 3600.0) -> None:
+        super().__init__(interval, lambda: Deferred.fromCoroutine(self.run_once()))
+        self.billing = billing
+        self.time_source = clock
+
+    async def run_once(self) -> tuple[int, int]:
+        """Charge what is due now; returns (fees charged, lost holds cleared)."""
+        try:
+            charged = await self.charge_due(self.time_source.seconds())
+            cleared = await self.billing.clear_lost_holds(LOST_HOLD_AFTER)
+        except Exception as exc:
+            log.error("charging fees failed ({error}); the next run tries again",
+                      error=str(exc))
+            return 0, 0
+        if charged or cleared:
+            log.info("fees: {charged} charged; holds of lost calls cleared: {cleared}",
+                     charged=charged, cleared=cleared)
+        return charged, cleared
+
+    async def charge_due(self, now: float) -> int:
+        day = time.strftime("%Y-%m-%d", time.gmtime(now))
+        month = day[:7]
+        charged, after = 0, 0
+        while True:
+            payers = await self.billing.fee_payers(after, PAGE)
+            if not payers:
+                return charged
+            for user_id, daily, monthly in payers:
+                if daily > 0 and await self.billing.charge_fee(user_id, "daily", day, daily):
+                    charged += 1
+                if monthly > 0 and await self.billing.charge_fee(user_id, "monthly", month,
+                                                                 monthly):
+                    charged += 1
+            after = payers[-1][0]
