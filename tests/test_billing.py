@@ -100,7 +100,7 @@ class BillingTests(EngineCase):
             await peer.done
         await self.factory.when_idle()
         final = await self.balance(user)
-        costs = sum(int(round(float(m) * UNIT)) for m in re.findall(
+        costs = sum(round(float(m) * UNIT) for m in re.findall(
             r", COST=([\d.]+)", "\n".join(self.cdr_lines())))
         self.assertGreaterEqual(final, 0)
         self.assertEqual(final + costs, 10 * UNIT, "every unit is either spent or still there")

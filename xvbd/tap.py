@@ -16,7 +16,9 @@ from twisted.web.server import Site
 
 import xvbd
 from xvbd.accounting.fees import FeeCharger
-from xvbd.accounting.sinks import CDREmitter, DBSink, FileSink, Sink
+from xvbd.accounting.retention import Retention
+from xvbd.accounting.sinks import CDREmitter, DBSink, FileSink, Sink, UDPSink
+from xvbd.accounting.spool import Spool
 from xvbd.agi.server import FastAGIFactory
 from xvbd.config import ConfigError, Settings, load_settings
 from xvbd.counters import Counters, LocalCounters, RedisCounters
@@ -108,6 +110,8 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
               settings.timeout.node_stats, reactor).setServiceParent(top)
     if settings.common.use_billing == 1:
         FeeCharger(store.billing, reactor).setServiceParent(top)
+    Retention(store, settings.common.cdr_store, settings.common.journal_store,
+              reactor).setServiceParent(top)
     if settings.common.mem_cached:
         log.info("[COMMON] MEM_CACHED is not used: each xvbd caches what calls read for a "
                  "few seconds in its own memory")
@@ -142,14 +146,16 @@ def shared_counters(settings: Settings, reactor: Any) -> Counters:
 
 
 def cdr_sinks(settings: Settings, store: Store, reactor: Any) -> list[Sink]:
+    """The sinks of ``[CDR] SEND_TO``; the DB's spool lies beside the CDR file."""
     sinks: list[Sink] = []
     if "FILE" in settings.cdr.send_to:
         sinks.append(FileSink(settings.cdr.file, reactor))
     if "DB" in settings.cdr.send_to and settings.common.cdr_store > 0:
-        sinks.append(DBSink(store.cdrs))
+        spool = Spool(settings.cdr.file.with_name(settings.cdr.file.name + ".db-spool"),
+                      reactor)
+        sinks.append(DBSink(store.cdrs, spool, clock=reactor))
     if "UDP" in settings.cdr.send_to:
-        log.warn("[CDR] SEND_TO has UDP, which this xvbd does not send yet; the other "
-                 "sinks get every record")
+        sinks.append(UDPSink(settings.cdr.udp_server, reactor))
     return sinks
 
 

@@ -15,9 +15,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 
 from xvbd.accounting.cdr import CDRRecord
+from xvbd.accounting.spool import Spool
+from xvbd.config import HostPort
 from xvbd.logs import logger
 from xvbd.store.cdr import CDRs
 from xvbd.store.groupcommit import GroupCommit
@@ -93,21 +98,134 @@ def _fire(waiting: list[Deferred[None]], error: Exception | None) -> None:
 
 class DBSink:
     """Inserts records into the ``cdrs`` table, off the reactor, calls ending together
-    sharing one transaction (:class:`GroupCommit`)."""
+    sharing one transaction (:class:`GroupCommit`).
 
-    def __init__(self, cdrs: CDRs) -> None:
+    When the database cannot take them, the records go to the local :class:`Spool` (the
+    call is let go once they are on disk there) and every record after them too, so the
+    order holds; a replay every ``retry`` seconds moves them into the database, in order,
+    and normal writing resumes once the spool is empty.
+    """
+
+    def __init__(self, cdrs: CDRs, spool: Spool | None = None, clock: Any = None,
+                 retry: float = 5.0) -> None:
         self.cdrs = cdrs
+        self.spool = spool
         self._commit: GroupCommit[list[tuple[Any, ...]], None] = GroupCommit(self._insert)
+        self._replay = LoopingCall(lambda: Deferred.fromCoroutine(self.replay()))
+        if clock is not None:
+            self._replay.clock = clock
+        self._retry = retry
+        self._replaying = False
+        if spool is not None and spool.has_rows:
+            self._start_replay()
 
     async def _insert(self, batches: list[list[tuple[Any, ...]]]) -> list[None]:
         await self.cdrs.insert_rows([row for batch in batches for row in batch])
         return [None] * len(batches)
 
     def write(self, records: Sequence[CDRRecord]) -> Deferred[None]:
-        return self._commit.submit([r.row_values() for r in records])
+        rows = [r.row_values() for r in records]
+        if self.spool is None:
+            return self._commit.submit(rows)
+        if self.spool.has_rows:
+            return self._to_spool(rows)
+        d = self._commit.submit(rows)
+        d.addErrback(self._failed, rows)
+        return d
+
+    def _failed(self, failure: Failure, rows: list[tuple[Any, ...]]) -> Deferred[None]:
+        log.warn("the database did not take {n} CDR record(s) ({error}); they wait in the "
+                 "spool {path}", n=len(rows), error=failure.getErrorMessage(),
+                 path=str(self.spool.path if self.spool else "?"))
+        return self._to_spool(rows)
+
+    def _to_spool(self, rows: list[tuple[Any, ...]]) -> Deferred[None]:
+        assert self.spool is not None
+        d = self.spool.append(rows)
+        self._start_replay()
+        return d
+
+    def _start_replay(self) -> None:
+        if not self._replay.running:
+            self._replay.start(self._retry, now=False)
+
+    async def replay(self) -> int:
+        """Move the spooled records into the database; returns how many it moved."""
+        if self.spool is None or self._replaying:
+            return 0
+        self._replaying = True
+        try:
+            moved = 0
+            while self.spool.has_rows:
+                rows = await self.spool.take()
+                for start in range(0, len(rows), 500):
+                    await self.cdrs.insert_rows(list(rows[start:start + 500]))
+                await self.spool.taken()
+                moved += len(rows)
+            if self._replay.running:
+                self._replay.stop()
+            if moved:
+                log.info("{n} spooled CDR record(s) are in the database now", n=moved)
+            return moved
+        except Exception as exc:
+            log.warn("the spooled CDR records still wait ({error}); next try in {s} s",
+                     error=str(exc), s=self._retry)
+            return 0
+        finally:
+            self._replaying = False
 
     def stop(self) -> Deferred[None]:
-        return self._commit.when_idle()
+        if self._replay.running:
+            self._replay.stop()
+        d = self._commit.when_idle()
+        if self.spool is not None:
+            spool = self.spool
+            d.addCallback(lambda _: spool.stop())
+        return d
+
+
+class UDPSink:
+    """One datagram per record (its text line) to each collector, from the reactor.  UDP
+    never waits: a collector that is absent or slow costs a call nothing; datagrams the
+    system cannot send are counted and logged, not retried."""
+
+    def __init__(self, collectors: Sequence[HostPort], reactor: Any) -> None:
+        self.collectors = list(collectors)
+        self.reactor = reactor
+        self._port: Any = None
+        self._addresses: list[tuple[str, int]] = []
+        self.dropped = 0
+
+    async def start(self) -> None:
+        self._port = self.reactor.listenUDP(0, DatagramProtocol())
+        for collector in self.collectors:
+            try:
+                ip = await self.reactor.resolve(collector.host)
+            except Exception as exc:
+                log.error("[CDR] UDP_SERVER {collector}: cannot resolve {host} ({error}); "
+                          "no CDR datagrams go there", collector=str(collector),
+                          host=collector.host, error=str(exc))
+                continue
+            self._addresses.append((ip, collector.port))
+
+    def write(self, records: Sequence[CDRRecord]) -> Deferred[None]:
+        if self._port is not None:
+            for record in records:
+                data = record.line().encode("utf-8")
+                for address in self._addresses:
+                    try:
+                        self._port.write(data, address)
+                    except OSError:
+                        self.dropped += 1
+                        if self.dropped % 1000 == 1:
+                            log.warn("{n} CDR datagram(s) could not be sent", n=self.dropped)
+        return succeed(None)
+
+    def stop(self) -> Deferred[None]:
+        if self._port is not None:
+            port, self._port = self._port, None
+            return maybeDeferred(port.stopListening)
+        return succeed(None)
 
 
 class CDREmitter(Service):
@@ -117,6 +235,11 @@ class CDREmitter(Service):
 
     def __init__(self, sinks: Sequence[Sink]) -> None:
         self.sinks = list(sinks)
+
+    def startService(self) -> Any:
+        super().startService()
+        starts = [Deferred.fromCoroutine(s.start()) for s in self.sinks if hasattr(s, "start")]
+        return DeferredList(starts) if starts else None
 
     async def emit(self, records: Sequence[CDRRecord]) -> None:
         """Write ``records`` to every sink; a failing sink is logged with the records' text

@@ -111,13 +111,16 @@ class CDRs:
         return await self._db.run_interaction(CDRS.select, where, params, owner=ANY_OWNER,
                                               order="id DESC", limit=limit)
 
-    async def purge_older_than(self, days: int) -> int:
+    async def purge_older_than(self, days: int, step: int = 20000) -> int:
+        """Delete records that started more than ``days`` ago, ``step`` rows a transaction."""
         cutoff = self._now() - days * 86400
-
-        def purge(txn: Txn) -> int:
-            txn.execute("DELETE FROM cdrs WHERE start_timestamp < ?", (cutoff,))
-            return txn.rowcount
-        return await self._db.run_interaction(purge)
+        total = 0
+        while True:
+            n = await self._db.run_interaction(CDRS.delete_some_before, "start_timestamp",
+                                               cutoff, step)
+            total += n
+            if n < step:
+                return total
 
 
 _DEFAULTS: dict[str, Any] = {

@@ -14,6 +14,8 @@ from typing import Generic, TypeVar
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from xvbd.store.db import DatabaseUnavailable
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -48,7 +50,12 @@ class GroupCommit(Generic[Item, Result]):
     async def _write(self, items: list[Item], waiting: list[Deferred[Result]]) -> None:
         try:
             results = await self._write_batch(items)
-        except Exception:
+        except Exception as exc:
+            if len(items) == 1 or isinstance(exc, DatabaseUnavailable):  # no use one by one
+                failure = Failure()
+                for d in waiting:
+                    d.errback(failure)
+                return
             if len(items) == 1:
                 waiting[0].errback(Failure())
                 return

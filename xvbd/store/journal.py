@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from xvbd.store.db import Database, Txn
+from xvbd.store.db import Database
 from xvbd.store.table import Table
 
 
@@ -63,10 +63,13 @@ class Journal:
         return await self._db.run_interaction(JOURNAL.select, "id < ?", (before_id,),
                                               order="id DESC", limit=limit)
 
-    async def purge_older_than(self, days: int) -> int:
+    async def purge_older_than(self, days: int, step: int = 20000) -> int:
+        """Delete entries older than ``days``, ``step`` rows a transaction."""
         cutoff = self._now() - days * 86400
-
-        def purge(txn: Txn) -> int:
-            txn.execute("DELETE FROM journal WHERE created_at < ?", (cutoff,))
-            return txn.rowcount
-        return await self._db.run_interaction(purge)
+        total = 0
+        while True:
+            n = await self._db.run_interaction(JOURNAL.delete_some_before, "created_at",
+                                               cutoff, step)
+            total += n
+            if n < step:
+                return total

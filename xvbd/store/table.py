@@ -132,6 +132,17 @@ class Table(Generic[R]):
         # MySQL counts only rows whose values changed: tell "same values" from "no row".
         return self.get(txn, key, owner=owner) is not None
 
+    def delete_some_before(self, txn: Txn, column: str, cutoff: int, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest rows whose ``column`` is before ``cutoff``
+        (by id, so each step is short; the same SQL on SQLite and MySQL)."""
+        self.check_columns([column])
+        last = txn.scalar(f"SELECT MAX(id) FROM (SELECT id FROM {self.name} WHERE {column} < ? "
+                          f"ORDER BY id LIMIT {int(limit)}) oldest", (cutoff,))
+        if last is None:
+            return 0
+        txn.execute(f"DELETE FROM {self.name} WHERE id <= ? AND {column} < ?", (last, cutoff))
+        return txn.rowcount
+
     def delete(self, txn: Txn, key: Any, *, owner: Any = _UNSET) -> bool:
         scope, params = self._scope(owner)
         txn.execute(f"DELETE FROM {self.name} WHERE {self.key} = ?{scope}", (key, *params))
