@@ -63,7 +63,7 @@ class RetentionTests:
                  "create_timestamp": now - n * 86400, "start_timestamp": now - n * 86400,
                  "stop_timestamp": now - n * 86400} for n in range(10)]
         await store.cdrs.insert_many(rows)
-        for days in (1, 5, 9):
+        for _ in range(3):
             await store.journal.record(actor_kind="admin", actor="a", object_kind="user")
         await self.db.run_interaction(lambda txn: txn.execute(
             "UPDATE journal SET created_at = ? WHERE id = 1", (now - 40 * 86400,)))
