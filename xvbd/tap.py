@@ -16,6 +16,7 @@ from twisted.web.server import Site
 
 import xvbd
 from xvbd.accounting.fees import FeeCharger
+from xvbd.accounting.radius import RadiusAccounting, RadiusClient, RadiusService
 from xvbd.accounting.retention import Retention
 from xvbd.accounting.sinks import CDREmitter, DBSink, FileSink, Sink, UDPSink
 from xvbd.accounting.spool import Spool
@@ -115,8 +116,16 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     if settings.common.mem_cached:
         log.info("[COMMON] MEM_CACHED is not used: each xvbd caches what calls read for a "
                  "few seconds in its own memory")
+    radius = None
+    if settings.radius.acct_host is not None:
+        client = RadiusClient(settings.radius.acct_host, settings.radius.acct_secret, reactor,
+                              timeout=settings.radius.acct_timeout,
+                              retries=settings.radius.acct_retries)
+        RadiusService(client).setServiceParent(top)
+        radius = RadiusAccounting(client, settings.common.server_id,
+                                  settings.radius.acct_send_events)
     engine = Engine(settings, store, Directory(store, reactor), counters, emitter,
-                    reactor, tts=TTS(settings.path.media_dir, reactor))
+                    reactor, tts=TTS(settings.path.media_dir, reactor), radius=radius)
     web = WebRoot(db, settings.common.server_id, clock=reactor)
     ListenerService("web", "[WEB] LISTEN", settings.web.listen, Site(web.app.resource()),
                     reactor).setServiceParent(top)

@@ -29,6 +29,7 @@ class Call:
     called_id: str
     caller_id: str
     call_type: str = "incoming"
+    peer_address: str = ""
     call_id: str = field(default_factory=new_id)
     started: float = 0.0
     user: User | None = None
@@ -45,6 +46,7 @@ class Call:
     _leases: list[tuple[str, str]] = field(default_factory=list)
     _hooks: list[Any] = field(default_factory=list)
     _finished: bool = False
+    _accounted: bool = False
 
     def __post_init__(self) -> None:
         self.started = self.engine.clock.seconds()
@@ -64,6 +66,9 @@ class Call:
         self.tariff = await self.engine.directory.tariff(group.tariff_id)
         self.cdr.common = self._common()
         self.result = "OK"
+        if self.engine.radius is not None:
+            self._accounted = True
+            self.engine.radius.started(self)
         if group.max_call_duration > 0:
             self.deadline = self.started + group.max_call_duration
 
@@ -122,6 +127,13 @@ class Call:
         except Hangup:
             pass
 
+    def record_step(self, type_name: str, ext_number: str, start: int, stop: int,
+                    data: dict[str, Any] | None = None) -> None:
+        """One CDR record of what the call did (an extension visited, a greeting played)."""
+        record = self.cdr.step(type_name, ext_number, start, stop, data)
+        if self._accounted and self.engine.radius is not None:
+            self.engine.radius.activity(self, record)
+
     def note_dtmf(self, entered: str, waited: float) -> None:
         """Keep what the caller typed for the summary's ``DTMF=``: the keys, then ``w`` and the
         whole seconds waited before them (a timeout is ``w`` alone)."""
@@ -164,6 +176,8 @@ class Call:
             except Exception:
                 log.failure("settling the cost of call {call_id} failed; its hold stays "
                             "taken", **self.log_fields())
+        if self._accounted and self.engine.radius is not None:
+            self.engine.radius.stopped(self, stopped)
         stop = int(stopped)
         currency = self.tariff.currency_id if self.tariff else 0
         self.cdr.summary(call_type=self.call_type, start=int(self.started), stop=stop, now=stop,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from xvbd.accounting.radius import RadiusAccounting
 from xvbd.accounting.sinks import CDREmitter
 from xvbd.agi.channel import AGIChannel
 from xvbd.agi.protocol import AGIEnv, AGIError, Hangup
@@ -32,7 +33,8 @@ Script = Callable[[Call], Awaitable[None]]
 class Engine:
     def __init__(self, settings: Settings, store: Store, directory: Directory,
                  counters: Counters, cdr: CDREmitter, clock: Any,
-                 hooks: HookRunner | None = None, tts: TTS | None = None) -> None:
+                 hooks: HookRunner | None = None, tts: TTS | None = None,
+                 radius: RadiusAccounting | None = None) -> None:
         load_builtin_types()
         self.settings = settings
         self.store = store
@@ -42,6 +44,7 @@ class Engine:
         self.clock = clock
         self.hooks = hooks or HookRunner()
         self.tts = tts
+        self.radius = radius
         self.scripts: dict[str, Script] = {"ivr": entry.inbound, "sip": entry.sip}
 
     def new_call(self, env: AGIEnv, channel: AGIChannel) -> Call:
@@ -55,7 +58,9 @@ class Engine:
                       else args[0][:64])
         caller = entry.caller_id_for_cdr(env.callerid, args[1], args[2],
                                          self.settings.common.pstn_gw)
-        return Call(self, env, channel, called_id=called, caller_id=caller)
+        return Call(self, env, channel, called_id=called, caller_id=caller,
+                    peer_address=args[1].rsplit(":", 1)[0] if args[1].count(":") == 1
+                    else args[1])
 
     async def serve(self, env: AGIEnv, channel: AGIChannel) -> None:
         script = self.scripts.get(env.script)

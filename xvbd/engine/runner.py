@@ -73,7 +73,7 @@ async def visit(call: Call, tree: Tree, ext: Extension) -> Next:
         try:
             await play_greeting(call, greeting)
         finally:
-            call.cdr.step("Playback", ext.cdr_number, started, call.now())
+            call.record_step("Playback", ext.cdr_number, started, call.now())
     call.step_data = {}
     started = call.now()
     try:
@@ -87,7 +87,8 @@ async def visit(call: Call, tree: Tree, ext: Extension) -> Next:
         await call.play(prompts.ERROR)
         return Next.UP if ext.parent_id is not None else Next.HANGUP
     finally:
-        call.cdr.step(kind.name, ext.cdr_number, started, call.now(), call.step_data or None)
+        call.record_step(kind.name, ext.cdr_number, started, call.now(),
+                         call.step_data or None)
 
 
 async def play_greeting(call: Call, reference: str, escape_digits: str = "") -> str:
