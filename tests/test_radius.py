@@ -162,3 +162,42 @@ class RetransmissionTests(TestCase):
 
 
 del Deferred
+
+
+class ExternalBillingTests(EngineCase):
+    common_config = "USE_BILLING = -1"
+    extra_config = "[RADIUS]\nACCT_HOST = 127.0.0.1\nACCT_SECRET = testing123\n"
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.radius = FreeRadius(self.tmp / "radius")
+        self.addCleanup(self.radius.stop)
+
+    async def test_the_billing_system_says_who_may_call_and_how_long(self) -> None:
+        from xvbd.accounting.radius import RadiusAuthorizer
+
+        client = RadiusClient(HostPort("127.0.0.1", self.radius.auth_port), SECRET, reactor,
+                              timeout=0.5, retries=2)
+        await client.start()
+        self.addCleanup(client.stop)
+        self.engine.authorizer = RadiusAuthorizer(client, "FCC-NN")
+        acc, ivr = self.store.accounts, self.store.ivr
+        for code, did in (("10001", "101"), ("10002", "102"), ("10003", "103")):
+            user = await acc.create_user("613", code, 1)
+            await acc.assign_did(did, user.id)
+            root = await ivr.create_root(user.id, "Playback", {"greeting": "system:w"})
+            await ivr.add_child(user.id, root.id, "2", "DateTime", {})
+        peer = await self.call(Caller(keys=["#"] * 300), args=("101",))
+        self.assertEqual(self.result, "TIMEUP", "Session-Timeout 120 ends the call")
+        summary = self.cdr_lines()[-1]
+        start, stop = (int(x) for x in re.findall(r"(?:START|STOP)_TIMESTAMP=(\d+)", summary))
+        self.assertLessEqual(stop - start, 122)
+        await self.call(Caller(keys=["2", "*"]), args=("102",))
+        self.assertEqual(self.result, "OK", "accepted, no limit")
+        peer = await self.call(Caller(), args=("103",))
+        self.assertEqual(self.result, "NOFUNDS", "rejected")
+        self.assertEqual(peer.commands[-2:], ['STREAM FILE please-try-call-later ""', "HANGUP"])
+        self.assertFalse(any("STREAM FILE w " in c for c in peer.commands))
+
+
+ExternalOnSQLite, ExternalOnMariaDB = on_both_backends(ExternalBillingTests)

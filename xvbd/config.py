@@ -485,6 +485,7 @@ class SIPSettings:
 @dataclass(frozen=True)
 class RadiusSettings:
     acct_host: HostPort | None
+    auth_host: HostPort | None
     acct_secret: str
     acct_send_events: bool
     acct_timeout: float
@@ -618,6 +619,7 @@ SECTIONS: tuple[Section, ...] = (
     )),
     Section("RADIUS", RadiusSettings, (
         Key("ACCT_HOST", "", host_port(1813, optional=True)),
+        Key("AUTH_HOST", "", host_port(1812, optional=True)),
         Key("ACCT_SECRET", "", text),
         Key("ACCT_SEND_EVENTS", "0", flag),
         Key("ACCT_TIMEOUT", "3", number(above=0, at_most=60)),

@@ -16,12 +16,12 @@ from twisted.web.server import Site
 
 import xvbd
 from xvbd.accounting.fees import FeeCharger
-from xvbd.accounting.radius import RadiusAccounting, RadiusClient, RadiusService
+from xvbd.accounting.radius import RadiusAccounting, RadiusAuthorizer, RadiusClient, RadiusService
 from xvbd.accounting.retention import Retention
 from xvbd.accounting.sinks import CDREmitter, DBSink, FileSink, Sink, UDPSink
 from xvbd.accounting.spool import Spool
 from xvbd.agi.server import FastAGIFactory
-from xvbd.config import ConfigError, Settings, load_settings
+from xvbd.config import ConfigError, HostPort, Settings, load_settings
 from xvbd.counters import Counters, LocalCounters, RedisCounters
 from xvbd.engine.directory import Directory
 from xvbd.engine.engine import Engine
@@ -124,8 +124,19 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         RadiusService(client).setServiceParent(top)
         radius = RadiusAccounting(client, settings.common.server_id,
                                   settings.radius.acct_send_events)
+    authorizer = None
+    if settings.common.use_billing == -1 and settings.radius.acct_host is not None:
+        auth_host = settings.radius.auth_host or HostPort(settings.radius.acct_host.host, 1812)
+        auth = RadiusClient(auth_host, settings.radius.acct_secret, reactor,
+                            timeout=min(1.0, settings.radius.acct_timeout),
+                            retries=settings.radius.acct_retries)
+        auth_service = RadiusService(auth)
+        auth_service.setName("radius-auth")
+        auth_service.setServiceParent(top)
+        authorizer = RadiusAuthorizer(auth, settings.common.server_id)
     engine = Engine(settings, store, Directory(store, reactor), counters, emitter,
-                    reactor, tts=TTS(settings.path.media_dir, reactor), radius=radius)
+                    reactor, tts=TTS(settings.path.media_dir, reactor), radius=radius,
+                    authorizer=authorizer)
     web = WebRoot(db, settings.common.server_id, clock=reactor)
     ListenerService("web", "[WEB] LISTEN", settings.web.listen, Site(web.app.resource()),
                     reactor).setServiceParent(top)

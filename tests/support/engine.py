@@ -25,6 +25,7 @@ class EngineCase(DatabaseCase):
     """Mixin: ``self.engine`` serving FastAGI on ``self.port``; ``self.call(...)``."""
 
     extra_config = ""
+    common_config = ""  # more keys of [COMMON]
 
     def setUp(self) -> None:
         super().setUp()
@@ -37,6 +38,7 @@ class EngineCase(DatabaseCase):
 SERVER_ID = FCC-NN
 PSTN_GW = 10.0.0.1
 SIP_DOMAINS = comp.ru, somecomp.com
+{self.common_config}
 [CDR]
 FILE = {self.cdr_file}
 [PATH]

@@ -63,12 +63,22 @@ modules {{
     }}
     expr {{
     }}
+    files {{
+        filename = ${{confdir}}/users
+    }}
+    pap {{
+    }}
 }}
 server default {{
     listen {{
         type = acct
         ipaddr = 127.0.0.1
         port = {port}
+    }}
+    listen {{
+        type = auth
+        ipaddr = 127.0.0.1
+        port = {auth_port}
     }}
     preacct {{
         update request {{
@@ -81,9 +91,15 @@ server default {{
         ok
     }}
     authorize {{
-        ok
+        files
     }}
     authenticate {{
+        Auth-Type PAP {{
+            pap
+        }}
+    }}
+    post-auth {{
+        ok
     }}
 }}
 """
@@ -101,8 +117,14 @@ class FreeRadius:
         for sub in ("log", "acct", "run"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         self.port = free_udp_port()
-        (directory / "radiusd.conf").write_text(CONFIG.format(dir=directory, port=self.port,
-                                                              secret=SECRET))
+        self.auth_port = free_udp_port()
+        (directory / "radiusd.conf").write_text(CONFIG.format(
+            dir=directory, port=self.port, auth_port=self.auth_port, secret=SECRET))
+        # External billing: 10001 may call for two minutes, 10002 without limit, no one else.
+        (directory / "users").write_text(
+            '10001 Auth-Type := Accept\n\tSession-Timeout = 120\n\n'
+            '10002 Auth-Type := Accept\n\n'
+            'DEFAULT Auth-Type := Reject\n\tReply-Message = "no credit"\n')
         self.output = directory / "freeradius.out"
         self._out = self.output.open("wb")
         self.proc = subprocess.Popen(["freeradius", "-f", "-d", str(directory), "-l", "stdout"],

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyrad.dictionary import Dictionary
-from pyrad.packet import AccountingResponse, AcctPacket, Packet
+from pyrad.packet import (
+    AccessAccept,
+    AccessReject,
+    AccountingResponse,
+    AcctPacket,
+    AuthPacket,
+    Packet,
+)
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
@@ -45,7 +52,7 @@ def h323_time(when: float) -> str:
 class _Pending:
     __slots__ = ("d", "packet", "raw", "timer", "tries")
 
-    def __init__(self, packet: Packet, raw: bytes, d: Deferred[bool]) -> None:
+    def __init__(self, packet: Packet, raw: bytes, d: Deferred[Packet | None]) -> None:
         self.packet = packet
         self.raw = raw
         self.d = d
@@ -70,7 +77,7 @@ class RadiusClient(DatagramProtocol):
         self.address: tuple[str, int] | None = None
         self._port: Any = None
         self._pending: dict[int, _Pending] = {}
-        self._waiting: deque[tuple[Packet, Deferred[bool]]] = deque()
+        self._waiting: deque[tuple[Packet, Deferred[Packet | None]]] = deque()
         self._next_id = 0
         self.given_up = 0
 
@@ -104,18 +111,26 @@ class RadiusClient(DatagramProtocol):
     def accounting_packet(self) -> AcctPacket:
         return AcctPacket(dict=self.dictionary, secret=self.secret)
 
+    def auth_packet(self) -> AuthPacket:
+        return AuthPacket(dict=self.dictionary, secret=self.secret)
+
     def send(self, packet: Packet) -> Deferred[bool]:
         """Send ``packet``; fires True when the server answered, False when it was given
         up.  Never fails."""
-        d: Deferred[bool] = Deferred()
+        return self.ask(packet).addCallback(lambda reply: reply is not None)
+
+    def ask(self, packet: Packet) -> Deferred[Packet | None]:
+        """Send ``packet``; fires with the server's checked answer, or None when it was
+        given up.  Never fails."""
+        d: Deferred[Packet | None] = Deferred()
         if self._port is None or self.address is None:
-            d.callback(False)
+            d.callback(None)
             return d
         if len(self._pending) >= 256:
             if len(self._waiting) >= self.MAX_QUEUE:
                 log.warn("RADIUS: {n} packets wait already; one more is dropped",
                          n=len(self._waiting))
-                d.callback(False)
+                d.callback(None)
                 return d
             self._waiting.append((packet, d))
             return d
@@ -129,7 +144,7 @@ class RadiusClient(DatagramProtocol):
         self._next_id = (self._next_id + 1) % 256
         return identifier
 
-    def _transmit(self, packet: Packet, d: Deferred[bool]) -> None:
+    def _transmit(self, packet: Packet, d: Deferred[Packet | None]) -> None:
         packet.id = self._free_id()
         raw = packet.RequestPacket()
         pending = _Pending(packet, raw, d)
@@ -157,13 +172,13 @@ class RadiusClient(DatagramProtocol):
         log.warn("RADIUS: no answer from {server} to packet {id} after {n} tries; given up "
                  "(check [RADIUS] ACCT_HOST and that the server runs)", server=str(self.server),
                  id=identifier, n=pending.tries)
-        self._finish(identifier, False)
+        self._finish(identifier, None)
 
-    def _finish(self, identifier: int, answered: bool) -> None:
+    def _finish(self, identifier: int, reply: Packet | None) -> None:
         pending = self._pending.pop(identifier)
         if pending.timer is not None and pending.timer.active():
             pending.timer.cancel()
-        pending.d.callback(answered)
+        pending.d.callback(reply)
         if self._waiting and len(self._pending) < 256:
             packet, d = self._waiting.popleft()
             self._transmit(packet, d)
@@ -183,9 +198,12 @@ class RadiusClient(DatagramProtocol):
             log.warn("RADIUS: an answer from {addr} does not check against [RADIUS] "
                      "ACCT_SECRET (a wrong secret?); ignored", addr=str(addr))
             return
-        if reply.code != AccountingResponse and isinstance(pending.packet, AcctPacket):
+        if isinstance(pending.packet, AcctPacket) and reply.code != AccountingResponse:
             return
-        self._finish(data[1], True)
+        if isinstance(pending.packet, AuthPacket) and reply.code not in (AccessAccept,
+                                                                          AccessReject):
+            return
+        self._finish(data[1], reply)
 
 
 class RadiusService(Service):
@@ -210,6 +228,38 @@ class RadiusService(Service):
     def stopService(self) -> None:
         super().stopService()
         self.client.stop()
+
+
+class RadiusAuthorizer:
+    """External billing (``USE_BILLING = -1``): the billing system says, by RADIUS, whether
+    a call may be served and for how long (Access-Accept, with a Session-Timeout when it
+    limits the call) or not (Access-Reject).  No answer is a refusal: calls are not given
+    away because the billing system cannot be reached."""
+
+    def __init__(self, client: RadiusClient, server_id: str) -> None:
+        self.client = client
+        self.server_id = server_id
+
+    async def authorize(self, call: Call) -> tuple[bool, int | None]:
+        """(allowed, seconds allowed or None for no limit)."""
+        p = self.client.auth_packet()
+        p["User-Name"] = call.access_code or "unknown"
+        p["User-Password"] = p.PwCrypt(call.access_code or "unknown")
+        p["NAS-Identifier"] = self.server_id
+        p["NAS-IP-Address"] = self.client.nas_address
+        p["Calling-Station-Id"] = call.caller_id or "unknown"
+        p["Called-Station-Id"] = call.called_id or "unknown"
+        p["Acct-Session-Id"] = call.call_id
+        p["Cisco-AVPair"] = [f"xvb-call-type={call.call_type}"]
+        reply = await self.client.ask(p)
+        if reply is None:
+            log.error("external billing did not answer for call {call_id} (AccessCode "
+                      "{ac}); the call is refused", call_id=call.call_id, ac=call.access_code)
+            return False, None
+        if reply.code != AccessAccept:
+            return False, None
+        timeout = reply.get("Session-Timeout")
+        return True, (int(timeout[0]) if timeout else None)
 
 
 class RadiusAccounting:

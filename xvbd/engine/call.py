@@ -76,7 +76,13 @@ class Call:
         """Internal billing: hold the money the call needs to start; False when the balance
         cannot pay (a free tariff, or billing off, always can)."""
         assert self.user is not None
-        if self.engine.settings.common.use_billing != 1:
+        billing = self.engine.settings.common.use_billing
+        if billing == -1 and self.engine.authorizer is not None:
+            allowed, seconds = await self.engine.authorizer.authorize(self)
+            if allowed and seconds is not None:
+                self.deadline = min(self.deadline, self.started + seconds)
+            return allowed
+        if billing != 1:
             return True
         price = prices(self.tariff, self.call_type)
         if price.free:

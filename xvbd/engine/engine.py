@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from xvbd.accounting.radius import RadiusAccounting
+from xvbd.accounting.radius import RadiusAccounting, RadiusAuthorizer
 from xvbd.accounting.sinks import CDREmitter
 from xvbd.agi.channel import AGIChannel
 from xvbd.agi.protocol import AGIEnv, AGIError, Hangup
@@ -34,7 +34,8 @@ class Engine:
     def __init__(self, settings: Settings, store: Store, directory: Directory,
                  counters: Counters, cdr: CDREmitter, clock: Any,
                  hooks: HookRunner | None = None, tts: TTS | None = None,
-                 radius: RadiusAccounting | None = None) -> None:
+                 radius: RadiusAccounting | None = None,
+                 authorizer: RadiusAuthorizer | None = None) -> None:
         load_builtin_types()
         self.settings = settings
         self.store = store
@@ -45,6 +46,7 @@ class Engine:
         self.hooks = hooks or HookRunner()
         self.tts = tts
         self.radius = radius
+        self.authorizer = authorizer
         self.scripts: dict[str, Script] = {"ivr": entry.inbound, "sip": entry.sip}
 
     def new_call(self, env: AGIEnv, channel: AGIChannel) -> Call:
