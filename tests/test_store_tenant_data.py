@@ -306,6 +306,25 @@ class TenantDataTests:
         self.assertFalse(await f.delete_dtmf(bob, msg.id))
         self.assertTrue(await f.delete_dtmf(alice, msg.id))
 
+    async def test_queues_belong_to_their_extension(self) -> None:
+        alice, bob = await self._tenants()
+        root = await self.store.ivr.create_root(alice, "Queue", {})
+        queues = self.store.queues
+        name = await queues.put(alice, root.id, {"musiconhold": "jazz", "timeout": 15},
+                                ["Local/1@ctx/n", "Local/2@ctx/n"])
+        self.assertEqual(name, f"xvb_q_{root.id}")
+        await queues.put(alice, root.id, {"musiconhold": "rock"}, ["Local/3@ctx/n"])
+        self.assertEqual(await queues.members(alice, root.id), ["Local/3@ctx/n"])
+        self.assertEqual((await queues.options(alice, root.id))["musiconhold"], "rock")
+        with self.assertRaises(NotFound):
+            await queues.put(bob, root.id, {}, ["Local/666@ctx/n"])
+        self.assertEqual(await queues.members(bob, root.id), [])
+        self.assertIsNone(await queues.options(bob, root.id))
+        with self.assertRaises(ValueError):
+            await queues.put(alice, root.id, {"name; DROP": 1}, [])
+        await self.store.ivr.delete(alice, root.id)
+        self.assertEqual(await queues.members(alice, root.id), [])
+
     async def test_deleting_a_user_takes_all_their_data(self) -> None:
         alice, bob = await self._tenants()
         root = await self.store.ivr.create_root(alice, "Playback", {})

@@ -90,6 +90,7 @@ class Caller:
     hangup_skip: int = 0
     hangup_mode: str = "sighup"  # "sighup" (default), "exit" (AGIEXITONHANGUP), "nosighup"
     dial: list[str] = field(default_factory=list)
+    queue: list[str] = field(default_factory=list)  # per Queue(): ANSWERED, TIMEOUT, EXIT:5
     record_seconds: int = 5
     prompt_seconds: float = 2.0
     talk_seconds: int = 30
@@ -116,6 +117,7 @@ class AsteriskAGI(Protocol):
         self._buffer = b""
         self._keys = list(caller.keys)
         self._dial = list(caller.dial)
+        self._queue = list(caller.queue)
         self._skip = caller.hangup_skip
         self._held: str | None = None
         self.holding: Deferred[None] = Deferred()
@@ -355,7 +357,20 @@ class AsteriskAGI(Protocol):
                 self.variables["DIALSTATUS"] = "CANCEL"
                 return "200 result=-1\n"
             return "200 result=0\n"
-        if app in ("Wait", "Playback", "Queue", "ConfBridge", "Set", "Goto"):
+        if app == "Queue":
+            outcome = self._queue.pop(0) if self._queue else "TIMEOUT"
+            self.advance(self.caller.talk_seconds)
+            self.variables.pop("QUEUESTATUS", None)
+            if outcome.startswith("EXIT:"):
+                self.variables.update(CONTEXT="xvb-queue-exit", EXTEN=outcome[5:])
+            elif outcome != "ANSWERED":
+                self.variables["QUEUESTATUS"] = outcome
+            return "200 result=-1\n" if leaving else "200 result=0\n"
+        if app == "Wait":
+            seconds = (args[1] if len(args) > 1 else "1").split(",")[0]
+            self.advance(float(seconds) if seconds.replace(".", "").isdigit() else 1)
+            return "200 result=-1\n" if leaving else "200 result=0\n"
+        if app in ("Playback", "ConfBridge", "Set", "Goto"):
             return "200 result=0\n"
         return "200 result=-2\n"
 

@@ -109,4 +109,6 @@ async def _allowed(call: Call, tree: Tree, ext: Extension) -> bool:
     assert call.group is not None
     limits = await call.engine.directory.type_limits(call.group.id)
     limit = limits.get(ext.type, -1)
+    if ext.type == "Queue" and call.group.max_queues >= 0:  # "Maximum Number of Queues"
+        limit = call.group.max_queues if limit < 0 else min(limit, call.group.max_queues)
     return limit < 0 or tree.rank(ext) < limit

@@ -138,6 +138,11 @@ class Features:
             return rows[0], added
         return await self._db.run_interaction(vote)
 
+    async def vote_of(self, user_id: int, extension_id: int, caller_id: str) -> Vote | None:
+        rows = await self._db.run_interaction(VOTES.select, "extension_id = ? AND caller_id = ?",
+                                              (extension_id, caller_id), owner=user_id)
+        return rows[0] if rows else None
+
     async def vote_results(self, user_id: int, extension_id: int) -> dict[str, int]:
         def read(txn: Txn) -> dict[str, int]:
             rows = txn.all("SELECT choice, COUNT(*) AS n FROM votes WHERE user_id = ? AND "

@@ -85,6 +85,13 @@ def _check(name: str, value: Any, hint: Any) -> Any:
             return None
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
         return _check(name, value, inner[0])
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if not isinstance(value, dict):
+            raise SettingsError(f"{name} must be an object, got {value!r}")
+        try:
+            return read_settings(hint, value)
+        except SettingsError as exc:
+            raise SettingsError(f"{name}: {exc}") from None
     raise TypeError(f"settings field {name} has a type read_settings does not know: {hint}")
 
 
@@ -126,4 +133,21 @@ def _settings(cls: type, text: str) -> Any:
 
 def load_builtin_types() -> None:
     """Import the modules that register the built-in types."""
-    from xvbd.engine.types import datetime_, followme, playback, voicemail  # noqa: F401
+    from xvbd.engine.types import (  # noqa: F401
+        callback,
+        conference,
+        datetime_,
+        directory,
+        disa,
+        dtmf2email,
+        followme,
+        gotoif,
+        multidialout,
+        pause,
+        playback,
+        queue,
+        schedule,
+        variables,
+        voicemail,
+        voting,
+    )

@@ -9,11 +9,11 @@ voicemail, say) or back to the menu.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from xvbd.engine import prompts
+from xvbd.engine.dialing import dial, valid_phone
 from xvbd.engine.types import Next, SettingsError, register
 from xvbd.logs import logger
 
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 log = logger("xvbd.followme")
 
-PHONE = re.compile(r"[0-9*#+]{1,32}")
-BRIDGE_SECONDS = 3600  # what a prepaid call holds before it is bridged, when it can
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,7 @@ class FollowMeSettings:
 
     def __post_init__(self) -> None:
         for phone in self.phones:
-            if not PHONE.fullmatch(phone):
+            if not valid_phone(phone):
                 raise SettingsError(f"a phone is digits, * # and +, got {phone!r}")
         if self.mode not in ("sequential", "parallel"):
             raise SettingsError(f"mode is sequential or parallel, got {self.mode!r}")
@@ -72,24 +70,13 @@ class FollowMeType:
         for group in groups:
             if await call.out_of_time():
                 break
-            status = await self._dial(call, group, context, ring)
+            status = await dial(call, group, ring)
             call.step_data = {"PHONE": "&".join(group), "STATUS": status}
             if status == "ANSWER":
                 return Next.HANGUP
         await call.play(prompts.NOBODY_AVAILABLE)
         target = tree.by_path.get(settings.no_answer) if settings.no_answer else None
         return Next.goto(target) if target is not None else Next.UP
-
-    async def _dial(self, call: Call, phones: list[str], context: str, ring: int) -> str:
-        if call.charge is not None:  # hold what a long talk needs, if the balance has it
-            await call.charge.ensure(ring + BRIDGE_SECONDS)
-        ring = max(1, int(min(ring, call.time_left())))
-        dial = "&".join(f"Local/{phone}@{context}" for phone in phones)
-        options = ""
-        if call.time_left() != float("inf"):
-            options = f"L({max(1000, int(call.time_left() * 1000))})"
-        await call.channel.exec_("Dial", dial, ring, options)
-        return (await call.channel.get_variable("DIALSTATUS")) or "UNKNOWN"
 
 
 register(FollowMeType())

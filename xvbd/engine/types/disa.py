@@ -1,0 +1,88 @@
+"""DISA (type 11): after a PIN, the caller dials out — through the group's dialout context
+only, to numbers of digits, *, # and + only.  Wrong PINs count across calls (as access codes
+do); a number refused by the dialout context is said to be unreachable."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xvbd.engine import prompts
+from xvbd.engine.dialing import dial, valid_phone
+from xvbd.engine.types import Next, SettingsError, register
+
+if TYPE_CHECKING:
+    from xvbd.engine.call import Call
+    from xvbd.engine.directory import Tree
+    from xvbd.store.ivr import Extension
+
+ENTER_NUMBER = "vm-enter-num-to-call"
+REFUSED = "cannot-complete-as-dialed"
+PIN_FAILURES, WINDOW = 5, 900.0
+
+
+@dataclass(frozen=True)
+class DisaSettings:
+    greeting: str = ""
+    pin: str = ""
+    ring_seconds: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pin and not self.pin.isdigit():
+            raise SettingsError("a DISA PIN is digits")
+
+
+class DisaType:
+    name = "DISA"
+    number = 11
+    settings = DisaSettings
+
+    async def run(self, call: Call, ext: Extension, settings: Any, tree: Tree) -> Next:
+        assert call.group is not None
+        if not call.group.dialout_context:
+            await call.play(prompts.NOT_AVAILABLE)
+            return Next.UP
+        if settings.pin and not await self._pin(call, ext, settings.pin):
+            return Next.HANGUP
+        digit_ms = call.engine.settings.timeout.digit
+        asked = call.engine.clock.seconds()
+        number = await call.channel.get_data(ENTER_NUMBER, digit_ms * 3, 32)
+        call.note_dtmf(number, call.engine.clock.seconds() - asked)
+        if not valid_phone(number):
+            call.step_data = {"NUMBER": number or "-", "STATUS": "REFUSED"}
+            await call.play(REFUSED)
+            return Next.UP
+        status = await dial(call, [number], settings.ring_seconds
+                            or call.engine.settings.timeout.dialout)
+        call.step_data = {"NUMBER": number, "STATUS": status}
+        if status == "ANSWER":
+            return Next.HANGUP
+        await call.play(REFUSED if status in ("CHANUNAVAIL", "CONGESTION") else
+                        prompts.NOBODY_AVAILABLE)
+        return Next.UP
+
+    async def _pin(self, call: Call, ext: Extension, pin: str) -> bool:
+        counters = call.engine.counters
+        key = f"authfail:disa:{ext.id}"
+        prompt = prompts.ENTER_PIN
+        for _ in range(call.engine.settings.attempts.password):
+            if await counters.hits(key, WINDOW) >= PIN_FAILURES:
+                call.step_data = {"STATUS": "THROTTLED"}
+                await call.say_goodbye(prompts.TRY_LATER)
+                return False
+            asked = call.engine.clock.seconds()
+            typed = await call.channel.get_data(prompt, call.engine.settings.timeout.digit * 3,
+                                                16)
+            call.note_dtmf("x" * len(typed), call.engine.clock.seconds() - asked)
+            if typed and hmac.compare_digest(typed.encode(), pin.encode()):
+                return True
+            if typed:
+                await counters.hit(key, WINDOW)
+            prompt = prompts.PIN_INCORRECT
+        call.step_data = {"STATUS": "BADPIN"}
+        await call.say_goodbye(prompts.TOO_MANY_TRIES)
+        return False
+
+
+register(DisaType())

@@ -1,0 +1,50 @@
+"""Dtmf2Email (type 9, the original's DtmfRX): the caller types digits after a prompt; they
+are kept for the tenant (and the e-mail of them) with who called and when."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types.variables import ask_digits
+
+if TYPE_CHECKING:
+    from xvbd.engine.call import Call
+    from xvbd.engine.directory import Tree
+    from xvbd.store.ivr import Extension
+
+THANKS = "auth-thankyou"
+
+
+@dataclass(frozen=True)
+class Dtmf2EmailSettings:
+    greeting: str = ""
+    max_digits: int = 32
+    timeout: int = 10
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_digits <= 128 or not 1 <= self.timeout <= 60:
+            raise SettingsError("max_digits is 1-128 and timeout 1-60 seconds")
+
+
+class Dtmf2EmailType:
+    name = "Dtmf2Email"
+    number = 9
+    settings = Dtmf2EmailSettings
+
+    async def run(self, call: Call, ext: Extension, settings: Any, tree: Tree) -> Next:
+        assert call.user is not None
+        digits = await ask_digits(call, settings.greeting, settings.max_digits,
+                                  settings.timeout)
+        if not digits:
+            call.step_data = {"DIGITS": "-"}
+            return Next.UP
+        kept = await call.engine.store.features.add_dtmf(call.user.id, digits, call.caller_id,
+                                                         ext.id)
+        call.step_data = {"ID": kept.id, "DIGITS": digits}
+        await call.play(THANKS)
+        return Next.UP
+
+
+register(Dtmf2EmailType())

@@ -1,0 +1,120 @@
+"""User variable (type 19): the caller types digits into a named variable of the call.
+Stored variable (type 22, the original's DBVar): a variable kept across calls, per tenant —
+set from the caller's digits or from a value, or said back.
+
+Both are read by Goto If and in typed (TTS) greetings as ``%VAR:name%`` / ``%DBVAR:name%``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xvbd.engine.types import Next, SettingsError, register
+
+if TYPE_CHECKING:
+    from xvbd.engine.call import Call
+    from xvbd.engine.directory import Tree
+    from xvbd.store.ivr import Extension
+
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+PROMPT = "vm-enter-num-to-call"  # "please enter the number …": a default prompt for digits
+
+
+def _name(name: str) -> None:
+    if not NAME.fullmatch(name):
+        raise SettingsError(f"a variable name is a letter then letters, digits or _, "
+                            f"up to 32, got {name!r}")
+
+
+@dataclass(frozen=True)
+class UserVarSettings:
+    name: str
+    greeting: str = ""
+    max_digits: int = 16
+    timeout: int = 5
+
+    def __post_init__(self) -> None:
+        _name(self.name)
+        if not 1 <= self.max_digits <= 64 or not 1 <= self.timeout <= 60:
+            raise SettingsError("max_digits is 1-64 and timeout 1-60 seconds")
+
+
+async def ask_digits(call: Call, greeting: str, max_digits: int, timeout: int) -> str:
+    """Digits typed after a prompt (the extension's greeting has been played already)."""
+    asked = call.engine.clock.seconds()
+    prompt = "silence/1" if greeting else PROMPT
+    digits = await call.channel.get_data(prompt, timeout * 1000, max_digits)
+    call.note_dtmf(digits, call.engine.clock.seconds() - asked)
+    return digits
+
+
+class UserVarType:
+    name = "UserVar"
+    number = 19
+    settings = UserVarSettings
+
+    async def run(self, call: Call, ext: Extension, settings: Any, tree: Tree) -> Next:
+        value = await ask_digits(call, settings.greeting, settings.max_digits, settings.timeout)
+        call.variables[settings.name] = value
+        call.step_data = {"NAME": settings.name, "VALUE": value}
+        return Next.UP
+
+
+@dataclass(frozen=True)
+class StoredVarSettings:
+    name: str
+    mode: str = "input"  # "input": the caller's digits; "value": set to value; "say"
+    value: str = ""
+    greeting: str = ""
+    max_digits: int = 16
+    timeout: int = 5
+
+    def __post_init__(self) -> None:
+        _name(self.name)
+        if self.mode not in ("input", "value", "say"):
+            raise SettingsError(f"mode is input, value or say, got {self.mode!r}")
+
+
+class StoredVarType:
+    name = "DBVar"
+    number = 22
+    settings = StoredVarSettings
+
+    async def run(self, call: Call, ext: Extension, settings: Any, tree: Tree) -> Next:
+        assert call.user is not None
+        features = call.engine.store.features
+        if settings.mode == "say":
+            value = await features.get_var(call.user.id, settings.name) or ""
+            if value.isdigit():
+                await call.channel.say_digits(value)
+            call.step_data = {"NAME": settings.name, "SAID": value}
+            return Next.UP
+        if settings.mode == "input":
+            value = await ask_digits(call, settings.greeting, settings.max_digits,
+                                     settings.timeout)
+        else:
+            value = substitute(settings.value, call, await features.all_vars(call.user.id))
+        await features.set_var(call.user.id, settings.name, value)
+        call.step_data = {"NAME": settings.name, "VALUE": value}
+        return Next.UP
+
+
+_REFERENCE = re.compile(r"%(VAR|DBVAR):([A-Za-z][A-Za-z0-9_]{0,31})%|%(CALLERID|DID|AC)%")
+
+
+def substitute(text: str, call: Call, stored: dict[str, str]) -> str:
+    """``%VAR:x%`` (the call's), ``%DBVAR:x%`` (stored), ``%CALLERID%``, ``%DID%``, ``%AC%``."""
+    def value(match: re.Match[str]) -> str:
+        if match[1] == "VAR":
+            return call.variables.get(match[2], "")
+        if match[1] == "DBVAR":
+            return stored.get(match[2], "")
+        return {"CALLERID": call.env.callerid, "DID": call.called_id,
+                "AC": call.access_code}[match[3]]
+    return _REFERENCE.sub(value, text)
+
+
+register(UserVarType())
+register(StoredVarType())

@@ -1,0 +1,72 @@
+"""A tenant's call queues, written into Asterisk's realtime ``queues`` / ``queue_members``
+tables from its Queue extensions (the extension owns its queue; deleting it drops both)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from xvbd.store.accounts import NotFound
+from xvbd.store.db import Database, Txn
+
+QUEUE_COLUMNS = ("musiconhold", "context", "timeout", "ringinuse", "announce_frequency",
+                 "announce_position", "announce_holdtime", "retry", "wrapuptime", "maxlen",
+                 "strategy", "joinempty", "leavewhenempty")
+
+
+def queue_name(extension_id: int) -> str:
+    return f"xvb_q_{int(extension_id)}"
+
+
+class Queues:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._written: dict[int, str] = {}  # extension id -> what its rows say now
+
+    async def put_if_changed(self, user_id: int, extension_id: int, options: dict[str, Any],
+                             members: Sequence[str]) -> str:
+        """:meth:`put`, skipped when this process wrote the same already."""
+        fingerprint = json.dumps([options, list(members)], sort_keys=True)
+        if self._written.get(extension_id) != fingerprint:
+            await self.put(user_id, extension_id, options, members)
+            self._written[extension_id] = fingerprint
+        return queue_name(extension_id)
+
+    async def put(self, user_id: int, extension_id: int, options: dict[str, Any],
+                  members: Sequence[str]) -> str:
+        """Make the realtime rows of an extension's queue say ``options`` and ``members``
+        (interfaces such as ``Local/79001@ctx/n``); returns the queue's name."""
+        unknown = set(options) - set(QUEUE_COLUMNS)
+        if unknown:
+            raise ValueError(f"queues has no column {', '.join(sorted(unknown))}")
+        name = queue_name(extension_id)
+
+        def put(txn: Txn) -> str:
+            if not txn.scalar("SELECT COUNT(*) FROM extensions WHERE id = ? AND user_id = ?",
+                              (extension_id, user_id)):
+                raise NotFound(f"no extension {extension_id} for this user")
+            cols = ("name", "extension_id", *options)
+            txn.execute(txn.dialect.upsert("queues", cols, ("name",)),
+                        (name, extension_id, *options.values()))
+            txn.execute("DELETE FROM queue_members WHERE queue_name = ?", (name,))
+            txn.executemany("INSERT INTO queue_members (queue_name, interface, membername, "
+                            "penalty, paused) VALUES (?, ?, ?, 0, 0)",
+                            [(name, member, member) for member in members])
+            return name
+        return await self._db.run_interaction(put)
+
+    async def members(self, user_id: int, extension_id: int) -> list[str]:
+        def read(txn: Txn) -> list[str]:
+            return [r["interface"] for r in txn.all(
+                "SELECT m.interface FROM queue_members m JOIN queues q ON q.name = m.queue_name "
+                "JOIN extensions e ON e.id = q.extension_id WHERE e.id = ? AND e.user_id = ? "
+                "ORDER BY m.uniqueid", (extension_id, user_id))]
+        return await self._db.run_interaction(read)
+
+    async def options(self, user_id: int, extension_id: int) -> dict[str, Any] | None:
+        def read(txn: Txn) -> dict[str, Any] | None:
+            return txn.one(f"SELECT {', '.join('q.' + c for c in QUEUE_COLUMNS)} FROM queues q "
+                           "JOIN extensions e ON e.id = q.extension_id "
+                           "WHERE e.id = ? AND e.user_id = ?", (extension_id, user_id))
+        return await self._db.run_interaction(read)
