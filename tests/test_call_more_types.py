@@ -306,6 +306,26 @@ class MoreTypesHangupTests(EngineCase):
 MoreHangupsOnSQLite, MoreHangupsOnMariaDB = on_both_backends(MoreTypesHangupTests)
 
 
+class SpokenVariablesTests(EngineCase):
+    async def test_a_typed_greeting_says_the_callers_variables(self) -> None:
+        acc, ivr = self.store.accounts, self.store.ivr
+        gid = (await acc.create_group("g", 1, allow_tts=1)).id
+        user = await acc.create_user("613", "10001", gid)
+        await acc.assign_did("100", user.id)
+        root = await ivr.create_root(user.id, "Playback", {"greeting": "system:w"})
+        await ivr.add_child(user.id, root.id, "1", "UserVar", {"name": "code"})
+        await ivr.add_child(user.id, root.id, "2", "Playback",
+                            {"tts": "You typed %VAR:code%, you called from %CALLERID%."})
+        files = []
+        for code in ("12", "34"):
+            peer = await self.call(Caller(keys=["1", code, "2", "*"]), args=("100",))
+            files.append(next(c for c in peer.commands if "/tts/" in c))
+        self.assertNotEqual(files[0], files[1], "the spoken text has the caller's code in it")
+
+
+SpokenOnSQLite, SpokenOnMariaDB = on_both_backends(SpokenVariablesTests)
+
+
 class DemoTests(EngineCase):
     async def test_every_type_is_in_the_demo_tenant(self) -> None:
         from xvbd.demo import seed_demo

@@ -102,6 +102,11 @@ async def _spoken(call: Call, text: str) -> str:
         return ""
     if call.engine.tts is None:
         return ""
+    if "%" in text:  # %VAR:x%, %DBVAR:x%, %CALLERID% … of the call and the tenant
+        from xvbd.engine.types.variables import substitute
+
+        assert call.user is not None
+        text = substitute(text, call, await call.engine.store.features.all_vars(call.user.id))
     path = await call.engine.tts.file_for(text, call.language)
     return f"file:{path}" if path else ""
 
