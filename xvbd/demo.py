@@ -22,7 +22,9 @@ extension type:
           ├─ 6  Goto If: the caller's "code" 42 -> 9*1, else 9*3
           ├─ 7  Callback request (lands in the main menu)
           ├─ 8  Dtmf2Email
-          └─ 9  MultiDialout to the two phones
+          ├─ 9  MultiDialout to the two phones
+          └─ 0  CallBlast: an announcement to the two phones (paused: it calls them only
+                once the tenant sets it active and the node has AMI)
 """
 
 from __future__ import annotations
@@ -91,4 +93,11 @@ async def seed_demo(store: Store, *, group_id: int = 1) -> Demo:
     await ivr.add_child(user.id, sub.id, "8", "Dtmf2Email", {}, name="Leave digits")
     await ivr.add_child(user.id, sub.id, "9", "MultiDialout", {"phones": list(PHONES)},
                         name="Ring both")
+    blast = await ivr.add_child(user.id, sub.id, "0", "CallBlast",
+                                {"message": "system:demo-thanks", "target": "9"},
+                                name="Announcement")
+    item = await store.callblast.create_item(user.id, blast.id, name="Thanks to the clients",
+                                             message="system:demo-thanks",
+                                             settings={"retries": 1}, phones=list(PHONES))
+    await store.callblast.update_item(user.id, item.id, status="paused")
     return Demo(user, True)

@@ -21,6 +21,7 @@ from xvbd.accounting.retention import Retention
 from xvbd.accounting.sinks import CDREmitter, DBSink, FileSink, Sink, UDPSink
 from xvbd.accounting.spool import Spool
 from xvbd.agi.server import FastAGIFactory
+from xvbd.ami.client import AMIClient, Credentials
 from xvbd.config import ConfigError, HostPort, Settings, load_settings
 from xvbd.counters import Counters, LocalCounters, RedisCounters
 from xvbd.engine.directory import Directory
@@ -28,6 +29,9 @@ from xvbd.engine.engine import Engine
 from xvbd.engine.tts import TTS
 from xvbd.logs import LoggingService, logger
 from xvbd.nodestats import NodeStats
+from xvbd.outbound.callback import CallbackDialer
+from xvbd.outbound.callblast import CallblastScheduler
+from xvbd.outbound.dialer import Dialer, NodeRoom
 from xvbd.services import (
     DatabaseService,
     ListenerService,
@@ -101,9 +105,12 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     # records still reach them.
     emitter = CDREmitter(cdr_sinks(settings, store, reactor))
     emitter.setServiceParent(top)
-    ami = MultiService()  # AMI clients: one per node (the AMI issue)
+    ami = MultiService()  # the AMI client of this node (CallBlast, Callback)
     ami.setName("ami")
     ami.setServiceParent(top)
+    ami_client = node_ami(settings, reactor)
+    if ami_client is not None:
+        ami_client.setServiceParent(ami)
     counters = shared_counters(settings, reactor)
     if isinstance(counters, RedisCounters):
         counters.setServiceParent(top)
@@ -134,9 +141,19 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         auth_service.setName("radius-auth")
         auth_service.setServiceParent(top)
         authorizer = RadiusAuthorizer(auth, settings.common.server_id)
-    engine = Engine(settings, store, Directory(store, reactor), counters, emitter,
+    directory = Directory(store, reactor)
+    engine = Engine(settings, store, directory, counters, emitter,
                     reactor, tts=TTS(settings.path.media_dir, reactor), radius=radius,
                     authorizer=authorizer)
+    if ami_client is not None:
+        dialer = Dialer(ami_client, reactor)
+        room = NodeRoom(settings.common.server_id, store.accounts, counters,
+                        settings.callblast.load_threshold)
+        CallblastScheduler(settings, store, directory, counters, dialer, room,
+                           reactor).setServiceParent(top)
+        callbacks = CallbackDialer(settings, store, dialer, room, reactor)
+        callbacks.setServiceParent(top)
+        engine.callback_requested = callbacks.kick
     web = WebRoot(db, settings.common.server_id, clock=reactor)
     ListenerService("web", "[WEB] LISTEN", settings.web.listen, Site(web.app.resource()),
                     reactor).setServiceParent(top)
@@ -145,6 +162,17 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
                     on_stop=lambda: agi_factory.drain(settings.agi.shutdown_grace),
                     ).setServiceParent(top)
     return top
+
+
+def node_ami(settings: Settings, reactor: Any) -> AMIClient | None:
+    """The AMI client of ``[ASTERISK] AMI_HOST``; None (and said so) without one."""
+    a = settings.asterisk
+    if not a.ami_host:
+        log.info("[ASTERISK] AMI_HOST is empty: no AMI connection; CallBlast and Callback "
+                 "calls are not placed (inbound calls are served)")
+        return None
+    return AMIClient(settings.common.server_id, a.ami_host, a.ami_port,
+                     Credentials(a.ami_username, a.ami_secret, a.ami_auth), reactor=reactor)
 
 
 def shared_counters(settings: Settings, reactor: Any) -> Counters:

@@ -4,6 +4,7 @@ and the stop work (hooks, counters, CDR summary) that runs exactly once however 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,8 @@ class Call:
     result: str = "NOUSER"
     _leases: list[tuple[str, str]] = field(default_factory=list)
     _hooks: list[Any] = field(default_factory=list)
+    #: Run once the call is over and its records written (e.g. place a callback).
+    after: list[Callable[[], None]] = field(default_factory=list)
     _finished: bool = False
     _accounted: bool = False
 
@@ -190,6 +193,11 @@ class Call:
                          cost=cost, sys_cost=cost, currency_id=currency,
                          dtmf=" ".join(self.dtmf))
         await self.engine.cdr.emit(self.cdr.records)
+        for then in self.after:
+            try:
+                then()
+            except Exception:
+                log.failure("after call {call_id}", **self.log_fields())
         if self.channel.hung_up:
             return  # nobody is left on the line for the dialplan to serve
         try:

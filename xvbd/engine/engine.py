@@ -16,7 +16,7 @@ from xvbd.agi.channel import AGIChannel
 from xvbd.agi.protocol import AGIEnv, AGIError, Hangup
 from xvbd.config import Settings
 from xvbd.counters import Counters
-from xvbd.engine import entry, prompts
+from xvbd.engine import entry, outbound, prompts
 from xvbd.engine.call import Call
 from xvbd.engine.directory import Directory
 from xvbd.engine.tts import TTS
@@ -47,7 +47,11 @@ class Engine:
         self.tts = tts
         self.radius = radius
         self.authorizer = authorizer
-        self.scripts: dict[str, Script] = {"ivr": entry.inbound, "sip": entry.sip}
+        self.scripts: dict[str, Script] = {"ivr": entry.inbound, "sip": entry.sip,
+                                           "callblast": outbound.callblast,
+                                           "callback": outbound.callback}
+        #: Called when a caller asked for a callback (the callback dialer places it).
+        self.callback_requested: Callable[[], None] = lambda: None
 
     def new_call(self, env: AGIEnv, channel: AGIChannel) -> Call:
         script = env.script

@@ -202,20 +202,29 @@ async def _refuse(call: Call, why: str) -> None:
 async def serve_user(call: Call, user: User, access_code: str, *, path: str = "",
                      pin_checked: bool = False) -> None:
     """The call is the user's now: checks, limits, hooks, then the walk of the IVR."""
-    engine = call.engine
     if user.pin and not pin_checked and not await ask_pin(call, user):
         return
+    if not await open_call(call, user, access_code):
+        return
+    await walk_from(call, user, path)
+
+
+async def open_call(call: Call, user: User, access_code: str, *, inbound: bool = True) -> bool:
+    """Make the call ``user``'s: group, language, slots (the node's; an inbound call also
+    the group's and the user's inbound limits), money, hooks.  False (the line put down
+    politely, ``call.result`` saying why) when the call cannot go on."""
+    engine = call.engine
     group = await engine.directory.group(user.group_id)
     if group is None:
         log.error("user {user} is in group {group}, which does not exist", user=user.id,
                   group=user.group_id)
         await call.say_goodbye(prompts.NOT_IN_SERVICE)
-        return
+        return False
     await call.become(user, group, access_code)
     if user.locked:
         call.result = "LOCKED"
         await call.say_goodbye(prompts.NOT_IN_SERVICE)
-        return
+        return False
     await call.channel.set_variable("__XVB_AC", access_code)
     if user.language and user.language != call.language:
         await call.channel.set_variable("CHANNEL(language)", user.language)
@@ -223,20 +232,26 @@ async def serve_user(call: Call, user: User, access_code: str, *, path: str = ""
     server_id = engine.settings.common.server_id
     node = await engine.directory.node(server_id)
     if not (await call.take_slot(node_key(server_id), node.limit_calls if node else 0) and
-            await call.take_slot(f"calls:group:{group.id}", group.max_inbound_calls) and
-            await call.take_slot(f"calls:user:{user.id}", user.max_inbound_calls)):
+            (not inbound or (
+                await call.take_slot(f"calls:group:{group.id}", group.max_inbound_calls) and
+                await call.take_slot(f"calls:user:{user.id}", user.max_inbound_calls)))):
         call.result = "BUSY"
         await call.say_goodbye(prompts.ALL_BUSY)
-        return
+        return False
     if not await call.start_billing():
         call.result = "NOFUNDS"
         await call.say_goodbye(prompts.NO_FUNDS)
-        return
+        return False
     hooks = engine.hooks.load(group.hooks)
     call.add_hooks(hooks)
     for hook in hooks:
         await engine.hooks.run(hook, "start", call)
-    tree = await engine.directory.tree(user.id)
+    return True
+
+
+async def walk_from(call: Call, user: User, path: str = "") -> None:
+    """Walk the user's IVR from the extension at ``path`` ('' = the root)."""
+    tree = await call.engine.directory.tree(user.id)
     start = tree.by_path.get(path) if path else tree.root
     if start is None:
         log.info("user {user} has no extension {path!r}", user=user.id, path=path or "0")

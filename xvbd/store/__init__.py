@@ -14,6 +14,7 @@ from xvbd.store.features import Features
 from xvbd.store.ivr import IVR
 from xvbd.store.journal import Journal
 from xvbd.store.messages import Messages
+from xvbd.store.outbound import Outbound
 from xvbd.store.queues import Queues
 from xvbd.store.reports import Reports
 from xvbd.store.sip import SIP
@@ -35,6 +36,7 @@ class Store:
         self.callblast = Callblast(db, clock)
         self.features = Features(db, clock)
         self.queues = Queues(db)
+        self.outbound = Outbound(db, clock)
 
 
 __all__ = ["Database", "Store"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from xvbd.store.accounts import NotFound, _unique
+from xvbd.store.accounts import Conflict, NotFound, _unique
 from xvbd.store.db import Database, Txn
 from xvbd.store.table import Table
 
@@ -57,11 +57,35 @@ class CallblastResult:
     call_id: str
     duration: int
     created_at: int
+    detail: str = ""
 
 
 ITEMS = Table("callblast_items", CallblastItem, owner="user_id")
 PHONES = Table("callblast_phones", CallblastPhone, owner="user_id")
 RESULT_ROWS = Table("callblast_results", CallblastResult, owner="user_id")
+
+
+class LimitReached(Conflict):
+    """The tenant's group allows no more of these (its message names the limit)."""
+
+
+def _group_limits(txn: Txn, user_id: int) -> tuple[int, int]:
+    """The group's "Maximum Number of CallBlast items in ext" and "Maximum Phones for
+    CallBlast item" (negative: no limit)."""
+    row = txn.one("SELECT g.max_callblast_items, g.max_callblast_phones FROM users u "
+                  "JOIN user_groups g ON g.id = u.group_id WHERE u.id = ?", (user_id,))
+    if row is None:
+        raise NotFound(f"no user {user_id}")
+    return int(row["max_callblast_items"]), int(row["max_callblast_phones"])
+
+
+def _check_phones(txn: Txn, user_id: int, item_id: int, adding: int, limit: int) -> None:
+    if limit < 0:
+        return
+    have = PHONES.count(txn, "item_id = ?", (item_id,), owner=user_id)
+    if have + adding > limit:
+        raise LimitReached(f"a callblast item may have at most {limit} phone(s) in this "
+                           f"plan; it has {have}")
 
 
 class Callblast:
@@ -75,10 +99,21 @@ class Callblast:
         now = self._now()
 
         def create(txn: Txn) -> CallblastItem:
-            owned = txn.scalar("SELECT COUNT(*) FROM extensions WHERE id = ? AND user_id = ?",
-                               (extension_id, user_id))
-            if not owned:
+            kind = txn.scalar("SELECT type FROM extensions WHERE id = ? AND user_id = ?",
+                              (extension_id, user_id))
+            if kind is None:
                 raise NotFound(f"no extension {extension_id} for this user")
+            if kind != "CallBlast":
+                raise Conflict(f"extension {extension_id} is a {kind} extension; callblast "
+                               "items belong to a CallBlast extension")
+            max_items, max_phones = _group_limits(txn, user_id)
+            have = ITEMS.count(txn, "extension_id = ?", (extension_id,), owner=user_id)
+            if max_items >= 0 and have >= max_items:
+                raise LimitReached(f"a callblast extension may have at most {max_items} "
+                                   f"item(s) in this plan; it has {have}")
+            if max_phones >= 0 and len(set(phones)) > max_phones:
+                raise LimitReached(f"a callblast item may have at most {max_phones} phone(s) "
+                                   f"in this plan, got {len(set(phones))}")
             item_id = ITEMS.insert(txn, {
                 "user_id": user_id, "extension_id": extension_id, "name": name,
                 "message": message, "settings": json.dumps(settings or {}, sort_keys=True),
@@ -115,6 +150,7 @@ class Callblast:
         def add(txn: Txn) -> CallblastPhone:
             if ITEMS.get(txn, item_id, owner=user_id) is None:
                 raise NotFound(f"no callblast item {item_id} for this user")
+            _check_phones(txn, user_id, item_id, 1, _group_limits(txn, user_id)[1])
             new_id = _unique(txn, lambda: PHONES.insert(
                 txn, {"item_id": item_id, "user_id": user_id, "phone": phone}),
                 f"phone {phone} in this item")

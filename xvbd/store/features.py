@@ -52,6 +52,10 @@ class CallbackRequest:
     last_result: str
     created_at: int
     updated_at: int
+    locked_by: str = ""
+    locked_until: int = 0
+    next_attempt_at: int = 0
+    call_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,7 @@ def load_builtin_types() -> None:
     """Import the modules that register the built-in types."""
     from xvbd.engine.types import (  # noqa: F401
         callback,
+        callblast,
         conference,
         datetime_,
         directory,

@@ -46,7 +46,7 @@ class PlaybackType:
     async def run(self, call: Call, ext: Extension, settings: Any, tree: Tree) -> Next:
         from xvbd.engine.runner import play_greeting
 
-        greeting = settings.greeting or await _spoken(call, settings.tts)
+        greeting = settings.greeting or await spoken(call, settings.tts)
         children, longest = tree.menu(ext)
         if not children:
             if greeting:
@@ -89,7 +89,7 @@ class PlaybackType:
         return Next.HANGUP
 
 
-async def _spoken(call: Call, text: str) -> str:
+async def spoken(call: Call, text: str) -> str:
     """A TTS greeting as a sound reference, where the group allows it; '' otherwise."""
     assert call.group is not None
     if not text:

@@ -1,0 +1,1 @@
+"""Outbound calls placed by xvbd through AMI: CallBlast and Callback."""
