@@ -97,6 +97,7 @@ class Caller:
     missing_files: tuple[str, ...] = ()
     hold_on: str | None = None  # a regex: the answer to that command waits for release()
     drop_on: str | None = None  # a regex: the TCP connection is cut when that command comes
+    variables: dict[str, str] = field(default_factory=dict)  # set by the dialplan before AGI
 
 
 class AsteriskAGI(Protocol):
@@ -110,7 +111,7 @@ class AsteriskAGI(Protocol):
         self.env_chunks = env_chunks
         self.commands: list[str] = []
         self.sent: list[bytes] = []
-        self.variables: dict[str, str] = {"CHANNEL": dict(env)["channel"]}
+        self.variables: dict[str, str] = {"CHANNEL": dict(env)["channel"], **caller.variables}
         self.dead = False
         self.closed_by_server = False
         self.done: Deferred[AsteriskAGI] = Deferred()

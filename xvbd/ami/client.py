@@ -137,7 +137,7 @@ class AMIProtocol(Protocol):
     def _dispatch(self, message: Message) -> None:
         action_id = message.action_id
         entry = self._waiting.get(action_id) if action_id else None
-        if "Response" in message:
+        if "Response" in message and "Event" not in message:  # OriginateResponse has both
             if entry is None:
                 log.debug("{name}: a response to no action of ours: {fields}", name=self.name,
                           fields=message.as_dict())
@@ -263,10 +263,11 @@ class _AMIFactory(Factory):
 class OriginateResult:
     """What became of an origination.
 
-    ``status``: ``answered``, ``busy``, ``noanswer``, ``failed`` (Asterisk said so), or
+    ``status``: ``answered``, ``busy``, ``noanswer``, ``failed`` (Asterisk said so),
     ``lost`` (the AMI session ended or no OriginateResponse came in time: the call may or
-    may not have happened).  ``reason`` is Asterisk's code (4 answered, 5 busy, 3 rang with no
-    answer, 1 hung up before answering, 8 congestion, 0 no such channel).
+    may not have happened), or ``unplaced`` (there was no AMI session: nothing was sent).
+    ``reason`` is Asterisk's code (4 answered, 5 busy, 3 rang with no answer, 1 hung up
+    before answering, 8 congestion, 0 no such channel).
     """
 
     status: str
@@ -297,12 +298,16 @@ class AMIClient(Service):
         self.sessions = 0  # logged-in sessions so far (reconnections + 1)
         self._ids = itertools.count(1)
         self._originating: dict[str, Deferred[OriginateResult]] = {}
-        self._refusals = 0
+        self._refusals = 0  # logins refused in a row
+        self._waiters: list[Deferred[AMIProtocol]] = []
+        backoff = backoffPolicy(initialDelay=1.0, maxDelay=max_backoff, factor=2.0)
+        # ClientService counts failed TCP connections; a refused login is a connection that
+        # worked, so the refusals in a row are counted here and make the wait grow too.
         endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=10)
         self._service = ClientService(
             endpoint, _AMIFactory(self),
-            retryPolicy=backoffPolicy(initialDelay=1.0, maxDelay=max_backoff, factor=2.0),
-            clock=self.clock, prepareConnection=self._prepare)
+            retryPolicy=lambda attempt: backoff(max(attempt, self._refusals)),
+            clock=self.clock)
         self.setName(f"ami:{node_id}")
 
     @property
@@ -325,22 +330,26 @@ class AMIClient(Service):
             proto.send("Logoff", timeout=1.0).addErrback(lambda failure: None)
         return self._service.stopService()
 
-    def when_connected(self) -> Deferred[Any]:
+    def when_connected(self) -> Deferred[AMIProtocol]:
         """Fires once there is a logged-in session (at once when there is one)."""
-        return self._service.whenConnected()
+        d: Deferred[AMIProtocol] = Deferred()
+        if self.protocol is not None and self.connected:
+            d.callback(self.protocol)
+        else:
+            self._waiters.append(d)
+        return d
 
     # ------------------------------------------------------------------ sessions
 
     def new_protocol(self) -> AMIProtocol:
-        return AMIProtocol(self.credentials, self.clock, action_ids=self._ids,
-                           on_event=self._event, on_lost=self._lost,
-                           keepalive=self.keepalive, reply_timeout=self.reply_timeout,
-                           name=f"AMI {self.where}")
+        proto = AMIProtocol(self.credentials, self.clock, action_ids=self._ids,
+                            on_event=self._event, on_lost=self._lost,
+                            keepalive=self.keepalive, reply_timeout=self.reply_timeout,
+                            name=f"AMI {self.where}")
+        self._follow_login(proto)
+        return proto
 
-    def _prepare(self, proxy: Any) -> Deferred[AMIProtocol]:
-        """ClientService's check of a new connection: it counts once logged in."""
-        proto: AMIProtocol = getattr(proxy, "_protocol", proxy)
-
+    def _follow_login(self, proto: AMIProtocol) -> None:
         def ready(p: AMIProtocol) -> AMIProtocol:
             self.protocol = p
             self.sessions += 1
@@ -351,9 +360,12 @@ class AMIClient(Service):
                 log.info("AMI login to {where} accepted after {n} refusal(s)",
                          where=self.where, n=self._refusals)
                 self._refusals = 0
+            waiters, self._waiters = self._waiters, []
+            for d in waiters:
+                d.callback(p)
             return p
 
-        def refused(failure: Failure) -> Failure:
+        def refused(failure: Failure) -> None:
             if failure.check(AMILoginRefused):
                 self._refusals += 1
                 log.error("Asterisk at {where} refused the AMI login of {user!r}: {why}. "
@@ -365,13 +377,12 @@ class AMIClient(Service):
             else:
                 log.warn("AMI session to {where} ended before login: {why}",
                          where=self.where, why=failure.getErrorMessage())
-            return failure
 
-        return proto.ready.addCallbacks(ready, refused)
+        proto.ready.addCallbacks(ready, refused)
 
     def _lost(self, proto: AMIProtocol, reason: Failure | None) -> None:
         if self.protocol is not proto:
-            return  # never logged in: _prepare said why
+            return  # never logged in: the login said why
         self.protocol = None
         if self.running:
             why = reason.getErrorMessage() if reason is not None else "closed"
@@ -439,7 +450,7 @@ class AMIClient(Service):
         fields.append(("Async", "true"))
         proto = self.protocol
         if proto is None or not self.connected:
-            return OriginateResult("failed", message=f"no AMI session to {self.where}")
+            return OriginateResult("unplaced", message=f"no AMI session to {self.where}")
         action_id = proto.new_action_id()
         waiter: Deferred[OriginateResult] = Deferred()
         self._originating[action_id] = waiter  # before sending: the event may come first

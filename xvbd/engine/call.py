@@ -3,6 +3,7 @@ and the stop work (hooks, counters, CDR summary) that runs exactly once however 
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,8 +47,10 @@ class Call:
     result: str = "NOUSER"
     _leases: list[tuple[str, str]] = field(default_factory=list)
     _hooks: list[Any] = field(default_factory=list)
-    #: Run once the call is over and its records written (e.g. place a callback).
-    after: list[Callable[[], None]] = field(default_factory=list)
+    #: Run once the call is over and its records written (e.g. place a callback, keep the
+    #: duration of a callblast attempt); a coroutine is awaited.
+    after: list[Callable[[], Any]] = field(default_factory=list)
+    stopped: float = 0.0
     _finished: bool = False
     _accounted: bool = False
 
@@ -177,7 +180,7 @@ class Call:
                 await self.engine.counters.release(key, lease)
             except Exception:
                 log.failure("releasing the call counter {key} failed", key=key)
-        stopped = self.engine.clock.seconds()
+        stopped = self.stopped = self.engine.clock.seconds()
         cost = 0
         if self.charge is not None:
             try:
@@ -195,7 +198,9 @@ class Call:
         await self.engine.cdr.emit(self.cdr.records)
         for then in self.after:
             try:
-                then()
+                done = then()
+                if inspect.isawaitable(done):
+                    await done
             except Exception:
                 log.failure("after call {call_id}", **self.log_fields())
         if self.channel.hung_up:

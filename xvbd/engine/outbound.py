@@ -71,36 +71,33 @@ async def callblast(call: Call) -> None:
         return
     call.call_type = "callblast"
     call.called_id, call.caller_id = answered.phone.phone, call.env.callerid
+    call.after.append(lambda: engine.store.outbound.set_duration(
+        answered.result.id, int(call.stopped) - int(call.started)))  # as the CDR says
+    user = await engine.store.accounts.get_user(answered.item.user_id)
+    if user is None or not await open_call(call, user, user.access_code, inbound=False):
+        return
+    tree = await engine.directory.tree(user.id)
+    ext = tree.by_id.get(answered.item.extension_id)
+    settings = settings_of(ext) if ext is not None else CallBlastSettings()
     started = call.now()
     try:
-        user = await engine.store.accounts.get_user(answered.item.user_id)
-        if user is None or not await open_call(call, user, user.access_code, inbound=False):
-            return
-        tree = await engine.directory.tree(user.id)
-        ext = tree.by_id.get(answered.item.extension_id)
-        settings = settings_of(ext) if ext is not None else CallBlastSettings()
-        step_started = call.now()
-        try:
-            await play_message(call, answered.item.message or settings.message,
-                               settings.repeat)
-        finally:
-            data = {"ITEM": answered.item.id, "PHONE": answered.phone.phone,
-                    "RESULT": answered.result.result}
-            if amd:
-                data["AMD"] = amd
-            call.record_step("CallBlast", ext.cdr_number if ext else "", step_started,
-                             call.now(), data)
-        assert call.group is not None
-        if machine or not call.group.advanced_callblast or call.channel.hung_up:
-            await call.channel.hangup()
-            return
-        target = tree.by_path.get(settings.target) if settings.target else tree.root
-        if target is None:
-            await call.channel.hangup()
-            return
-        await walk(call, tree, target)
+        await play_message(call, answered.item.message or settings.message, settings.repeat)
     finally:
-        await engine.store.outbound.set_duration(answered.result.id, call.now() - started)
+        data = {"ITEM": answered.item.id, "PHONE": answered.phone.phone,
+                "RESULT": answered.result.result}
+        if amd:
+            data["AMD"] = amd
+        call.record_step("CallBlast", ext.cdr_number if ext else "", started, call.now(),
+                         data)
+    assert call.group is not None
+    if machine or not call.group.advanced_callblast or call.channel.hung_up:
+        await call.channel.hangup()
+        return
+    target = tree.by_path.get(settings.target) if settings.target else tree.root
+    if target is None:
+        await call.channel.hangup()
+        return
+    await walk(call, tree, target)
 
 
 async def callback(call: Call) -> None:

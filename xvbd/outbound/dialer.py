@@ -175,6 +175,9 @@ class Dialer:
                          "(etc/asterisk/extensions.conf)", what=placement.what,
                          phone=placement.phone, context=placement.context)
             return "answered"
+        if result.status == "unplaced":  # the AMI session went between claim and call
+            await finish("failed", False, result.message)
+            return "unplaced"
         if result.status == "lost":
             wait = placement.placed_at + placement.ring_timeout + LOST_GRACE - \
                 self.clock.seconds()

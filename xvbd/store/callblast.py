@@ -154,6 +154,9 @@ class Callblast:
             new_id = _unique(txn, lambda: PHONES.insert(
                 txn, {"item_id": item_id, "user_id": user_id, "phone": phone}),
                 f"phone {phone} in this item")
+            # A finished list called again for its new phone.
+            txn.execute("UPDATE callblast_items SET status = 'active' WHERE id = ? AND "
+                        "user_id = ? AND status = 'done'", (item_id, user_id))
             return PHONES.get(txn, new_id, owner=user_id)  # type: ignore[return-value]
         return await self._db.run_interaction(add)
 
