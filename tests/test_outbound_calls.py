@@ -341,6 +341,10 @@ class CallblastTests(OutboundCase):
                             for line in self.logs))
         await self.fake.restart()
         await self.until(lambda: self.ami.connected, step=1)
+        # back: the phones not yet called go out in seconds, not at the next minute
+        back = self.clock.seconds()
+        await self.until(lambda: set(self.dialed()) == {"401", "402", "403", "404"}, step=0.5)
+        self.assertLess(self.clock.seconds() - back, 10)
         await self.settled()  # 402's fate is not known: after its ring time it is given back
         phones = await self.phones()
         self.assertEqual((phones["401"].status, phones["401"].last_result), ("done", "answered"))

@@ -295,6 +295,8 @@ class AMIClient(Service):
         self.reply_timeout = reply_timeout
         self.protocol: AMIProtocol | None = None
         self.listeners: list[Callable[[Message], None]] = []
+        #: Called each time a session is logged in (at start, after Asterisk restarts).
+        self.on_connected: list[Callable[[], None]] = []
         self.sessions = 0  # logged-in sessions so far (reconnections + 1)
         self._ids = itertools.count(1)
         self._originating: dict[str, Deferred[OriginateResult]] = {}
@@ -363,6 +365,11 @@ class AMIClient(Service):
             waiters, self._waiters = self._waiters, []
             for d in waiters:
                 d.callback(p)
+            for hook in list(self.on_connected):
+                try:
+                    hook()
+                except Exception:
+                    log.failure("after the AMI login to {where}", where=self.where)
             return p
 
         def refused(failure: Failure) -> None:

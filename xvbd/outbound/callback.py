@@ -61,11 +61,14 @@ class CallbackDialer(Service):
     def startService(self) -> None:
         super().startService()
         self._loop.start(SWEEP_EVERY, now=False)
+        self.dialer.ami.on_connected.append(self.kick)
 
     def stopService(self) -> Any:
         super().stopService()
         if self._loop.running:
             self._loop.stop()
+        if self.kick in self.dialer.ami.on_connected:
+            self.dialer.ami.on_connected.remove(self.kick)
         if self._kick is not None and self._kick.active():
             self._kick.cancel()
         return self._sweeping

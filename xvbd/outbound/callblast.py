@@ -37,6 +37,8 @@ from xvbd.store.outbound import DueItem
 log = logger("xvbd.callblast")
 
 RUN_EVERY = 60.0
+#: Seconds after an AMI login before the calls that wait are placed.
+AFTER_LOGIN = 5.0
 
 
 @dataclass(frozen=True)
@@ -112,11 +114,20 @@ class CallblastScheduler(Service):
     def startService(self) -> None:
         super().startService()
         self._loop.start(RUN_EVERY, now=False)
+        self.dialer.ami.on_connected.append(self._asterisk_back)
+
+    def _asterisk_back(self) -> None:
+        """A new AMI session (xvbd or Asterisk just started): the calls that wait need not
+        wait for the minute."""
+        if self.running:
+            self.clock.callLater(AFTER_LOGIN, self.tick)
 
     def stopService(self) -> Any:
         super().stopService()
         if self._loop.running:
             self._loop.stop()
+        if self._asterisk_back in self.dialer.ami.on_connected:
+            self.dialer.ami.on_connected.remove(self._asterisk_back)
         return self._run if self._run is not None else None
 
     # ------------------------------------------------------------------ the minute
