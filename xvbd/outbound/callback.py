@@ -21,7 +21,15 @@ from xvbd.config import Settings
 from xvbd.engine.types import SettingsError, read_settings
 from xvbd.engine.types.callback import CallbackSettings
 from xvbd.logs import logger
-from xvbd.outbound.dialer import CLAIM_MARGIN, Dialer, NodeRoom, Placement, caller_id, new_token
+from xvbd.outbound.dialer import (
+    CLAIM_MARGIN,
+    Dialer,
+    NodeRoom,
+    Placement,
+    caller_id,
+    new_token,
+    report,
+)
 from xvbd.store import Store
 from xvbd.store.outbound import DueCallback
 
@@ -93,7 +101,7 @@ class CallbackDialer(Service):
                 self.sweep_soon()
             return result
         sweep.addBoth(done)
-        sweep.addErrback(lambda f: log.failure("callback sweep failed", f))
+        sweep.addErrback(report, "callback sweep failed; the next one tries again")
         return sweep
 
     async def sweep(self) -> int:

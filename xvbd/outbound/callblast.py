@@ -30,7 +30,15 @@ from xvbd.engine.directory import Directory
 from xvbd.engine.types import SettingsError, read_settings
 from xvbd.engine.when import TimeRange, local_time
 from xvbd.logs import logger
-from xvbd.outbound.dialer import CLAIM_MARGIN, Dialer, NodeRoom, Placement, caller_id, new_token
+from xvbd.outbound.dialer import (
+    CLAIM_MARGIN,
+    Dialer,
+    NodeRoom,
+    Placement,
+    caller_id,
+    new_token,
+    report,
+)
 from xvbd.store import Store
 from xvbd.store.outbound import DueItem
 
@@ -145,7 +153,7 @@ class CallblastScheduler(Service):
             self._run = None
             return result
         run.addBoth(done)
-        run.addErrback(lambda f: log.failure("callblast run failed", f))
+        run.addErrback(report, "callblast run failed; the next minute's tries again")
         return run
 
     async def run_once(self) -> RunReport:

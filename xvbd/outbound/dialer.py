@@ -26,6 +26,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 
 from xvbd.ami.client import AMIClient, OriginateResult
 from xvbd.counters import Counters
@@ -33,6 +34,7 @@ from xvbd.engine.dialing import valid_phone
 from xvbd.logs import logger
 from xvbd.nodestats import node_key
 from xvbd.store.accounts import Accounts
+from xvbd.store.db import DatabaseUnavailable
 
 log = logger("xvbd.outbound")
 
@@ -65,6 +67,15 @@ def caller_id(number: str, name: str = "") -> str:
     clean_number = re.sub(r"[^0-9A-Za-z*#+]", "", number)[:40]
     clean_name = re.sub(r'["<>\r\n\\]', "", name)[:60]
     return f'"{clean_name}" <{clean_number}>' if clean_name else clean_number
+
+
+def report(failure: Failure, what: str) -> None:
+    """A background job's failure in the log: the database being away is a warning that
+    says so (it comes back, and so do the calls); anything else with its traceback."""
+    if failure.check(DatabaseUnavailable):
+        log.warn("{what}: {why}", what=what, why=failure.getErrorMessage())
+    else:
+        log.failure(what, failure)
 
 
 class NodeRoom:
@@ -143,9 +154,8 @@ class Dialer:
             self.attempts.discard(attempt)
             return result
         attempt.addBoth(forget)
-        attempt.addErrback(lambda f: log.failure(
-            "{what}: following the call to {phone} failed; its claim lapses and it is tried "
-            "again", f, what=placement.what, phone=placement.phone))
+        attempt.addErrback(report, f"{placement.what}: following the call to "
+                           f"{placement.phone} failed; its claim lapses and it is tried again")
         return attempt
 
     async def follow(self, placement: Placement, finish: Finish) -> str:
