@@ -113,7 +113,9 @@ class BenchAsterisk(FakeAsterisk):
         self.sent_events = self.sent_bytes = 0
         self._events = call_events()
         # What the tests look at afterwards, kept here for nobody: forgotten as it goes.
-        LoopingCall(self._forget).start(1.0)
+        forget = LoopingCall(self._forget)
+        forget.clock = reactor
+        forget.start(1.0)
 
     def cli(self, command: str) -> tuple[bool, list[str]]:
         words = command.split()
@@ -178,6 +180,8 @@ def start_server(chunking: str) -> tuple[subprocess.Popen[str], int]:
     if len(cpus) > 1:
         os.sched_setaffinity(server.pid, {cpus[0]})
         os.sched_setaffinity(0, set(cpus[1:]))
+    print(f"chunking {chunking}; client on CPU(s) {sorted(os.sched_getaffinity(0))}, "
+          f"test Asterisk on {sorted(os.sched_getaffinity(server.pid))}", flush=True)
     assert server.stdout is not None
     line = server.stdout.readline()  # the reactor has nothing else to do yet
     if not line.startswith("listening "):
@@ -267,6 +271,8 @@ async def events(reactor: Any, client: AMIClient, count: int, server_pid: int) -
         stop()
     cpu, server_cpu = own_cpu() - cpu, cpu_seconds(server_pid) - server_cpu
     sent_events, sent_bytes = map(int, (await client.command("bench sent"))[0].split())
+    if sent_events != count:
+        print(f"events: the test Asterisk sent {sent_events}, not {count}")
     span = last - first
     print(f"events: {count / span:.0f}/s, {sent_bytes / span / 1e6:.1f} MB/s of AMI text "
           f"({count} events, {sent_bytes / sent_events:.0f} bytes each, first to last "
@@ -282,8 +288,6 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                            reactor=reactor)
         client.startService()
         await client.when_connected()
-        print(f"chunking: {args.chunking}; client on CPU(s) "
-              f"{sorted(os.sched_getaffinity(0))}, test Asterisk pid {server.pid}")
         if args.seconds > 0:
             await originations(client, args.seconds, args.concurrency, server.pid)
         if args.events > 0:

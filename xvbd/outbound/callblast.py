@@ -16,6 +16,7 @@ N work), the CallBlast type's limit, and with internal billing a balance above z
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +114,7 @@ class CallblastScheduler(Service):
         self.clock = clock
         self.server_id = settings.common.server_id
         self.last_report: RunReport | None = None
+        self.history: deque[RunReport] = deque(maxlen=60)  # the last hour's runs
         self._run: Deferred[RunReport] | None = None
         self._loop = LoopingCall(self.tick)
         self._loop.clock = clock
@@ -159,6 +161,7 @@ class CallblastScheduler(Service):
     async def run_once(self) -> RunReport:
         report = RunReport()
         self.last_report = report
+        self.history.append(report)
         if not self.dialer.ready:
             if not self._told_offline:
                 log.warn("callblast: no AMI session to Asterisk ({where}); calls wait until "
