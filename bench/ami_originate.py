@@ -22,8 +22,11 @@ here rather than the tests' 2 ms apart, so that the pacing does not set the rate
 
 The test Asterisk runs as ``python bench/ami_originate.py server PORT [--chunking …]``
 (prints "listening PORT" once ready, serves until killed); with two CPUs or more it and the
-client each get their own.  Its CPU is shown too: it is Python as well, and when its CPU per
-origination nears the client's, the rate is partly its own.
+client each get their own.  Its CPU is shown too, as it is Python as well.  The originations
+fall into step: the test Asterisk answers a whole read of actions in one write, the client
+handles all of it and sends the next actions together, so the two mostly take turns and
+originations/s comes out near 1 / (client CPU + test Asterisk CPU) per origination.  The
+client's CPU per origination is the figure that belongs to xvbd alone.
 """
 
 from __future__ import annotations

@@ -120,6 +120,18 @@ class ParserTests(TestCase):
         _, messages = parse([new])
         self.assertEqual(messages[0].output, ["Asterisk 22.10.1 built by x", ""])
 
+    def test_bare_newlines_and_blank_lines_between_messages(self) -> None:
+        data = (b"Asterisk Call Manager/11.0.0\r\nEvent: A\nX: 1\n\n\r\nEvent: B\r\n"
+                b"Y: 2\r\n\r\n\r\nEvent: C\r\nNo colon here\r\nZ:3\r\n\r\n")
+        for chunks in ([data], [data[i:i + 1] for i in range(len(data))]):
+            _, messages = parse(chunks)
+            self.assertEqual([m.fields for m in messages],
+                             [[("Event", "A"), ("X", "1")], [("Event", "B"), ("Y", "2")],
+                              [("Event", "C"), ("Z", "3")]])
+            self.assertEqual(messages[2].output, ["No colon here"])
+            self.assertEqual((messages[1].get("y"), "Y" in messages[1], "Z" in messages[1]),
+                             ("2", True, False))
+
     def test_a_line_without_end_is_bounded(self) -> None:
         parser = MessageParser()
         list(parser.feed(b"Asterisk Call Manager/11.0.0\r\n"))

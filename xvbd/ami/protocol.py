@@ -35,32 +35,40 @@ class Message:
     #: The events of a list answer (``EventList: start`` … ``…Complete``), in order.
     events: list[Message] = field(default_factory=list)
 
+    _index: dict[str, str] | None = field(default=None, repr=False, compare=False)
+
+    def _lookup(self) -> dict[str, str]:
+        """Lower-cased key -> first value, made once (a message is read a few times)."""
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self.fields:
+                index.setdefault(name.lower(), value)
+            self._index = index
+        return index
+
     def get(self, key: str, default: str = "") -> str:
         """The first value of ``key`` (case-insensitive), or ``default``."""
-        folded = key.lower()
-        for name, value in self.fields:
-            if name.lower() == folded:
-                return value
-        return default
+        return self._lookup().get(key.lower(), default)
 
     def getall(self, key: str) -> list[str]:
         folded = key.lower()
         return [value for name, value in self.fields if name.lower() == folded]
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and any(n.lower() == key.lower() for n, _ in self.fields)
+        return isinstance(key, str) and key.lower() in self._lookup()
 
     @property
     def event(self) -> str:
-        return self.get("Event")
+        return self._lookup().get("event", "")
 
     @property
     def response(self) -> str:
-        return self.get("Response")
+        return self._lookup().get("response", "")
 
     @property
     def action_id(self) -> str:
-        return self.get("ActionID")
+        return self._lookup().get("actionid", "")
 
     def as_dict(self) -> dict[str, str]:
         """First value of every key (for logs and simple lookups)."""
@@ -87,6 +95,27 @@ def encode_action(name: str, fields: Iterable[tuple[str, str]] = ()) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
 
+def _block(block: bytes) -> Message | None:
+    """One message's lines (no ``Response: Follows`` output in it), CRLF between them."""
+    fields: list[tuple[str, str]] = []
+    output: list[str] = []
+    for line in block.decode("utf-8", "replace").split("\r\n"):
+        key, sep, value = line.partition(":")
+        if not sep:
+            if line:
+                output.append(line)
+            continue
+        if value[:1] == " ":
+            value = value[1:]
+        key = key.strip()
+        fields.append((key, value))
+        if key == "Output" or key.lower() == "output":
+            output.append(value)
+    if not fields and not output:
+        return None  # blank lines between messages
+    return Message(fields, output)
+
+
 class MessageParser:
     """Feed it the bytes as they come (split or merged anyhow); it yields whole messages.
 
@@ -108,6 +137,17 @@ class MessageParser:
         start = 0
         try:
             while True:
+                if self._ready_for_blocks():
+                    # Whole messages at once: the common case, and most of the work.
+                    end = buffer.find(b"\r\n\r\n", start)
+                    if end >= 0:
+                        block = buffer[start:end]
+                        if b"Follows" not in block and b"\n" not in block.replace(b"\r\n", b""):
+                            start = end + 4
+                            message = _block(block)
+                            if message is not None:
+                                yield message
+                            continue
                 end = buffer.find(b"\n", start)
                 if end < 0:
                     break
@@ -120,6 +160,11 @@ class MessageParser:
             self._buffer = buffer[start:]
         if len(self._buffer) > MAX_LINE:
             raise AMIProtocolError(f"a line of more than {MAX_LINE} bytes with no end")
+
+    def _ready_for_blocks(self) -> bool:
+        """Between messages, in the ordinary shape (not in command output)."""
+        return (self.banner is not None and not self._follows and not self._fields
+                and not self._output)
 
     def _line(self, raw: bytes) -> Message | None:
         line = raw.decode("utf-8", "replace")
