@@ -38,6 +38,19 @@ def _due(t: str = "") -> str:
 
 
 _DUE = _due()
+
+
+def _after(attempts: int, result: str, now: int, counted: bool, max_attempts: int,
+           retry_in: int) -> tuple[int, str, int]:
+    """Attempts made, status and when due again, once an attempt ended with ``result``:
+    reached is done; otherwise due again while attempts remain (an attempt that does not
+    count always leaves one), else failed for good."""
+    attempts += 1 if counted else 0
+    if result in REACHED:
+        return attempts, "done", 0
+    if attempts < max_attempts or not counted:
+        return attempts, "pending", now + retry_in
+    return attempts, "failed", 0
 #: A final result of an attempt; the rest may be tried again.
 REACHED = ("answered", "machine")
 
@@ -164,13 +177,8 @@ class Outbound:
             phone = PHONES.get(txn, phone_id, owner=ANY_OWNER)
             if phone is None or phone.status != "calling" or phone.locked_by != token:
                 return None
-            attempts = phone.attempts + (1 if counted else 0)
-            if result in REACHED:
-                status, due = "done", 0
-            elif attempts < max_attempts or not counted:
-                status, due = "pending", now + retry_in
-            else:
-                status, due = "failed", 0
+            attempts, status, due = _after(phone.attempts, result, now, counted,
+                                           max_attempts, retry_in)
             txn.execute("UPDATE callblast_phones SET status = ?, attempts = ?, last_result = ?,"
                         " last_attempt_at = ?, next_attempt_at = ?, locked_by = '',"
                         " locked_until = 0 WHERE id = ? AND locked_by = ?",
@@ -251,13 +259,8 @@ class Outbound:
             request = CALLBACKS.get(txn, request_id, owner=ANY_OWNER)
             if request is None or request.status != "calling" or request.locked_by != token:
                 return None
-            attempts = request.attempts + (1 if counted else 0)
-            if result in REACHED:
-                status, due = "done", 0
-            elif attempts < max_attempts or not counted:
-                status, due = "pending", now + retry_in
-            else:
-                status, due = "failed", 0
+            attempts, status, due = _after(request.attempts, result, now, counted,
+                                           max_attempts, retry_in)
             txn.execute("UPDATE callback_requests SET status = ?, attempts = ?, last_result = ?,"
                         " next_attempt_at = ?, locked_by = '', locked_until = 0, updated_at = ?,"
                         " call_id = ? WHERE id = ? AND locked_by = ?",
