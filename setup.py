@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 
 setup(
     packages=[*find_packages(include=["xvbd", "xvbd.*"]), "twisted.plugins"],
-    package_data={"xvbd.store.schema": ["*.sql"], "xvbd.web": ["templates/**/*"],
+    package_data={"xvbd.store.schema": ["*.sql"], "xvbd.web": ["templates/**/*", "static/*"],
                   "xvbd.accounting": ["radius.dictionary"],
                   "twisted.plugins": ["xvbd_plugin.py"]},
 )

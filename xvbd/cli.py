@@ -2,7 +2,7 @@
 
   xvbd-admin db upgrade -c FILE        apply pending schema files
   xvbd-admin db status -c FILE         show the schema version
-  xvbd-admin admin-password -c FILE    set the admin web password
+  xvbd-admin admin-password -c FILE    set (or import from htpasswd) the admin web password
   xvbd-admin check-config -c FILE      validate and print the effective settings
   xvbd-admin demo-tenant -c FILE       create the demo tenant to call
 """
@@ -104,11 +104,32 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
+def _htpasswd_hash(path: str, login: str) -> str:
+    """The bcrypt hash of ``login`` in an htpasswd file (``login:$2y$…``)."""
+    from xvbd.passwords import is_bcrypt
+
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    for line in lines:
+        name, sep, stored = line.strip().partition(":")
+        if sep and name == login:
+            if not is_bcrypt(stored):
+                raise CommandError(f"{path}: the entry of {login!r} is not a bcrypt hash "
+                                   "($2y$…); make it with htpasswd -B, or set a password")
+            return stored
+    raise CommandError(f"{path} has no line for {login!r} (use --login)")
+
+
 def cmd_admin_password(args: argparse.Namespace) -> int:
     from xvbd.passwords import hash_password
 
     settings = _settings_at_head(args.config)
-    password_hash = hash_password(_read_password(args.password_stdin))
+    if args.import_htpasswd:
+        password_hash = _htpasswd_hash(args.import_htpasswd, args.login)
+    else:
+        password_hash = hash_password(_read_password(args.password_stdin))
     _run_async(lambda store: store.accounts.set_admin_password_hash(args.login, password_hash),
                settings)
     print(f"the admin web password of {args.login!r} is set")
@@ -172,6 +193,9 @@ def parser() -> argparse.ArgumentParser:
     pw.add_argument("--login", default="admin", help="the admin login (default: admin)")
     pw.add_argument("--password-stdin", action="store_true",
                     help="read the password from the first line of standard input")
+    pw.add_argument("--import-htpasswd", metavar="FILE",
+                    help="take the login's bcrypt hash from an htpasswd file (it is replaced "
+                         "by scrypt at the first login)")
     pw.set_defaults(run=cmd_admin_password)
     with_config(sub.add_parser("demo-tenant", help="create the demo tenant (613 / 10001)")
                 ).set_defaults(run=cmd_demo_tenant)

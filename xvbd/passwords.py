@@ -1,4 +1,6 @@
-"""Password hashes: salted scrypt (stdlib), in a self-describing string."""
+"""Password hashes: salted scrypt (stdlib), in a self-describing string.  A bcrypt hash
+imported from an htpasswd file (``$2y$…``) is accepted too, until the next login replaces it
+with scrypt (:func:`needs_rehash`).  Both are slow on purpose: call them off the reactor."""
 
 from __future__ import annotations
 
@@ -32,8 +34,28 @@ def hash_password(password: str) -> str:
     return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
 
 
+BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+
+
+def is_bcrypt(stored: str) -> bool:
+    return stored.startswith(BCRYPT_PREFIXES) and len(stored) == 60
+
+
+def needs_rehash(stored: str) -> bool:
+    """A hash of another scheme (bcrypt from htpasswd) to replace with scrypt."""
+    return not stored.startswith("scrypt$")
+
+
 def verify_password(password: str, stored: str) -> bool:
     """True when ``password`` matches ``stored``; False for any other stored format."""
+    if is_bcrypt(stored):
+        import bcrypt
+
+        try:
+            return bool(bcrypt.checkpw(password.encode("utf-8"),
+                                       ("$2b$" + stored[4:]).encode("ascii")))
+        except ValueError:
+            return False
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":

@@ -41,6 +41,7 @@ from xvbd.services import (
 )
 from xvbd.store import Database, Store
 from xvbd.store.migrations import SchemaError, check_schema
+from xvbd.web.admin import AdminApp
 from xvbd.web.root import WebRoot
 
 log = logger("xvbd")
@@ -154,7 +155,8 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         callbacks = CallbackDialer(settings, store, dialer, room, reactor)
         callbacks.setServiceParent(top)
         engine.callback_requested = callbacks.kick
-    web = WebRoot(db, settings.common.server_id, clock=reactor)
+    web = WebRoot(db, settings.common.server_id, clock=reactor,
+                  admin=AdminApp(settings, store, counters))
     ListenerService("web", "[WEB] LISTEN", settings.web.listen, Site(web.app.resource()),
                     reactor).setServiceParent(top)
     agi_factory = FastAGIFactory(engine, clock=reactor, env_timeout=settings.agi.env_timeout)

@@ -17,6 +17,7 @@ from xvbd.store.messages import Messages
 from xvbd.store.outbound import Outbound
 from xvbd.store.queues import Queues
 from xvbd.store.reports import Reports
+from xvbd.store.sessions import Sessions
 from xvbd.store.sip import SIP
 
 
@@ -37,6 +38,7 @@ class Store:
         self.features = Features(db, clock)
         self.queues = Queues(db)
         self.outbound = Outbound(db, clock)
+        self.sessions = Sessions(db, clock)
 
 
 __all__ = ["Database", "Store"]

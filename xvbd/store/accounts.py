@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from xvbd.store.audit import journal_rows
 from xvbd.store.db import Database, Txn
 from xvbd.store.table import ANY_OWNER, STARTS_WITH, Table, starts_with
 
@@ -190,15 +191,18 @@ class BalanceOp:
     call_id: str
 
 
-NODES = Table("nodes", Node)
+NODES = Table("nodes", Node, audit=True)
 CURRENCIES = Table("currencies", Currency)
-TARIFFS = Table("tariffs", Tariff)
-GROUPS = Table("user_groups", Group)
-USERS = Table("users", User)
-DIDS = Table("dids", Did, key="did", owner="user_id")
-DID_ATTRS = Table("did_attrs", DidAttr, key="did")
-PARTNERS = Table("partners", Partner)
-ADMINS = Table("admins", Admin, key="login")
+TARIFFS = Table("tariffs", Tariff, audit=True)
+GROUPS = Table("user_groups", Group, audit=True)
+USERS = Table("users", User, audit=True, tenant="id",
+              secret=frozenset({"pin", "web_password_hash"}))
+DIDS = Table("dids", Did, key="did", owner="user_id", audit=True)
+DID_ATTRS = Table("did_attrs", DidAttr, key="did", audit=True)
+PARTNERS = Table("partners", Partner, audit=True,
+                 secret=frozenset({"password_hash"}))
+ADMINS = Table("admins", Admin, key="login", audit=True,
+               secret=frozenset({"password_hash"}))
 BALANCE_OPS = Table("balance_ops", BalanceOp, owner="user_id")
 
 
@@ -303,10 +307,17 @@ class Accounts:
             raise ValueError(f"a type limit is -1, 0 or a positive number, got {max_count}")
 
         def put(txn: Txn) -> None:
+            before = txn.scalar("SELECT max_count FROM group_type_limits WHERE group_id = ? "
+                                "AND type_name = ?", (group_id, type_name))
             txn.execute(txn.dialect.upsert("group_type_limits",
                                            ("group_id", "type_name", "max_count"),
                                            ("group_id", "type_name")),
                         (group_id, type_name, max_count))
+            if txn.actor is not None:
+                field = f"type limit {type_name}"
+                journal_rows(txn, txn.actor, "user_groups", group_id,
+                             {field: -1 if before is None else before}, {field: max_count},
+                             None)
         await self._db.run_interaction(put)
 
     async def type_limits(self, group_id: int) -> dict[str, int]:
@@ -331,8 +342,11 @@ class Accounts:
             return USERS.get(txn, new_id)  # type: ignore[return-value]
         return await self._db.run_interaction(create)
 
-    async def get_user(self, user_id: int) -> User | None:
-        return await self._db.run_interaction(USERS.get, user_id)
+    async def get_user(self, user_id: int, *, in_group: int | None = None) -> User | None:
+        """The user; with ``in_group`` (a partner's view) only a user of that group."""
+        def get(txn: Txn) -> User | None:
+            return _user_in(txn, user_id, in_group)
+        return await self._db.run_interaction(get)
 
     async def find_user(self, voice_number: str, access_code: str) -> User | None:
         def find(txn: Txn) -> User | None:
@@ -361,18 +375,27 @@ class Accounts:
         return await self._db.run_interaction(USERS.select, " AND ".join(where), params,
                                               limit=limit)
 
-    async def update_user(self, user_id: int, **changes: Any) -> bool:
+    async def update_user(self, user_id: int, *, in_group: int | None = None,
+                          **changes: Any) -> bool:
+        """Change fields of a user (of ``in_group`` only, when given); False: no such user."""
         if "balance" in changes:
             raise ValueError("the balance changes only through change_balance()")
         _check_user_fields(changes)
-        return await self._db.run_interaction(
-            lambda txn: _unique(txn, lambda: USERS.update(
-                txn, user_id, {**changes, "updated_at": self._now()}), "that user"))
 
-    async def delete_user(self, user_id: int) -> bool:
+        def update(txn: Txn) -> bool:
+            if in_group is not None and _user_in(txn, user_id, in_group) is None:
+                return False
+            return bool(_unique(txn, lambda: USERS.update(
+                txn, user_id, {**changes, "updated_at": self._now()}),
+                "a user with that phone number and access code"))
+        return await self._db.run_interaction(update)
+
+    async def delete_user(self, user_id: int, *, in_group: int | None = None) -> bool:
         """Delete the user and everything they own, including the rows Asterisk reads
         (their SIP peers and music-on-hold classes), which hang off other tables."""
         def delete(txn: Txn) -> bool:
+            if in_group is not None and _user_in(txn, user_id, in_group) is None:
+                return False
             txn.execute("DELETE FROM sippeers WHERE id IN "
                         "(SELECT peer_id FROM user_sip_peers WHERE user_id = ?)", (user_id,))
             txn.execute("DELETE FROM musiconhold WHERE name IN "
@@ -382,7 +405,7 @@ class Accounts:
 
     async def change_balance(self, user_id: int, amount: int, reason: str, *,
                              actor_kind: str = "system", actor: str = "", call_id: str = "",
-                             allow_overdraft: bool = False) -> int:
+                             allow_overdraft: bool = False, in_group: int | None = None) -> int:
         """Add ``amount`` (negative: debit) in one conditional UPDATE; return the new
         balance.  A debit the balance cannot pay raises :class:`InsufficientBalance`."""
         if not isinstance(amount, int) or isinstance(amount, bool):
@@ -390,6 +413,8 @@ class Accounts:
         now = self._now()
 
         def change(txn: Txn) -> int:
+            if in_group is not None and _user_in(txn, user_id, in_group) is None:
+                raise NotFound(f"no user {user_id}")
             guard = "" if allow_overdraft or amount >= 0 else " AND balance + ? >= 0"
             params: list[Any] = [amount, now, user_id]
             if guard:
@@ -401,6 +426,9 @@ class Accounts:
                     raise NotFound(f"no user {user_id}")
                 raise InsufficientBalance(f"user {user_id} cannot pay {-amount}")
             balance = int(txn.scalar("SELECT balance FROM users WHERE id = ?", (user_id,)))
+            if txn.actor is not None:
+                journal_rows(txn, txn.actor, "users", user_id, {"balance": balance - amount},
+                             {"balance": balance}, user_id)
             BALANCE_OPS.insert(txn, {"user_id": user_id, "created_at": now, "amount": amount,
                                      "balance_after": balance, "reason": reason,
                                      "actor_kind": actor_kind, "actor": actor,
@@ -414,13 +442,13 @@ class Accounts:
 
     # -------------------------------------------------------------- DIDs
 
-    async def assign_did(self, did: str, user_id: int) -> Did:
+    async def assign_did(self, did: str, user_id: int, *, in_group: int | None = None) -> Did:
         if not did or not did.strip() == did:
             raise ValueError(f"a DID is a number without spaces, got {did!r}")
         now = self._now()
 
         def add(txn: Txn) -> Did:
-            if USERS.get(txn, user_id) is None:
+            if _user_in(txn, user_id, in_group) is None:
                 raise NotFound(f"no user {user_id}")
             _unique(txn, lambda: DIDS.insert(
                 txn, {"did": did, "user_id": user_id, "created_at": now}),
@@ -437,13 +465,22 @@ class Accounts:
         return await self._db.run_interaction(DIDS.select, where, params, owner=ANY_OWNER,
                                               order="did", limit=limit)
 
-    async def release_did(self, did: str, user_id: int) -> bool:
-        return await self._db.run_interaction(DIDS.delete, did, owner=user_id)
+    async def release_did(self, did: str, user_id: int, *, in_group: int | None = None) -> bool:
+        def release(txn: Txn) -> bool:
+            if in_group is not None and _user_in(txn, user_id, in_group) is None:
+                return False
+            return DIDS.delete(txn, did, owner=user_id)
+        return await self._db.run_interaction(release)
 
     async def set_did_language(self, did: str, language: str) -> None:
         def put(txn: Txn) -> None:
+            before = DID_ATTRS.get(txn, did)
             txn.execute(txn.dialect.upsert("did_attrs", ("did", "language"), ("did",)),
                         (did, language))
+            if txn.actor is not None:
+                journal_rows(txn, txn.actor, "did_attrs", did,
+                             {"language": before.language} if before else None,
+                             {"language": language}, None)
         await self._db.run_interaction(put)
 
     async def did_language(self, did: str) -> str | None:
@@ -495,6 +532,14 @@ class Accounts:
 
     async def get_admin(self, login: str) -> Admin | None:
         return await self._db.run_interaction(ADMINS.get, login)
+
+
+def _user_in(txn: Txn, user_id: int, group_id: int | None) -> User | None:
+    """The user, if they exist (and are in ``group_id``, when given)."""
+    if group_id is None:
+        return USERS.get(txn, user_id)
+    rows = USERS.select(txn, "id = ? AND group_id = ?", (user_id, group_id))
+    return rows[0] if rows else None
 
 
 def _check_user_fields(fields: dict[str, Any]) -> None:

@@ -60,8 +60,8 @@ class CallblastResult:
     detail: str = ""
 
 
-ITEMS = Table("callblast_items", CallblastItem, owner="user_id")
-PHONES = Table("callblast_phones", CallblastPhone, owner="user_id")
+ITEMS = Table("callblast_items", CallblastItem, owner="user_id", audit=True)
+PHONES = Table("callblast_phones", CallblastPhone, owner="user_id", audit=True)
 RESULT_ROWS = Table("callblast_results", CallblastResult, owner="user_id")
 
 

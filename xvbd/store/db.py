@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from twisted.enterprise import adbapi
 
 from xvbd.config import DatabaseURL
+from xvbd.store.audit import ACTOR, Actor
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -93,11 +94,12 @@ def _to_format_style(statement: str) -> str:
 class Txn:
     """One transaction: translated ``execute`` and rows as dicts."""
 
-    __slots__ = ("_cursor", "dialect")
+    __slots__ = ("_cursor", "actor", "dialect")
 
-    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+    def __init__(self, cursor: Any, dialect: Dialect, actor: Actor | None = None) -> None:
         self._cursor = cursor
         self.dialect = dialect
+        self.actor = actor  # the person on whose behalf this transaction changes things
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Txn:
         self._cursor.execute(self.dialect.sql(statement), tuple(params))
@@ -203,11 +205,13 @@ class Database:
             self._pool.close()
 
     async def run_interaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(txn, *args, **kwargs)`` in one transaction on a pool thread."""
+        """Run ``fn(txn, *args, **kwargs)`` in one transaction on a pool thread (on behalf
+        of the :data:`~xvbd.store.audit.ACTOR` of the caller, if any)."""
         dialect = self.dialect
+        actor = ACTOR.get()
 
         def interaction(transaction: Any) -> T:
-            return fn(Txn(transaction, dialect), *args, **kwargs)
+            return fn(Txn(transaction, dialect, actor), *args, **kwargs)
 
         try:
             return await self._pool.runInteraction(interaction)

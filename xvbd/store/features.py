@@ -69,7 +69,7 @@ class DtmfMessage:
     emailed_at: int
 
 
-DIRECTORY = Table("directory_entries", DirectoryEntry, owner="user_id")
+DIRECTORY = Table("directory_entries", DirectoryEntry, owner="user_id", audit=True)
 VOTES = Table("votes", Vote, owner="user_id")
 CALLBACKS = Table("callback_requests", CallbackRequest, owner="user_id")
 DTMF = Table("dtmf_messages", DtmfMessage, owner="user_id")

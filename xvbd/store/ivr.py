@@ -50,7 +50,7 @@ class Extension:
         return value if isinstance(value, dict) else {}
 
 
-EXTENSIONS = Table("extensions", Extension, owner="user_id")
+EXTENSIONS = Table("extensions", Extension, owner="user_id", audit=True)
 
 
 def child_path(parent_path: str, number: str) -> str:

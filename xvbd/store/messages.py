@@ -29,7 +29,7 @@ class Message:
     emailed_at: int
 
 
-MESSAGES = Table("messages", Message, owner="user_id")
+MESSAGES = Table("messages", Message, owner="user_id", audit=True)
 
 
 class Messages:

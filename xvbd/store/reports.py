@@ -27,7 +27,7 @@ class Report:
     updated_at: int
 
 
-REPORTS = Table("reports", Report)
+REPORTS = Table("reports", Report, audit=True)
 
 
 class Reports:

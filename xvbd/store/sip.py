@@ -83,8 +83,8 @@ class SipTemplate:
         return dict(json.loads(self.overrides))
 
 
-MOH = Table("musiconhold", MohClass, key="name")
-TEMPLATES = Table("sip_templates", SipTemplate)
+MOH = Table("musiconhold", MohClass, key="name", audit=True)
+TEMPLATES = Table("sip_templates", SipTemplate, audit=True)
 _SELECT_PEER = ("SELECT p.id, o.user_id, o.kind, "
                 + ", ".join("p." + _q(c) for c in SIPPEER_COLUMNS)
                 + " FROM sippeers p JOIN user_sip_peers o ON o.peer_id = p.id")

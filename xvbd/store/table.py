@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from functools import cached_property, lru_cache
 from typing import Any, Generic, TypeVar
 
+from xvbd.store.audit import journal_rows
 from xvbd.store.db import Row, Txn
 
 R = TypeVar("R")
@@ -49,6 +50,12 @@ class Table(Generic[R]):
     record: type[R]
     key: str = "id"
     owner: str | None = None
+    #: Changes made on behalf of a person (``txn.actor``) are journaled, field by field.
+    audit: bool = False
+    #: Columns journaled as "changed" without their values.
+    secret: frozenset[str] = frozenset()
+    #: The column naming the tenant a row belongs to, for the journal (default: owner).
+    tenant: str | None = None
 
     @cached_property
     def columns(self) -> tuple[str, ...]:
@@ -84,7 +91,25 @@ class Table(Generic[R]):
         """Insert one row; return the new autoincrement id (or 0 for natural keys)."""
         cols = tuple(values)
         txn.execute(self._insert_sql(cols), [values[c] for c in cols])
-        return txn.lastrowid if self.key == "id" else 0
+        new_id = txn.lastrowid if self.key == "id" else 0
+        if self.audit and txn.actor is not None:
+            key = new_id if self.key == "id" else values.get(self.key)
+            self._journal(txn, key, None, {**values, self.key: key})
+        return new_id
+
+    def _journal(self, txn: Txn, key: Any, old: Mapping[str, Any] | None,
+                 new: Mapping[str, Any] | None) -> None:
+        assert txn.actor is not None
+        column = self.tenant or self.owner
+        row = new if new is not None else old
+        user_id = row.get(column) if column and row else None
+        journal_rows(txn, txn.actor, self.name, key, old, new,
+                     int(user_id) if user_id is not None else None, self.secret,
+                     frozenset({"updated_at", "created_at"}))
+
+    def _row(self, txn: Txn, key: Any, scope: str, params: tuple[Any, ...]) -> Row | None:
+        return txn.one(f"SELECT {', '.join(self.columns)} FROM {self.name} "
+                       f"WHERE {self.key} = ?{scope}", (key, *params))
 
     @lru_cache(maxsize=256)  # noqa: B019 - tables live as long as the process
     def _insert_sql(self, cols: tuple[str, ...]) -> str:
@@ -124,9 +149,13 @@ class Table(Generic[R]):
         if self.key in changes or (self.owner and self.owner in changes):
             raise UnknownColumn(f"{self.name}: the key and the owner cannot be changed here")
         scope, params = self._scope(owner)
+        audited = self.audit and txn.actor is not None
+        old = self._row(txn, key, scope, params) if audited else None
         sets = ", ".join(f"{c} = ?" for c in changes)
         txn.execute(f"UPDATE {self.name} SET {sets} WHERE {self.key} = ?{scope}",
                     (*changes.values(), key, *params))
+        if audited and old is not None:
+            self._journal(txn, key, old, {**old, **changes})
         if txn.rowcount:
             return True
         # MySQL counts only rows whose values changed: tell "same values" from "no row".
@@ -145,5 +174,10 @@ class Table(Generic[R]):
 
     def delete(self, txn: Txn, key: Any, *, owner: Any = _UNSET) -> bool:
         scope, params = self._scope(owner)
+        old = (self._row(txn, key, scope, params) if self.audit and txn.actor is not None
+               else None)
         txn.execute(f"DELETE FROM {self.name} WHERE {self.key} = ?{scope}", (key, *params))
-        return txn.rowcount > 0
+        deleted = txn.rowcount > 0
+        if deleted and old is not None:
+            self._journal(txn, key, old, None)
+        return deleted

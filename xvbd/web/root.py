@@ -1,14 +1,17 @@
-"""The Klein root of the web listener: ``/healthz`` for load balancers and monitoring."""
+"""The Klein root of the web listener: ``/healthz`` for load balancers and monitoring,
+``/static/xvbd.css`` (the stylesheet), and the operator's web under ``/ai/``."""
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from klein import Klein
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.web.iweb import IRequest
+from twisted.web.pages import notFound
 from werkzeug.exceptions import HTTPException
 
 import xvbd
@@ -24,11 +27,28 @@ class WebRoot:
 
     app = Klein()
 
-    def __init__(self, db: Database, server_id: str, clock: Any, db_timeout: float = 3.0) -> None:
+    def __init__(self, db: Database, server_id: str, clock: Any, db_timeout: float = 3.0,
+                 admin: Any = None) -> None:
         self.db = db
         self.server_id = server_id
         self.clock = clock
         self.db_timeout = db_timeout
+        self.admin = admin
+        self.stylesheet = (Path(__file__).resolve().parent / "static" / "xvbd.css").read_bytes()
+
+    @app.route("/static/xvbd.css", methods=["GET", "HEAD"])
+    def static_files(self, request: IRequest) -> bytes:
+        """The one stylesheet, read at start (the pages need nothing else)."""
+        request.setHeader(b"Content-Type", b"text/css; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"public, max-age=3600")
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        return self.stylesheet
+
+    @app.route("/ai/", branch=True)
+    def admin_web(self, request: IRequest) -> Any:
+        if self.admin is None:
+            return notFound("Not here", "The operator's web is not served by this process.")
+        return self.admin.app.resource()
 
     @app.route("/healthz", methods=["GET", "HEAD"])
     async def healthz(self, request: IRequest) -> bytes:

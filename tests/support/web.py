@@ -1,0 +1,123 @@
+"""The web on a real loopback port for HTTP tests, and a small browser for it: cookies,
+the CSRF token of the last page, redirects followed (or not) as a browser does."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
+from io import BytesIO
+from typing import Any
+from urllib.parse import urlencode
+
+from twisted.internet import reactor
+from twisted.web.client import Agent, CookieAgent, FileBodyProducer, readBody
+from twisted.web.http_headers import Headers
+from twisted.web.server import Site
+
+from tests.support.db import DatabaseCase
+from xvbd.config import Settings, parse_settings
+from xvbd.counters import LocalCounters
+from xvbd.passwords import hash_password
+from xvbd.web.admin import AdminApp
+from xvbd.web.root import WebRoot
+
+#: Hashes take tens of milliseconds; tests make each once.
+ADMIN_HASH = hash_password("admin-secret")
+PARTNER_HASH = hash_password("partner-secret")
+
+
+@dataclass
+class Page:
+    code: int
+    headers: Headers
+    text: str
+    url: str
+
+    def header(self, name: str) -> str:
+        values = self.headers.getRawHeaders(name) or [b""]
+        value = values[0]
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    @property
+    def csrf(self) -> str:
+        match = re.search(r'name="_csrf" value="([^"]+)"', self.text)
+        return match[1] if match else ""
+
+
+@dataclass
+class Browser:
+    base: str
+    jar: CookieJar = field(default_factory=CookieJar)
+    last: Page | None = None
+
+    def __post_init__(self) -> None:
+        self.agent = CookieAgent(Agent(reactor), self.jar)
+
+    async def request(self, method: str, path: str, body: bytes | None = None,
+                      headers: dict[str, str] | None = None, follow: bool = True) -> Page:
+        url = path if path.startswith("http") else self.base + path
+        for _ in range(10):
+            hdrs = Headers({k: [v] for k, v in (headers or {}).items()})
+            producer = FileBodyProducer(BytesIO(body)) if body is not None else None
+            response = await self.agent.request(method.encode(), url.encode(), hdrs, producer)
+            text = (await readBody(response)).decode("utf-8", "replace")
+            page = Page(response.code, response.headers, text, url)
+            if follow and response.code in (301, 302, 303, 307, 308):
+                location = page.header("Location")
+                url = location if location.startswith("http") else self.base + location
+                method, body, headers = "GET", None, None
+                continue
+            if "text/html" in page.header("Content-Type"):
+                self.last = page
+            return page
+        raise AssertionError("too many redirects")
+
+    async def get(self, path: str, follow: bool = True) -> Page:
+        return await self.request("GET", path, follow=follow)
+
+    async def post(self, path: str, fields: dict[str, Any] | None = None, *,
+                   csrf: str | None = None, follow: bool = True) -> Page:
+        data = {k: str(v) for k, v in (fields or {}).items()}
+        if csrf is None and self.last is not None:
+            csrf = self.last.csrf
+        if csrf:
+            data.setdefault("_csrf", csrf)
+        return await self.request(
+            "POST", path, urlencode(data).encode(),
+            {"Content-Type": "application/x-www-form-urlencoded"}, follow=follow)
+
+
+class WebCase(DatabaseCase):
+    """Mixin: the web of ``self.store`` on a loopback port; ``self.browser()``."""
+
+    web_config = ""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.settings: Settings = parse_settings(f"[COMMON]\nSERVER_ID = WEB-NODE\n"
+                                                 f"{self.web_config}", "test.conf")
+        self.counters = LocalCounters(reactor)
+        self.admin_app = AdminApp(self.settings, self.store, self.counters)
+        root = WebRoot(self.db, "WEB-NODE", clock=reactor, admin=self.admin_app)
+        self.listener = reactor.listenTCP(0, Site(root.app.resource()), interface="127.0.0.1")
+        self.addCleanup(self.listener.stopListening)  # type: ignore[attr-defined]
+        self.base = f"http://127.0.0.1:{self.listener.getHost().port}"
+
+    def browser(self) -> Browser:
+        return Browser(self.base)
+
+    async def admin_browser(self) -> Browser:
+        await self.store.accounts.set_admin_password_hash("admin", ADMIN_HASH)
+        browser = self.browser()
+        page = await browser.post("/ai/login", {"login": "admin", "password": "admin-secret"})
+        assert page.code == 200, page.text
+        return browser
+
+    async def partner_browser(self, group_id: int, login: str = "reseller",
+                              **fields: Any) -> Browser:
+        await self.store.accounts.create_partner(login, PARTNER_HASH, group_id, **fields)
+        browser = self.browser()
+        page = await browser.post("/ai/login", {"login": login, "password": "partner-secret"})
+        assert page.code == 200, page.text
+        return browser

@@ -1,0 +1,17 @@
+"""The operator's web under ``/ai``: every screen of the admin (and of partners)."""
+
+from __future__ import annotations
+
+from xvbd.web.admin.api import ApiRoutes
+from xvbd.web.admin.base import AdminBase, Principal
+from xvbd.web.admin.catalog import CatalogPages
+from xvbd.web.admin.cdrs import CdrPages
+from xvbd.web.admin.reports import ReportPages
+from xvbd.web.admin.users import UserPages
+
+
+class AdminApp(ApiRoutes, ReportPages, CdrPages, UserPages, CatalogPages, AdminBase):
+    """All the operator's pages on one Klein app (``AdminApp(...).app.resource()``)."""
+
+
+__all__ = ["AdminApp", "Principal"]

@@ -1,0 +1,254 @@
+"""The operator's web (``/ai``): who is logged in (the admin, or a partner who sees only
+the users of its group), the session and its CSRF token, the page frame, and the refusals.
+
+Every screen is a mixin of :class:`AdminBase` registering its routes on the one ``app``;
+``xvbd.web.admin.AdminApp`` puts them together.  A change is made inside ``acting(...)``,
+so the storage layer journals it as the person's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from klein import Klein
+from twisted.web.iweb import IRequest
+
+from xvbd.config import Settings
+from xvbd.counters import Counters
+from xvbd.logs import logger
+from xvbd.passwords import hash_password, needs_rehash
+from xvbd.store import Store
+from xvbd.store.accounts import Partner
+from xvbd.store.audit import Actor
+from xvbd.store.sessions import WebSession
+from xvbd.web.forms import Field
+from xvbd.web.security import (
+    LoginGuard,
+    Redirect,
+    Refused,
+    check_csrf,
+    client_address,
+    form,
+    password_matches,
+    secure_headers,
+    session_id,
+    set_cookie,
+)
+from xvbd.web.templating import Pages
+
+log = logger("xvbd.web.admin")
+
+app = Klein()
+COOKIE = "xvbd_ai"
+ROOT = "/ai"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: the admin (every object) or a partner (the users of one group)."""
+
+    kind: str  # admin | partner
+    name: str
+    address: str
+    session: WebSession
+    partner: Partner | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "admin"
+
+    @property
+    def group_id(self) -> int | None:
+        """The group a partner is held to; None for the admin (no limit)."""
+        return self.partner.group_id if self.partner is not None else None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.kind, self.name, self.address)
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf_token
+
+
+class AdminBase:
+    """The frame every operator page shares."""
+
+    app = app
+
+    def __init__(self, settings: Settings, store: Store, counters: Counters,
+                 pages: Pages | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.pages = pages or Pages()
+        self.guard = LoginGuard(counters)
+        self.lifetime = settings.web.session_timeout
+
+    # ------------------------------------------------------------------ who
+
+    async def principal(self, request: IRequest) -> Principal | None:
+        session = await self.store.sessions.get(session_id(request, COOKIE), self.lifetime)
+        if session is None or session.kind not in ("admin", "partner"):
+            return None
+        partner = None
+        if session.kind == "partner":
+            partner = await self.store.accounts.get_partner(int(session.principal))
+            if partner is None:
+                return None
+            name = partner.login
+        else:
+            name = session.principal
+        return Principal(session.kind, name, client_address(request), session, partner)
+
+    async def staff(self, request: IRequest, *, admin: bool = False,
+                    change: bool = False) -> Principal:
+        """The logged-in admin or partner (``admin``: the admin only); a change (``change``)
+        also needs the form's CSRF token."""
+        who = await self.principal(request)
+        if who is None:
+            target = request.uri.decode("utf-8", "replace")
+            raise Redirect(f"{ROOT}/login?{urlencode({'next': target})}")
+        if admin and not who.is_admin:
+            raise Refused(403, "This page is the operator's; a partner manages the users of "
+                          "its group only.")
+        if change:
+            check_csrf(who.session, form(request), request)
+        return who
+
+    # ------------------------------------------------------------------ pages
+
+    def page(self, request: IRequest, template: str, who: Principal | None,
+             **context: Any) -> bytes:
+        secure_headers(request)
+        notice = request.args.get(b"done", [b""])[0].decode("utf-8", "replace")[:200]
+        parts = request.path.decode("utf-8", "replace").split("/")
+        here = parts[2] if len(parts) > 2 else ""
+        return self.pages.render(template, who=who, root=ROOT, notice=notice, here=here,
+                                 **context)
+
+    def form_page(self, request: IRequest, who: Principal, *, title: str, fields:
+                  Sequence[Field], values: Mapping[str, Any], action: str,
+                  errors: Mapping[str, str] | None = None, delete: str = "",
+                  back: str = "", extra: str = "") -> bytes:
+        if errors:
+            request.setResponseCode(400)
+        sections: dict[str, list[Field]] = {}
+        for field in fields:
+            sections.setdefault(field.section, []).append(field)
+        return self.page(request, "admin/form.html", who, title=title, sections=sections,
+                         values=values, action=action, errors=errors or {}, delete=delete,
+                         back=back, extra=extra)
+
+    @staticmethod
+    def done(location: str, message: str) -> Redirect:
+        sep = "&" if "?" in location else "?"
+        return Redirect(f"{location}{sep}done={quote(message)}")
+
+    # ------------------------------------------------------------------ login
+
+    @app.route("/login", methods=["GET"])
+    async def login_form(self, request: IRequest) -> bytes:
+        return self.page(request, "admin/login.html", None, error="",
+                         next=_next(request), login="")
+
+    @app.route("/login", methods=["POST"])
+    async def login(self, request: IRequest) -> bytes:
+        data = form(request)
+        login, password = data.get("login", "").strip()[:64], data.get("password", "")
+        address = client_address(request)
+        why = await self.guard.refused("ai", login, address)
+        if not why:
+            kind, principal, stored = await self._credentials(login)
+            if kind and await password_matches(password, stored):
+                await self.guard.succeeded("ai", login)
+                if needs_rehash(stored):
+                    await self._rehash(kind, principal, password)
+                session = await self.store.sessions.open(kind, principal, self.lifetime)
+                set_cookie(request, COOKIE, session.id, ROOT, self.lifetime)
+                log.info("{kind} {login} logged in to the admin web from {address}",
+                         kind=kind, login=login, address=address)
+                raise Redirect(_next(request, data))
+            await self.guard.failed("ai", login, address)
+            log.warn("failed admin web login as {login!r} from {address}", login=login,
+                     address=address)
+            why = "Wrong login or password."
+        request.setResponseCode(401)
+        return self.page(request, "admin/login.html", None, error=why,
+                         next=_next(request, data), login=login)
+
+    async def _credentials(self, login: str) -> tuple[str, str, str]:
+        """(kind, principal, stored hash) of a login; kind '' when unknown."""
+        if not login:
+            return "", "", ""
+        admin = await self.store.accounts.get_admin(login)
+        if admin is not None:
+            return "admin", admin.login, admin.password_hash
+        partner = await self.store.accounts.find_partner(login)
+        if partner is not None:
+            return "partner", str(partner.id), partner.password_hash
+        return "", "", ""
+
+    async def _rehash(self, kind: str, principal: str, password: str) -> None:
+        from twisted.internet.threads import deferToThread
+
+        fresh: str = await deferToThread(hash_password, password)
+        if kind == "admin":
+            await self.store.accounts.set_admin_password_hash(principal, fresh)
+        else:
+            await self.store.accounts.update_partner(int(principal), password_hash=fresh)
+
+    @app.route("/logout", methods=["POST"])
+    async def logout(self, request: IRequest) -> bytes:
+        who = await self.principal(request)
+        if who is not None:
+            check_csrf(who.session, form(request), request)
+            await self.store.sessions.close(who.session.id)
+        set_cookie(request, COOKIE, "", ROOT, 0)
+        raise Redirect(f"{ROOT}/login")
+
+    @app.route("/", methods=["GET"])
+    async def home(self, request: IRequest) -> bytes:
+        who = await self.staff(request)
+        raise Redirect(f"{ROOT}/users" if not who.is_admin else f"{ROOT}/nodes")
+
+    # ------------------------------------------------------------------ refusals
+
+    @app.handle_errors(Redirect)
+    def redirected(self, request: IRequest, failure: Any) -> bytes:
+        request.setResponseCode(303)
+        request.setHeader(b"Location", failure.value.location.encode("utf-8"))
+        request.setHeader(b"Cache-Control", b"no-store")
+        return b""
+
+    @app.handle_errors(Refused)
+    def refused(self, request: IRequest, failure: Any) -> bytes:
+        request.setResponseCode(failure.value.code)
+        return self.page(request, "admin/error.html", None, code=failure.value.code,
+                         message=failure.value.message)
+
+    @app.handle_errors(Exception)
+    def failed(self, request: IRequest, failure: Any) -> bytes:
+        from werkzeug.exceptions import HTTPException
+
+        if failure.check(HTTPException):
+            code = failure.value.code or 500
+            request.setResponseCode(code)
+            message = "There is no such page." if code == 404 else failure.value.description
+            return self.page(request, "admin/error.html", None, code=code, message=message)
+        log.failure("admin web request {uri} failed", failure, uri=request.uri)
+        request.setResponseCode(500)
+        return self.page(request, "admin/error.html", None, code=500,
+                         message="Something went wrong on the server; it is in the log. "
+                         "Nothing was changed unless the page says so.")
+
+
+def _next(request: IRequest, data: Mapping[str, str] | None = None) -> str:
+    """Where to go after logging in: a path of this site only (never another site)."""
+    raw = (data or {}).get("next") or request.args.get(b"next", [b""])[0].decode(
+        "utf-8", "replace")
+    if not raw.startswith(ROOT + "/") or raw.startswith("//") or "\\" in raw:
+        return ROOT + "/"
+    return raw

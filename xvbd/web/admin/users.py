@@ -1,0 +1,270 @@
+"""Users (search, create, edit, lock, read-only, balance top-up and debit, DIDs), Private
+DIDs and DIDs attr.  A partner sees and manages the users of its group only: the storage
+layer is asked with the partner's group, so another group's user is simply not found."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from twisted.web.iweb import IRequest
+
+from xvbd.store.accounts import Conflict, InsufficientBalance, NotFound, User
+from xvbd.store.audit import acting
+from xvbd.web.admin import schemas
+from xvbd.web.admin.base import ROOT, AdminBase, Principal, app
+from xvbd.web.forms import Field, parse_fields
+from xvbd.web.security import Refused, form
+from xvbd.web.templating import money
+
+PAGE = 50
+
+
+def _int(text: str) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise Refused(404, "There is no such page.")
+    return int(text)
+
+
+class UserPages(AdminBase):
+    async def _user_fields(self, who: Principal) -> tuple[Field, ...]:
+        groups = await self.store.accounts.list_groups()
+        out = []
+        for f in schemas.USER:
+            if f.name == "group_id":
+                if not who.is_admin:
+                    continue  # a partner's users stay in its group
+                f = Field(f.name, f.label, "choice", required=True,
+                          choices=tuple((str(g.id), g.name) for g in groups))
+            out.append(f)
+        return tuple(out)
+
+    async def _user(self, who: Principal, user_id: str) -> User:
+        user = await self.store.accounts.get_user(_int(user_id), in_group=who.group_id)
+        if user is None:
+            raise Refused(404, f"There is no user {user_id}" +
+                          ("" if who.is_admin else " in your group") + ".")
+        return user
+
+    # ------------------------------------------------------------------ list
+
+    @app.route("/users", methods=["GET"])
+    async def users(self, request: IRequest) -> bytes:
+        who = await self.staff(request)
+        args = {k.decode(): v[0].decode("utf-8", "replace").strip()[:64]
+                for k, v in request.args.items() if v}
+        phone, code = args.get("phone", ""), args.get("code", "")
+        group = args.get("group", "")
+        after = int(args["after"]) if args.get("after", "").isdigit() else 0
+        group_id = who.group_id if who.group_id is not None else (
+            int(group) if group.isdigit() else None)
+        users: list[User] = []
+        if phone and not code:
+            by_did = await self.store.accounts.find_user_by_did(phone)
+            if by_did is not None and (who.group_id is None or by_did.group_id == who.group_id):
+                users.append(by_did)
+        users += await self.store.accounts.list_users(
+            voice_number=phone or None, access_code=code or None, group_id=group_id,
+            after_id=after, limit=PAGE + 1)
+        more = len(users) > PAGE
+        users = users[:PAGE]
+        groups = {g.id: g for g in await self.store.accounts.list_groups()}
+        query = {k: v for k, v in (("phone", phone), ("code", code), ("group", group)) if v}
+        return self.page(request, "admin/users.html", who, users=users, groups=groups,
+                         query=query, next_after=users[-1].id if more and users else None)
+
+    # ------------------------------------------------------------------ one user
+
+    @app.route("/users/new", methods=["GET"])
+    async def user_new(self, request: IRequest) -> bytes:
+        who = await self.staff(request)
+        values: dict[str, Any] = {"status": "active", "max_inbound_calls": 0,
+                                  "timezone": "UTC", "language": "xvb.EN-Female"}
+        return self.form_page(request, who, title="New user",
+                              fields=await self._user_fields(who), values=values,
+                              action=f"{ROOT}/users/new", back=f"{ROOT}/users")
+
+    @app.route("/users/new", methods=["POST"])
+    async def user_create(self, request: IRequest) -> bytes:
+        who = await self.staff(request, change=True)
+        fields = await self._user_fields(who)
+        values, errors = parse_fields(fields, form(request))
+        group_id = who.group_id if who.group_id is not None else values.pop("group_id", None)
+        if not errors:
+            try:
+                with acting(who.actor):
+                    user = await self.store.accounts.create_user(
+                        values.pop("voice_number"), values.pop("access_code"), int(group_id),
+                        **values)
+                raise self.done(f"{ROOT}/users/{user.id}", "User added.")
+            except (Conflict, ValueError) as exc:
+                errors["access_code"] = str(exc)
+        return self.form_page(request, who, title="New user", fields=fields,
+                              values=_typed(request), errors=errors,
+                              action=f"{ROOT}/users/new", back=f"{ROOT}/users")
+
+    async def _user_page(self, request: IRequest, who: Principal, user: User,
+                         values: Any = None, errors: dict[str, str] | None = None,
+                         balance_error: str = "") -> bytes:
+        if errors or balance_error:
+            request.setResponseCode(400)
+        group = await self.store.accounts.get_group(user.group_id)
+        tariff = await self.store.accounts.get_tariff(group.tariff_id) if group else None
+        currency = await self.store.accounts.get_currency(tariff.currency_id) if tariff else None
+        fields = await self._user_fields(who)
+        return self.page(
+            request, "admin/user.html", who, user=user, group=group, tariff=tariff,
+            currency=currency, fields=fields,
+            values=values if values is not None else asdict(user), errors=errors or {},
+            balance_error=balance_error,
+            may_change_balance=who.is_admin or bool(who.partner and
+                                                    who.partner.can_change_balance),
+            dids=await self.store.accounts.user_dids(user.id),
+            history=await self.store.accounts.balance_history(user.id, limit=20),
+            journal=await self.store.journal.for_user(user.id, limit=20))
+
+    @app.route("/users/<user_id>", methods=["GET"])
+    async def user(self, request: IRequest, user_id: str) -> bytes:
+        who = await self.staff(request)
+        return await self._user_page(request, who, await self._user(who, user_id))
+
+    @app.route("/users/<user_id>", methods=["POST"])
+    async def user_save(self, request: IRequest, user_id: str) -> bytes:
+        who = await self.staff(request, change=True)
+        user = await self._user(who, user_id)
+        values, errors = parse_fields(await self._user_fields(who), form(request))
+        if not errors:
+            if "group_id" in values:
+                values["group_id"] = int(values["group_id"])
+            try:
+                with acting(who.actor):
+                    await self.store.accounts.update_user(user.id, in_group=who.group_id,
+                                                          **values)
+                if values.get("status") == "locked" and user.status != "locked":
+                    await self.store.sessions.close_all("user", str(user.id))
+                raise self.done(f"{ROOT}/users/{user.id}", "User saved.")
+            except (Conflict, ValueError) as exc:
+                errors["access_code"] = str(exc)
+        return await self._user_page(request, who, user, values=_typed(request),
+                                     errors=errors)
+
+    @app.route("/users/<user_id>/balance", methods=["POST"])
+    async def user_balance(self, request: IRequest, user_id: str) -> bytes:
+        who = await self.staff(request, change=True)
+        user = await self._user(who, user_id)
+        values, errors = parse_fields(schemas.BALANCE, form(request))
+        why = " ".join(errors.values())
+        if not why and values["amount"] == 0:
+            why = "Amount: not zero."
+        if not why and not who.is_admin:
+            partner = who.partner
+            assert partner is not None
+            if not partner.can_change_balance:
+                raise Refused(403, "Your partner account may not change balances.")
+            if partner.balance_limit and abs(values["amount"]) > partner.balance_limit:
+                why = (f"Amount: at most {money(partner.balance_limit)} at a time for your "
+                       "partner account.")
+        if not why:
+            try:
+                with acting(who.actor):
+                    balance = await self.store.accounts.change_balance(
+                        user.id, values["amount"], values["reason"], actor_kind=who.kind,
+                        actor=who.name, in_group=who.group_id)
+                raise self.done(f"{ROOT}/users/{user.id}",
+                                f"Balance changed; it is {money(balance)} now.")
+            except InsufficientBalance:
+                why = (f"The balance is {money(user.balance)}; a debit of "
+                       f"{money(-values['amount'])} would make it negative.")
+            except NotFound:
+                raise Refused(404, f"There is no user {user_id}.") from None
+        return await self._user_page(request, who, user, balance_error=why)
+
+    @app.route("/users/<user_id>/delete", methods=["POST"])
+    async def user_delete(self, request: IRequest, user_id: str) -> bytes:
+        who = await self.staff(request, change=True)
+        user = await self._user(who, user_id)
+        with acting(who.actor):
+            await self.store.accounts.delete_user(user.id, in_group=who.group_id)
+        await self.store.sessions.close_all("user", str(user.id))
+        raise self.done(f"{ROOT}/users", f"User {user.voice_number}#{user.access_code} "
+                        "deleted with everything they had.")
+
+    @app.route("/users/<user_id>/dids", methods=["POST"])
+    async def user_did_add(self, request: IRequest, user_id: str) -> bytes:
+        who = await self.staff(request, change=True)
+        user = await self._user(who, user_id)
+        values, errors = parse_fields(schemas.DID[:1], form(request))
+        why = " ".join(errors.values())
+        if not why:
+            try:
+                with acting(who.actor):
+                    await self.store.accounts.assign_did(values["did"], user.id,
+                                                         in_group=who.group_id)
+                raise self.done(f"{ROOT}/users/{user.id}", f"DID {values['did']} assigned.")
+            except Conflict:
+                why = f"The DID {values['did']} belongs to a user already."
+        return await self._user_page(request, who, user, balance_error=why)
+
+    @app.route("/users/<user_id>/dids/<did>/delete", methods=["POST"])
+    async def user_did_release(self, request: IRequest, user_id: str, did: str) -> bytes:
+        who = await self.staff(request, change=True)
+        user = await self._user(who, user_id)
+        with acting(who.actor):
+            released = await self.store.accounts.release_did(did, user.id,
+                                                             in_group=who.group_id)
+        if not released:
+            raise Refused(404, f"The user has no DID {did}.")
+        raise self.done(f"{ROOT}/users/{user.id}", f"DID {did} released.")
+
+    # ------------------------------------------------------------------ DIDs
+
+    @app.route("/dids", methods=["GET"])
+    async def dids(self, request: IRequest) -> bytes:
+        who = await self.staff(request, admin=True)
+        prefix = request.args.get(b"prefix", [b""])[0].decode("utf-8", "replace").strip()[:64]
+        dids = await self.store.accounts.list_dids(prefix, limit=500)
+        return self.page(request, "admin/dids.html", who, dids=dids, prefix=prefix)
+
+    @app.route("/didattrs", methods=["GET"])
+    async def did_attrs(self, request: IRequest) -> bytes:
+        who = await self.staff(request, admin=True)
+        return self.page(request, "admin/didattrs.html", who, errors={}, values={},
+                         attrs=await self.store.accounts.list_did_attrs(),
+                         fields=schemas.DID_ATTR)
+
+    @app.route("/didattrs", methods=["POST"])
+    async def did_attr_save(self, request: IRequest) -> bytes:
+        who = await self.staff(request, admin=True, change=True)
+        values, errors = parse_fields(schemas.DID_ATTR, form(request))
+        if errors:
+            request.setResponseCode(400)
+            return self.page(request, "admin/didattrs.html", who, errors=errors,
+                             values=_typed(request), fields=schemas.DID_ATTR,
+                             attrs=await self.store.accounts.list_did_attrs())
+        with acting(who.actor):
+            await self.store.accounts.set_did_language(values["did"], values["language"])
+        raise self.done(f"{ROOT}/didattrs", f"{values['did']} speaks {values['language']}.")
+
+    @app.route("/didattrs/<did>/delete", methods=["POST"])
+    async def did_attr_delete(self, request: IRequest, did: str) -> bytes:
+        who = await self.staff(request, admin=True, change=True)
+        with acting(who.actor):
+            await self.store.accounts.delete_did_attr(did)
+        raise self.done(f"{ROOT}/didattrs", f"{did} removed.")
+
+    # ------------------------------------------------------------------ journal
+
+    @app.route("/journal", methods=["GET"])
+    async def journal(self, request: IRequest) -> bytes:
+        who = await self.staff(request, admin=True)
+        before_raw = request.args.get(b"before", [b""])[0].decode("ascii", "replace")
+        before = int(before_raw) if before_raw.isdigit() else None
+        entries = await self.store.journal.all(before_id=before, limit=PAGE + 1)
+        more = len(entries) > PAGE
+        entries = entries[:PAGE]
+        return self.page(request, "admin/journal.html", who, entries=entries,
+                         next_before=entries[-1].id if more and entries else None)
+
+
+def _typed(request: IRequest) -> dict[str, str]:
+    return {k: v for k, v in form(request).items() if k not in ("_csrf", "password")}

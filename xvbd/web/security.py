@@ -1,0 +1,115 @@
+"""What every page shares about who is asking: the session cookie, the CSRF token of forms,
+login throttling, client addresses, and the refusals (login needed, forbidden, bad form)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.threads import deferToThread
+from twisted.web.iweb import IRequest
+
+from xvbd.counters import Counters
+from xvbd.passwords import verify_password
+from xvbd.store.sessions import WebSession
+
+#: Failed logins within the window after which logins are refused for a while.
+LOGIN_FAILURES_PER_NAME, LOGIN_FAILURES_PER_ADDRESS, LOGIN_WINDOW = 5, 20, 900.0
+
+
+class Refused(Exception):
+    """The request cannot be served; ``code`` and a message for the person."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Redirect(Exception):
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+def client_address(request: IRequest) -> str:
+    address = request.getClientAddress()
+    return str(getattr(address, "host", "") or "")
+
+
+def form(request: IRequest) -> dict[str, str]:
+    """The request's form fields, first value of each, as text (400 for bad UTF-8)."""
+    out: dict[str, str] = {}
+    for key, values in (request.args or {}).items():
+        try:
+            name = key.decode("utf-8")
+            out.setdefault(name, values[0].decode("utf-8") if values else "")
+        except UnicodeDecodeError:
+            raise Refused(400, "the form is not UTF-8 text") from None
+    return out
+
+
+def set_cookie(request: IRequest, name: str, value: str, path: str, max_age: int) -> None:
+    """The session cookie: HttpOnly, SameSite=Strict, Secure over HTTPS."""
+    add: Any = request.addCookie  # IRequest's declaration lacks httpOnly and sameSite
+    add(name.encode(), value.encode(), path=path.encode(), httpOnly=True,
+        secure=request.isSecure(), sameSite="strict", max_age=str(max_age).encode())
+
+
+def session_id(request: IRequest, name: str) -> str:
+    value = request.getCookie(name.encode())
+    try:
+        return value.decode("ascii") if value else ""
+    except UnicodeDecodeError:
+        return ""
+
+
+def check_csrf(session: WebSession, data: dict[str, str], request: IRequest) -> None:
+    sent = data.get("_csrf") or (request.getHeader("X-CSRF-Token") or "")
+    if not sent or not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+        raise Refused(403, "This form has expired or did not come from this site. "
+                      "Go back, reload the page and send it again.")
+
+
+def secure_headers(request: IRequest, content_type: bytes = b"text/html; charset=utf-8") -> None:
+    request.setHeader(b"Content-Type", content_type)
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    request.setHeader(b"X-Frame-Options", b"DENY")
+    request.setHeader(b"Referrer-Policy", b"same-origin")
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.setHeader(b"Content-Security-Policy",
+                      b"default-src 'self'; img-src 'self' data:; media-src 'self'; "
+                      b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+@dataclass
+class LoginGuard:
+    """Failed logins counted per name and per address (shared across processes when the
+    counters are in Redis): guessing passwords is not practical."""
+
+    counters: Counters
+
+    async def refused(self, kind: str, name: str, address: str) -> str:
+        """'' when a login may be tried; else why not."""
+        if (await self.counters.hits(f"weblogin:{kind}:name:{name}", LOGIN_WINDOW)
+                >= LOGIN_FAILURES_PER_NAME or
+                await self.counters.hits(f"weblogin:{kind}:addr:{address}", LOGIN_WINDOW)
+                >= LOGIN_FAILURES_PER_ADDRESS):
+            return "Too many failed logins. Wait 15 minutes and try again."
+        return ""
+
+    async def failed(self, kind: str, name: str, address: str) -> None:
+        await self.counters.hit(f"weblogin:{kind}:name:{name}", LOGIN_WINDOW)
+        await self.counters.hit(f"weblogin:{kind}:addr:{address}", LOGIN_WINDOW)
+
+    async def succeeded(self, kind: str, name: str) -> None:
+        await self.counters.reset(f"weblogin:{kind}:name:{name}")
+
+
+async def password_matches(password: str, stored: str) -> bool:
+    """Checked on a thread: a slow hash must not hold up calls on the reactor."""
+    if not password or not stored:
+        return False
+    result: Any = await deferToThread(verify_password, password, stored)
+    return bool(result)

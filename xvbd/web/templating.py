@@ -1,0 +1,56 @@
+"""Jinja2 for the pages: templates under ``xvbd/web/templates``, loaded once at start,
+autoescaped (a name ``<script>`` shows as text), with the filters the pages share."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+UNIT = 10000  # money is kept in 1/10000 of the currency unit
+
+
+def money(amount: int | None, digits: int = 2) -> str:
+    """1/10000 units as the currency shows them (2 digits: 12.50); sub-cent amounts keep
+    their digits (0.0333)."""
+    if amount is None:
+        return ""
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(int(amount)), UNIT)
+    text = f"{frac:04d}".rstrip("0")
+    text = text.ljust(digits, "0") if digits else text
+    return f"{sign}{whole}" + (f".{text}" if text else "")
+
+
+def when(seconds: int | float | None) -> str:
+    """A Unix time as UTC ``YYYY-MM-DD HH:MM:SS`` ('' for none)."""
+    if not seconds:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+
+
+def duration(seconds: int | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, sec = divmod(max(0, int(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
+
+
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("xvbd.web", "templates"),
+                      autoescape=select_autoescape(("html", "xml"), default=True),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(money=money, when=when, duration=duration)
+    return env
+
+
+class Pages:
+    """Renders templates to bytes; one per process."""
+
+    def __init__(self) -> None:
+        self.env = environment()
+
+    def render(self, name: str, **context: Any) -> bytes:
+        return self.env.get_template(name).render(**context).encode("utf-8")
