@@ -1,6 +1,7 @@
 """Daily clean-up: CDRs older than ``[COMMON] CDR_STORE`` days and journal entries older
 than ``JOURNAL_STORE`` days leave the database (0 keeps none: CDRs go to the file only, and
-there is no journal).  Runs at start and then every day, on the reactor's clock."""
+there is no journal), and so do web sessions that have ended.  Runs at start and then every
+day, on the reactor's clock."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Retention(TimerService):
         try:
             cdrs = await self.store.cdrs.purge_older_than(self.cdr_days)
             journal = await self.store.journal.purge_older_than(self.journal_days)
+            await self.store.sessions.sweep()
         except Exception as exc:
             log.error("the daily clean-up failed ({error}); it runs again tomorrow",
                       error=str(exc))
