@@ -43,6 +43,7 @@ from xvbd.store import Database, Store
 from xvbd.store.migrations import SchemaError, check_schema
 from xvbd.web.admin import AdminApp
 from xvbd.web.root import WebRoot
+from xvbd.web.tenant import TenantApp
 
 log = logger("xvbd")
 
@@ -156,7 +157,8 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         callbacks.setServiceParent(top)
         engine.callback_requested = callbacks.kick
     web = WebRoot(db, settings.common.server_id, clock=reactor,
-                  admin=AdminApp(settings, store, counters))
+                  admin=AdminApp(settings, store, counters),
+                  tenant=TenantApp(settings, store, counters, directory=directory))
     ListenerService("web", "[WEB] LISTEN", settings.web.listen, Site(web.app.resource()),
                     reactor).setServiceParent(top)
     agi_factory = FastAGIFactory(engine, clock=reactor, env_timeout=settings.agi.env_timeout)

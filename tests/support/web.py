@@ -21,6 +21,7 @@ from xvbd.counters import LocalCounters
 from xvbd.passwords import hash_password
 from xvbd.web.admin import AdminApp
 from xvbd.web.root import WebRoot
+from xvbd.web.tenant import TenantApp
 
 #: Hashes take tens of milliseconds; tests make each once.
 ADMIN_HASH = hash_password("admin-secret")
@@ -88,6 +89,27 @@ class Browser:
             {"Content-Type": "application/x-www-form-urlencoded"}, follow=follow)
 
 
+    async def upload(self, path: str, fields: dict[str, Any],
+                     files: dict[str, tuple[str, bytes]], *, follow: bool = True) -> Page:
+        """POST ``multipart/form-data`` as a browser sends a form with file inputs."""
+        boundary = "----xvbdtest" + "7d93b1c0a4f2"
+        data = {k: str(v) for k, v in fields.items()}
+        if self.last is not None and self.last.csrf:
+            data.setdefault("_csrf", self.last.csrf)
+        parts = []
+        for name, value in data.items():
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'
+                         f"\r\n\r\n{value}\r\n".encode())
+        for name, (filename, body) in files.items():
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                         f'filename="{filename}"\r\nContent-Type: application/octet-stream'
+                         "\r\n\r\n".encode() + body + b"\r\n")
+        parts.append(f"--{boundary}--\r\n".encode())
+        return await self.request(
+            "POST", path, b"".join(parts),
+            {"Content-Type": f"multipart/form-data; boundary={boundary}"}, follow=follow)
+
+
 class WebCase(DatabaseCase):
     """Mixin: the web of ``self.store`` on a loopback port; ``self.browser()``."""
 
@@ -99,7 +121,9 @@ class WebCase(DatabaseCase):
                                                  f"{self.web_config}", "test.conf")
         self.counters = LocalCounters(reactor)
         self.admin_app = AdminApp(self.settings, self.store, self.counters)
-        root = WebRoot(self.db, "WEB-NODE", clock=reactor, admin=self.admin_app)
+        self.tenant_app = TenantApp(self.settings, self.store, self.counters)
+        root = WebRoot(self.db, "WEB-NODE", clock=reactor, admin=self.admin_app,
+                       tenant=self.tenant_app)
         self.listener = reactor.listenTCP(0, Site(root.app.resource()), interface="127.0.0.1")
         self.addCleanup(self.listener.stopListening)  # type: ignore[attr-defined]
         self.base = f"http://127.0.0.1:{self.listener.getHost().port}"
@@ -120,4 +144,14 @@ class WebCase(DatabaseCase):
         browser = self.browser()
         page = await browser.post("/ai/login", {"login": login, "password": "partner-secret"})
         assert page.code == 200, page.text
+        return browser
+
+    async def tenant_browser(self, voice_number: str, access_code: str, secret: str
+                             ) -> Browser:
+        """A browser logged in to ``/ui`` as the user (by PIN or web password)."""
+        browser = self.browser()
+        page = await browser.post("/ui/login", {"voice_number": voice_number,
+                                                "access_code": access_code,
+                                                "secret": secret})
+        assert page.code == 200 and "/ui/login" not in page.url, page.text
         return browser

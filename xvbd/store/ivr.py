@@ -134,7 +134,13 @@ class IVR:
         return await self._db.run_interaction(EXTENSIONS.update, ext_id, changes, owner=user_id)
 
     async def renumber(self, user_id: int, ext_id: int, number: str) -> Extension:
-        """Give an extension another number; its whole subtree follows."""
+        """Give an extension another number in its menu; its whole subtree follows."""
+        return await self.move(user_id, ext_id, None, number)
+
+    async def move(self, user_id: int, ext_id: int, parent_id: int | None,
+                   number: str) -> Extension:
+        """Put an extension under another menu (``parent_id``; None: the same one) with the
+        number ``number``; its whole subtree follows.  An extension cannot go under itself."""
         if not _NUMBER.fullmatch(number):
             raise ValueError(f"an extension number is 1-8 digits, got {number!r}")
 
@@ -143,9 +149,15 @@ class IVR:
             if ext is None:
                 raise NotFound(f"no extension {ext_id} for this user")
             if ext.parent_id is None:
-                raise ValueError("the root extension has no number")
+                raise ValueError("the root extension has no number and cannot move")
+            new_parent_id = ext.parent_id if parent_id is None else parent_id
+            parent = EXTENSIONS.get(txn, new_parent_id, owner=user_id)
+            if parent is None:
+                raise NotFound(f"no extension {new_parent_id} for this user")
             old = ext.path
-            new = child_path(old.rpartition("*")[0] if "*" in old else ROOT_PATH, number)
+            if parent.path == old or parent.path.startswith(old + "*"):
+                raise ValueError("an extension cannot go under itself or its own children")
+            new = child_path(parent.path, number)
             if new == old:
                 return ext
             if EXTENSIONS.count(txn, "path = ?", (new,), owner=user_id):
@@ -155,7 +167,8 @@ class IVR:
             for row in sorted(subtree, key=lambda e: -len(e.path)):
                 EXTENSIONS.update(txn, row.id, {"path": new + row.path[len(old):],
                                                 "updated_at": self._now()}, owner=user_id)
-            EXTENSIONS.update(txn, ext_id, {"position": int(number)}, owner=user_id)
+            EXTENSIONS.update(txn, ext_id, {"position": int(number),
+                                            "parent_id": new_parent_id}, owner=user_id)
             return EXTENSIONS.get(txn, ext_id, owner=user_id)  # type: ignore[return-value]
         return await self._db.run_interaction(move)
 

@@ -1,5 +1,6 @@
 """The Klein root of the web listener: ``/healthz`` for load balancers and monitoring,
-``/static/xvbd.css`` (the stylesheet), and the operator's web under ``/ai/``."""
+``/static/xvbd.css`` (the stylesheet), the operator's web under ``/ai/`` and the tenants'
+under ``/ui/``."""
 
 from __future__ import annotations
 
@@ -28,12 +29,13 @@ class WebRoot:
     app = Klein()
 
     def __init__(self, db: Database, server_id: str, clock: Any, db_timeout: float = 3.0,
-                 admin: Any = None) -> None:
+                 admin: Any = None, tenant: Any = None) -> None:
         self.db = db
         self.server_id = server_id
         self.clock = clock
         self.db_timeout = db_timeout
         self.admin = admin
+        self.tenant = tenant
         self.stylesheet = (Path(__file__).resolve().parent / "static" / "xvbd.css").read_bytes()
 
     @app.route("/static/xvbd.css", methods=["GET", "HEAD"])
@@ -49,6 +51,19 @@ class WebRoot:
         if self.admin is None:
             return notFound("Not here", "The operator's web is not served by this process.")
         return self.admin.app.resource()
+
+    @app.route("/ui/", branch=True)
+    def tenant_web(self, request: IRequest) -> Any:
+        if self.tenant is None:
+            return notFound("Not here", "The tenants' web is not served by this process.")
+        return self.tenant.app.resource()
+
+    @app.route("/", methods=["GET"])
+    def front(self, request: IRequest) -> bytes:
+        """The site root sends a person to the tenants' login (the operator knows /ai/)."""
+        request.setResponseCode(302)
+        request.setHeader(b"Location", b"/ui/")
+        return b""
 
     @app.route("/healthz", methods=["GET", "HEAD"])
     async def healthz(self, request: IRequest) -> bytes:

@@ -39,13 +39,17 @@ def client_address(request: IRequest) -> str:
 
 
 def form(request: IRequest) -> dict[str, str]:
-    """The request's form fields, first value of each, as text (400 for bad UTF-8)."""
+    """The request's form fields, first value of each, as text (400 for bad UTF-8; in a
+    multipart upload, a field that is not text is left to the page that reads files)."""
     out: dict[str, str] = {}
+    multipart = (request.getHeader("content-type") or "").startswith("multipart/form-data")
     for key, values in (request.args or {}).items():
         try:
             name = key.decode("utf-8")
             out.setdefault(name, values[0].decode("utf-8") if values else "")
         except UnicodeDecodeError:
+            if multipart:
+                continue  # an uploaded file: its page reads the bytes itself
             raise Refused(400, "the form is not UTF-8 text") from None
     return out
 

@@ -52,5 +52,5 @@ class Pages:
     def __init__(self) -> None:
         self.env = environment()
 
-    def render(self, name: str, **context: Any) -> bytes:
-        return self.env.get_template(name).render(**context).encode("utf-8")
+    def render(self, template: str, /, **context: Any) -> bytes:
+        return self.env.get_template(template).render(**context).encode("utf-8")

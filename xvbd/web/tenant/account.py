@@ -1,0 +1,135 @@
+"""The tenant's own pages: home (balance, tariff, plan limits), account settings (name,
+e-mail for voicemail, time zone, web password) and the journal of their changes."""
+
+from __future__ import annotations
+
+from zoneinfo import available_timezones
+
+from twisted.internet.threads import deferToThread
+from twisted.web.iweb import IRequest
+
+from xvbd.passwords import hash_password
+from xvbd.store.audit import acting
+from xvbd.web.forms import Field, parse_fields
+from xvbd.web.security import Redirect, form
+from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, _secret_matches, app
+
+PAGE = 50
+MIN_PASSWORD = 8
+
+ACCOUNT = (
+    Field("name", "Your name", max_length=255),
+    Field("email", "E-mail for voicemail", max_length=255,
+          pattern=r"([^@\s,;]+@[^@\s,;]+\.[^@\s,;]+)?",
+          pattern_help="an address like name@example.com, or empty for no e-mail",
+          help="New voicemail messages are sent here. Empty: no e-mail."),
+    Field("timezone", "Time zone", max_length=64,
+          help="Like Europe/Moscow; schedules and times on these pages use it."),
+)
+
+#: What the home page shows of the plan (group) limits: (attribute, label); -1 = no limit.
+PLAN = (("max_extensions", "Extensions"), ("max_messages_total", "Messages kept"),
+        ("max_messages_per_ext", "Messages per mailbox"),
+        ("max_message_duration", "Longest message (s)"),
+        ("max_greeting_duration", "Longest greeting (s)"),
+        ("max_followme_phones", "Phones per extension"),
+        ("max_schedule_items", "Schedule rules"), ("max_gotoif_items", "Conditions"),
+        ("max_callblast_items", "Auto-dialer lists"), ("max_inbound_calls", "Calls at once"))
+
+
+class AccountPages(TenantBase):
+    @app.route("/", methods=["GET"])
+    async def tenant_home(self, request: IRequest) -> bytes:
+        who = await self.tenant(request)
+        tariff = await self.store.accounts.get_tariff(who.group.tariff_id)
+        currency = await self.store.accounts.get_currency(tariff.currency_id) \
+            if tariff else None
+        return self.page(
+            request, "ui/home.html", who, tariff=tariff, currency=currency,
+            plan=[(label, getattr(who.group, attr)) for attr, label in PLAN],
+            extensions=await self.store.ivr.count(who.id),
+            messages=await self.store.messages.count(who.id),
+            unread=len(await self.store.messages.list(who.id, unread_only=True, limit=100)),
+            dids=await self.store.accounts.user_dids(who.id),
+            history=await self.store.accounts.balance_history(who.id, limit=10))
+
+    # ------------------------------------------------------------------ account
+
+    @app.route("/account", methods=["GET"])
+    async def account_page(self, request: IRequest) -> bytes:
+        who = await self.tenant(request)
+        return self._account_page(request, who, {"name": who.user.name,
+                                                 "email": who.user.email,
+                                                 "timezone": who.user.timezone}, {}, "")
+
+    def _account_page(self, request: IRequest, who: Tenant, values: dict[str, str],
+                      errors: dict[str, str], password_error: str) -> bytes:
+        if errors or password_error:
+            request.setResponseCode(400)
+        return self.page(request, "ui/account.html", who, fields=ACCOUNT, values=values,
+                         errors=errors, password_error=password_error)
+
+    @app.route("/account", methods=["POST"])
+    async def account_save(self, request: IRequest) -> bytes:
+        who = await self.tenant(request, change=True)
+        data = form(request)
+        values, errors = parse_fields(ACCOUNT, data)
+        zone = values.get("timezone") or "UTC"
+        if "timezone" not in errors and zone not in _zones():
+            errors["timezone"] = (f"Time zone: {zone!r} is not one this server knows; use a "
+                                  "name like Europe/Moscow or America/New_York.")
+        if errors:
+            return self._account_page(request, who, {k: data.get(k, "") for k in
+                                                     ("name", "email", "timezone")}, errors, "")
+        with acting(who.actor):
+            await self.store.accounts.update_user(who.id, name=values["name"],
+                                                  email=values["email"], timezone=zone)
+        self.changed(who)
+        raise self.done(f"{ROOT}/account", "Saved.")
+
+    @app.route("/account/password", methods=["POST"])
+    async def password_save(self, request: IRequest) -> bytes:
+        who = await self.tenant(request, change=True)
+        data = form(request)
+        current, new = data.get("current", ""), data.get("password", "")
+        why = ""
+        if not await _secret_matches(who.user, current):
+            why = "Your current PIN or web password is not right."
+        elif len(new) < MIN_PASSWORD or len(new) > 128:
+            why = f"A web password is {MIN_PASSWORD} to 128 characters."
+        elif new != data.get("again", ""):
+            why = "The two new passwords differ; type the same one twice."
+        elif new.isdigit():
+            why = "A web password needs more than digits (your PIN already is digits)."
+        if why:
+            return self._account_page(request, who, {"name": who.user.name,
+                                                     "email": who.user.email,
+                                                     "timezone": who.user.timezone}, {}, why)
+        fresh: str = await deferToThread(hash_password, new)
+        with acting(who.actor):
+            await self.store.accounts.update_user(who.id, web_password_hash=fresh)
+        await self.store.sessions.close_all("user", str(who.id))
+        raise Redirect(f"{ROOT}/login?done=Password+set.+Log+in+with+it.")
+
+    # ------------------------------------------------------------------ journal
+
+    @app.route("/journal", methods=["GET"])
+    async def tenant_journal(self, request: IRequest) -> bytes:
+        who = await self.tenant(request)
+        raw = request.args.get(b"before", [b""])[0].decode("ascii", "replace")
+        before = int(raw) if raw.isdigit() and len(raw) < 19 else None
+        entries = await self.store.journal.for_user(who.id, before_id=before, limit=PAGE + 1)
+        more = len(entries) > PAGE
+        entries = entries[:PAGE]
+        return self.page(request, "ui/journal.html", who, entries=entries,
+                         next_before=entries[-1].id if more and entries else None)
+
+
+_ZONES: frozenset[str] = frozenset()
+
+
+def _zones() -> frozenset[str]:
+    global _ZONES
+    if not _ZONES:
+        _ZONES = frozenset(available_timezones()) | {"UTC"}
+    return _ZONES

@@ -1,0 +1,245 @@
+"""The tenant's web (``/ui``): who is logged in (one user, by VoiceNumber + AccessCode and
+their PIN or web password), the session with its CSRF token, the page frame, the refusals.
+
+Every screen is a mixin of :class:`TenantBase` registering its routes on the one ``app``;
+``xvbd.web.tenant.TenantApp`` puts them together.  Every read and change goes to the storage
+layer with the logged-in user's id, so another tenant's objects are simply not found.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from klein import Klein
+from twisted.web.iweb import IRequest
+
+from xvbd.config import Settings
+from xvbd.counters import Counters
+from xvbd.logs import logger
+from xvbd.store import Store
+from xvbd.store.accounts import Group, User
+from xvbd.store.audit import Actor
+from xvbd.store.sessions import WebSession
+from xvbd.web.security import (
+    LoginGuard,
+    Redirect,
+    Refused,
+    check_csrf,
+    client_address,
+    form,
+    password_matches,
+    secure_headers,
+    session_id,
+    set_cookie,
+)
+from xvbd.web.templating import Pages
+
+log = logger("xvbd.web.tenant")
+
+app = Klein()
+COOKIE = "xvbd_ui"
+ROOT = "/ui"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """The logged-in user, their group, and the session."""
+
+    user: User
+    group: Group
+    address: str
+    session: WebSession
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    @property
+    def name(self) -> str:
+        return f"{self.user.voice_number}#{self.user.access_code}"
+
+    @property
+    def actor(self) -> Actor:
+        return Actor("user", self.name, self.address)
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf_token
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self.user.read_only)
+
+
+class TenantBase:
+    """The frame every tenant page shares."""
+
+    app = app
+
+    def __init__(self, settings: Settings, store: Store, counters: Counters,
+                 pages: Pages | None = None, directory: Any = None) -> None:
+        self.settings = settings
+        self.directory = directory  # the engine's cache of trees, told of every change
+        self.store = store
+        self.pages = pages or Pages()
+        self.guard = LoginGuard(counters)
+        self.lifetime = settings.web.session_timeout
+
+    # ------------------------------------------------------------------ who
+
+    async def current(self, request: IRequest) -> Tenant | None:
+        session = await self.store.sessions.get(session_id(request, COOKIE), self.lifetime)
+        if session is None or session.kind != "user" or not session.principal.isdigit():
+            return None
+        user = await self.store.accounts.get_user(int(session.principal))
+        if user is None or user.locked:
+            await self.store.sessions.close(session.id)
+            return None
+        group = await self.store.accounts.get_group(user.group_id)
+        if group is None:
+            return None
+        return Tenant(user, group, client_address(request), session)
+
+    async def tenant(self, request: IRequest, *, change: bool = False) -> Tenant:
+        """The logged-in tenant; a change (``change``) also needs the form's CSRF token and
+        an account that is not read-only."""
+        who = await self.current(request)
+        if who is None:
+            target = request.uri.decode("utf-8", "replace")
+            raise Redirect(f"{ROOT}/login?{urlencode({'next': target})}")
+        if change:
+            check_csrf(who.session, form(request), request)
+            if who.read_only:
+                raise Refused(403, "Your account is read-only: you can look at everything "
+                              "but not change it. Ask your provider to allow changes.")
+        return who
+
+    def changed(self, who: Tenant) -> None:
+        """The tenant's tree or account changed: calls in this process see it at once."""
+        if self.directory is not None:
+            self.directory.invalidate_user(who.id)
+
+    # ------------------------------------------------------------------ pages
+
+    def page(self, request: IRequest, template: str, who: Tenant | None,
+             **context: Any) -> bytes:
+        secure_headers(request)
+        notice = request.args.get(b"done", [b""])[0].decode("utf-8", "replace")[:200]
+        parts = request.path.decode("utf-8", "replace").split("/")
+        here = parts[2] if len(parts) > 2 else ""
+        return self.pages.render(template, who=who, root=ROOT, notice=notice, here=here,
+                                 **context)
+
+    @staticmethod
+    def done(location: str, message: str) -> Redirect:
+        """Back to ``location`` (which may end in ``#anchor``) saying ``message``."""
+        path, hash_, anchor = location.partition("#")
+        sep = "&" if "?" in path else "?"
+        return Redirect(f"{path}{sep}done={quote(message)}{hash_}{anchor}")
+
+    # ------------------------------------------------------------------ login
+
+    @app.route("/login", methods=["GET"])
+    async def tenant_login_form(self, request: IRequest) -> bytes:
+        return self.page(request, "ui/login.html", None, error="", next=_next(request),
+                         voice_number="", access_code="")
+
+    @app.route("/login", methods=["POST"])
+    async def tenant_login(self, request: IRequest) -> bytes:
+        data = form(request)
+        number = data.get("voice_number", "").strip()[:64]
+        code = data.get("access_code", "").strip()[:32]
+        secret = data.get("secret", "")
+        address = client_address(request)
+        name = f"{number}#{code}"
+        why = await self.guard.refused("ui", name, address)
+        if not why:
+            user = await self.store.accounts.find_user(number, code) if number and code \
+                else None
+            if user is not None and await _secret_matches(user, secret):
+                await self.guard.succeeded("ui", name)
+                if user.locked:
+                    why = ("Your account is locked. Ask your provider to unlock it.")
+                else:
+                    session = await self.store.sessions.open("user", str(user.id),
+                                                             self.lifetime)
+                    set_cookie(request, COOKIE, session.id, ROOT, self.lifetime)
+                    log.info("user {name} logged in to the web from {address}", name=name,
+                             address=address)
+                    raise Redirect(_next(request, data))
+            else:
+                await self.guard.failed("ui", name, address)
+                log.warn("failed web login as {name!r} from {address}", name=name,
+                         address=address)
+                why = ("Wrong phone number, access code or PIN/password. The PIN is the one "
+                       "you use on the phone; a web password works too once you have set one.")
+        request.setResponseCode(401)
+        return self.page(request, "ui/login.html", None, error=why,
+                         next=_next(request, data), voice_number=number, access_code=code)
+
+    @app.route("/logout", methods=["POST"])
+    async def tenant_logout(self, request: IRequest) -> bytes:
+        who = await self.current(request)
+        if who is not None:
+            check_csrf(who.session, form(request), request)
+            await self.store.sessions.close(who.session.id)
+        set_cookie(request, COOKIE, "", ROOT, 0)
+        raise Redirect(f"{ROOT}/login")
+
+    # ------------------------------------------------------------------ refusals
+
+    @app.handle_errors(Redirect)
+    def tenant_redirected(self, request: IRequest, failure: Any) -> bytes:
+        request.setResponseCode(303)
+        request.setHeader(b"Location", failure.value.location.encode("utf-8"))
+        request.setHeader(b"Cache-Control", b"no-store")
+        return b""
+
+    @app.handle_errors(Refused)
+    def tenant_refused(self, request: IRequest, failure: Any) -> bytes:
+        request.setResponseCode(failure.value.code)
+        return self.page(request, "ui/error.html", None, code=failure.value.code,
+                         message=failure.value.message)
+
+    @app.handle_errors(Exception)
+    def tenant_failed(self, request: IRequest, failure: Any) -> bytes:
+        from werkzeug.exceptions import HTTPException
+
+        if failure.check(HTTPException):
+            code = failure.value.code or 500
+            request.setResponseCode(code)
+            message = "There is no such page." if code == 404 else failure.value.description
+            return self.page(request, "ui/error.html", None, code=code, message=message)
+        log.failure("tenant web request {uri} failed", failure, uri=request.uri)
+        request.setResponseCode(500)
+        return self.page(request, "ui/error.html", None, code=500,
+                         message="Something went wrong on the server; it is in the log. "
+                         "Nothing was changed unless the page says so.")
+
+
+async def _secret_matches(user: User, secret: str) -> bool:
+    """The PIN (compared in constant time) or the web password (a slow hash, off-thread)."""
+    if not secret:
+        return False
+    if user.pin and hmac.compare_digest(secret.encode(), user.pin.encode()):
+        return True
+    return await password_matches(secret, user.web_password_hash)
+
+
+def _next(request: IRequest, data: dict[str, str] | None = None) -> str:
+    """Where to go after logging in: a path of this site only (never another site)."""
+    raw = (data or {}).get("next") or request.args.get(b"next", [b""])[0].decode(
+        "utf-8", "replace")
+    if not raw.startswith(ROOT + "/") or raw.startswith("//") or "\\" in raw:
+        return ROOT + "/"
+    return raw
+
+
+def number_arg(text: str) -> int:
+    """A numeric id from a URL; anything else is a page that does not exist."""
+    if not text.isdigit() or len(text) > 18:
+        raise Refused(404, "There is no such page.")
+    return int(text)
