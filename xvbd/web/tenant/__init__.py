@@ -6,10 +6,11 @@ from xvbd.web.tenant.account import AccountPages
 from xvbd.web.tenant.base import Tenant, TenantBase
 from xvbd.web.tenant.greetings import GreetingPages
 from xvbd.web.tenant.ivr import IvrPages
+from xvbd.web.tenant.lists import ListPages
 from xvbd.web.tenant.messages import MessagePages
 
 
-class TenantApp(GreetingPages, MessagePages, IvrPages, AccountPages, TenantBase):
+class TenantApp(ListPages, GreetingPages, MessagePages, IvrPages, AccountPages, TenantBase):
     """All the tenant's pages on one Klein app (``TenantApp(...).app.resource()``)."""
 
 

@@ -16,6 +16,7 @@ from xvbd.store.audit import acting
 from xvbd.store.ivr import Extension
 from xvbd.web.security import Refused, form
 from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, app, number_arg
+from xvbd.web.tenant.lists import LIST_OF
 from xvbd.web.tenant.settingsform import describe, form_values, parse
 
 load_builtin_types()
@@ -208,6 +209,7 @@ class IvrPages(TenantBase):
             extras["menus"] = [] if ext.parent_id is None else [
                 e for e in await self.store.ivr.tree(who.id)
                 if e.id != ext.id and not e.path.startswith(ext.path + "*")]
+        extras["list_page"] = LIST_OF.get(type_name, "") if ext is not None else ""
         return self.page(request, "ui/ext.html", who, ext=ext, type_name=type_name,
                          kind=kind, fields=fields, values=shown, parent=parent, number=number,
                          name=name, error=error, paths=paths,
