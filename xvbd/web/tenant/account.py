@@ -45,7 +45,7 @@ class AccountPages(TenantBase):
         currency = await self.store.accounts.get_currency(tariff.currency_id) \
             if tariff else None
         return self.page(
-            request, "ui/home.html", who, tariff=tariff, currency=currency,
+            request, "tenant/home.html", who, tariff=tariff, currency=currency,
             plan=[(label, getattr(who.group, attr)) for attr, label in PLAN],
             extensions=await self.store.ivr.count(who.id),
             messages=await self.store.messages.count(who.id),
@@ -66,7 +66,7 @@ class AccountPages(TenantBase):
                       errors: dict[str, str], password_error: str) -> bytes:
         if errors or password_error:
             request.setResponseCode(400)
-        return self.page(request, "ui/account.html", who, fields=ACCOUNT, values=values,
+        return self.page(request, "tenant/account.html", who, fields=ACCOUNT, values=values,
                          errors=errors, password_error=password_error)
 
     @app.route("/account", methods=["POST"])
@@ -121,7 +121,7 @@ class AccountPages(TenantBase):
         entries = await self.store.journal.for_user(who.id, before_id=before, limit=PAGE + 1)
         more = len(entries) > PAGE
         entries = entries[:PAGE]
-        return self.page(request, "ui/journal.html", who, entries=entries,
+        return self.page(request, "tenant/journal.html", who, entries=entries,
                          next_before=entries[-1].id if more and entries else None)
 
 

@@ -144,7 +144,7 @@ class TenantBase:
 
     @app.route("/login", methods=["GET"])
     async def tenant_login_form(self, request: IRequest) -> bytes:
-        return self.page(request, "ui/login.html", None, error="", next=_next(request),
+        return self.page(request, "tenant/login.html", None, error="", next=_next(request),
                          voice_number="", access_code="")
 
     @app.route("/login", methods=["POST"])
@@ -177,7 +177,7 @@ class TenantBase:
                 why = ("Wrong phone number, access code or PIN/password. The PIN is the one "
                        "you use on the phone; a web password works too once you have set one.")
         request.setResponseCode(401)
-        return self.page(request, "ui/login.html", None, error=why,
+        return self.page(request, "tenant/login.html", None, error=why,
                          next=_next(request, data), voice_number=number, access_code=code)
 
     @app.route("/logout", methods=["POST"])
@@ -201,7 +201,7 @@ class TenantBase:
     @app.handle_errors(Refused)
     def tenant_refused(self, request: IRequest, failure: Any) -> bytes:
         request.setResponseCode(failure.value.code)
-        return self.page(request, "ui/error.html", None, code=failure.value.code,
+        return self.page(request, "tenant/error.html", None, code=failure.value.code,
                          message=failure.value.message)
 
     @app.handle_errors(Exception)
@@ -212,10 +212,10 @@ class TenantBase:
             code = failure.value.code or 500
             request.setResponseCode(code)
             message = "There is no such page." if code == 404 else failure.value.description
-            return self.page(request, "ui/error.html", None, code=code, message=message)
+            return self.page(request, "tenant/error.html", None, code=code, message=message)
         log.failure("tenant web request {uri} failed", failure, uri=request.uri)
         request.setResponseCode(500)
-        return self.page(request, "ui/error.html", None, code=500,
+        return self.page(request, "tenant/error.html", None, code=500,
                          message="Something went wrong on the server; it is in the log. "
                          "Nothing was changed unless the page says so.")
 

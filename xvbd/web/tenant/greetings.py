@@ -162,7 +162,7 @@ class GreetingPages(TenantBase):
         if error:
             request.setResponseCode(400)
         found = await deferToThread(list_greetings, self._dir(who), self._format(who))
-        return self.page(request, "ui/greetings.html", who, greetings=found, error=error,
+        return self.page(request, "tenant/greetings.html", who, greetings=found, error=error,
                          name=name, max_seconds=who.group.max_greeting_duration,
                          max_mb=MAX_UPLOAD_BYTES // (1024 * 1024))
 

@@ -114,7 +114,7 @@ class IvrPages(TenantBase):
         for kids in children.values():
             kids.sort(key=lambda e: (e.position, e.id))
         limits, counts = await self._limits(who)
-        return self.page(request, "ui/ivr.html", who, children=children,
+        return self.page(request, "tenant/ivr.html", who, children=children,
                          summaries={e.id: summary(e) for e in tree},
                          total=len(tree), types=type_choices(who.group, limits, counts))
 
@@ -130,7 +130,7 @@ class IvrPages(TenantBase):
             raise Refused(404, f"There is no extension type {type_name!r}.")
         limits, counts = await self._limits(who)
         if not type_name:
-            return self.page(request, "ui/ext_type.html", who, parent=parent,
+            return self.page(request, "tenant/ext_type.html", who, parent=parent,
                              types=type_choices(who.group, limits, counts))
         suggested = ""
         if parent is not None:
@@ -210,7 +210,7 @@ class IvrPages(TenantBase):
                 e for e in await self.store.ivr.tree(who.id)
                 if e.id != ext.id and not e.path.startswith(ext.path + "*")]
         extras["list_page"] = LIST_OF.get(type_name, "") if ext is not None else ""
-        return self.page(request, "ui/ext.html", who, ext=ext, type_name=type_name,
+        return self.page(request, "tenant/ext.html", who, ext=ext, type_name=type_name,
                          kind=kind, fields=fields, values=shown, parent=parent, number=number,
                          name=name, error=error, paths=paths,
                          greetings=await self.greeting_names(who), **extras)

@@ -57,7 +57,7 @@ class ListPages(TenantBase):
         if error:
             request.setResponseCode(400)
         rows = await self.store.features.directory(who.id, ext.id)
-        return self.page(request, "ui/employees.html", who, ext=ext, employees=rows,
+        return self.page(request, "tenant/employees.html", who, ext=ext, employees=rows,
                          error=error, values=values)
 
     def _employee(self, data: dict[str, str]) -> tuple[dict[str, Any], str]:
@@ -129,7 +129,7 @@ class ListPages(TenantBase):
         fields = describe("CallBlastItem", ItemSettings)
         values = form_values(fields, {}) if data is None else {
             f.name: data.get(f.name, "") for f in fields}
-        return self.page(request, "ui/callblast.html", who, ext=ext, items=items,
+        return self.page(request, "tenant/callblast.html", who, ext=ext, items=items,
                          phones=phones, fields=fields, values=values, error=error,
                          typed=data or {})
 
@@ -170,7 +170,7 @@ class ListPages(TenantBase):
                          error: str) -> bytes:
         if error:
             request.setResponseCode(400)
-        return self.page(request, "ui/callblast_item.html", who, item=item, error=error,
+        return self.page(request, "tenant/callblast_item.html", who, item=item, error=error,
                          phones=await self.store.callblast.phones(who.id, item.id),
                          results=await self.store.callblast.results(who.id, item.id, 200))
 
@@ -221,7 +221,7 @@ class ListPages(TenantBase):
         ext = await self._ext_of(who, ext_id, "Voting")
         results = await self.store.features.vote_results(who.id, ext.id)
         options = str(ext.settings_dict().get("options", "12"))
-        return self.page(request, "ui/votes.html", who, ext=ext, options=options,
+        return self.page(request, "tenant/votes.html", who, ext=ext, options=options,
                          results=results, total=sum(results.values()))
 
     @app.route("/ivr/<ext_id>/votes/clear", methods=["POST"])
@@ -246,7 +246,7 @@ class ListPages(TenantBase):
     async def _variables_page(self, request: IRequest, who: Tenant, error: str) -> bytes:
         if error:
             request.setResponseCode(400)
-        return self.page(request, "ui/variables.html", who, error=error,
+        return self.page(request, "tenant/variables.html", who, error=error,
                          variables=await self.store.features.all_vars(who.id),
                          callbacks=await self.store.features.callbacks(who.id),
                          digits=await self.store.features.dtmf_messages(who.id, limit=100))

@@ -61,7 +61,7 @@ class MessagePages(TenantBase):
         more = len(rows) > PAGE
         rows = rows[:PAGE]
         names = {e.id: e for e in await self.store.ivr.tree(who.id)}
-        return self.page(request, "ui/messages.html", who, messages=rows, extensions=names,
+        return self.page(request, "tenant/messages.html", who, messages=rows, extensions=names,
                          unread=unread, next_before=rows[-1].id if more and rows else None)
 
     @app.route("/messages/<message_id>/audio", methods=["GET"])
