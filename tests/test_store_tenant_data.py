@@ -142,14 +142,14 @@ class TenantDataTests:
 
     async def test_reports_crud(self) -> None:
         reports = self.store.reports
-        report = await reports.create("Daily summary", "SELECT 1", cache_ttl=3600,
-                                      default_start="-1 day", access="all")
+        report = await reports.create("My summary", "SELECT 1", cache_ttl=3600,
+                                      default_start="yesterday", access="all")
         self.assertEqual((await reports.get(report.id)).access, "all")
         with self.assertRaises(ValueError):
             await reports.create("bad", "SELECT 1", access="everyone")
         self.assertTrue(await reports.update(report.id, sql_text="SELECT 2"))
         self.assertEqual((await reports.get(report.id)).sql_text, "SELECT 2")
-        self.assertEqual([r.name for r in await reports.list()], ["Daily summary"])
+        self.assertEqual((await reports.list())[0].name, "My summary", "newest first")
         self.assertTrue(await reports.delete(report.id))
         self.assertIsNone(await reports.get(report.id))
 

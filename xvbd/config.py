@@ -505,6 +505,7 @@ class DBSettings:
     pool_max: int
     connect_timeout: int
     reports_url: DatabaseURL | None
+    reports_timeout: int
 
 
 @dataclass(frozen=True)
@@ -636,6 +637,7 @@ SECTIONS: tuple[Section, ...] = (
         Key("POOL_MAX", "8", integer(1, 100)),
         Key("CONNECT_TIMEOUT", "5", integer(1, 120)),
         Key("REPORTS_URL", "", lambda raw: database_url(raw) if raw else None),
+        Key("REPORTS_TIMEOUT", "30", integer(1, 3600)),
     )),
     Section("AGI", AGISettings, (
         Key("LISTEN", "tcp:4573:interface=127.0.0.1", endpoint),

@@ -1,9 +1,320 @@
-"""SQL reports: defined by the admin, run read-only, shown as a table or CSV."""
+"""SQL reports (``/ai/reports``): the list with a search by name, the edit form (SQL typed
+or uploaded as a ``.sql`` file), the run page (a period, the result as a table) and CSV.
+
+Reports read every tenant's data, so every route is the operator's: a partner is refused
+(403).  ``access = admin`` lets only the owning admin login run, see or change a report;
+``all`` lets every admin login.  Running is read-only and bounded (``xvbd.store.
+report_runner``); a refusal is shown on the page with HTTP 400.
+"""
 
 from __future__ import annotations
 
-from xvbd.web.admin.base import AdminBase
+import csv
+import io
+import re
+import time
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
+from typing import Any
+from urllib.parse import quote
+
+from markupsafe import Markup
+from twisted.internet.threads import deferToThread
+from twisted.web.iweb import IRequest
+
+from xvbd.store.audit import acting
+from xvbd.store.report_runner import ReportRefused, ReportResult, ReportRunner, check_text
+from xvbd.store.reports import MOMENT_HELP, Report, moment
+from xvbd.web.admin.base import ROOT, AdminBase, Principal, app
+from xvbd.web.forms import Field, parse_fields
+from xvbd.web.security import Refused, check_csrf, secure_headers
+
+ROWS_ON_PAGE = 10_000
+ROWS_IN_CSV = 100_000
+SQL_BYTES = 60_000  # what a TEXT column holds on MySQL, with room to spare
+ALIGN_CLASS = {"left": "", "center": "mid", "right": "num"}
+ACCESS_CHOICES = (("admin", "the owner only"), ("all", "every admin login"))
+
+
+def _id(text: str) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise Refused(404, "There is no such report.")
+    return int(text)
+
+
+def _form_fields(request: IRequest) -> dict[str, str]:
+    """The form's text fields (the uploaded file is read apart, as bytes)."""
+    out: dict[str, str] = {}
+    for key, values in (request.args or {}).items():
+        if key == b"sql_file":
+            continue
+        try:
+            out.setdefault(key.decode("utf-8"), values[0].decode("utf-8") if values else "")
+        except UnicodeDecodeError:
+            raise Refused(400, "The form is not UTF-8 text; send it again from the page.") \
+                from None
+    return out
+
+
+def _arg(request: IRequest, name: str) -> str:
+    return request.args.get(name.encode(), [b""])[0].decode("utf-8", "replace").strip()[:64]
+
+
+def _day(text: str, label: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ReportRefused(f"{label}: a date like 2026-01-31, got {text!r}.") from None
+
+
+def _midnight(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
 class ReportPages(AdminBase):
-    """(to be filled: /ai/reports)"""
+    """The operator's SQL reports."""
+
+    @cached_property
+    def report_runner(self) -> ReportRunner:
+        db = self.settings.db
+        return ReportRunner(self.store.db.url, reports_url=db.reports_url,
+                            timeout=db.reports_timeout)
+
+    async def _report(self, who: Principal, report_id: str) -> Report:
+        report = await self.store.reports.get(_id(report_id))
+        if report is None:
+            raise Refused(404, f"There is no report {report_id}.")
+        if not report.runs_for(who.name):
+            raise Refused(403, f"Report {report.id} is kept by its owner {report.owner} for "
+                          "themselves; they can share it with every admin login.")
+        return report
+
+    # ------------------------------------------------------------------ list
+
+    @app.route("/reports", methods=["GET"])
+    async def reports_list(self, request: IRequest) -> bytes:
+        who = await self.staff(request, admin=True)
+        name = _arg(request, "name")
+        reports = [r for r in await self.store.reports.list(name) if r.runs_for(who.name)]
+        return self.page(request, "admin/reports.html", who, reports=reports, name=name,
+                         title="Reports")
+
+    # ------------------------------------------------------------------ run
+
+    def _period(self, request: IRequest, report: Report) -> tuple[int | None, int | None]:
+        """The period picked on the page (whole UTC days, the last one included), else the
+        report's default start and stop."""
+        first, last = _arg(request, "from"), _arg(request, "to")
+        if first or last:
+            if not (first and last):
+                raise ReportRefused("Pick both dates (from and to), or neither for the "
+                                    "report's default period.")
+            start, end = _day(first, "From date"), _day(last, "To date")
+            if end < start:
+                raise ReportRefused("To date is before From date.")
+            return _midnight(start), _midnight(end + timedelta(days=1))
+        if not report.has_period:
+            return None, None
+        now = time.time()
+        try:
+            return moment(report.default_start, now), moment(report.default_stop, now)
+        except ValueError as exc:
+            raise ReportRefused(f"The report's default period: {exc}; edit the report."
+                                ) from None
+
+    @app.route("/reports/<report_id>", methods=["GET"])
+    async def report_run(self, request: IRequest, report_id: str) -> bytes:
+        who = await self.staff(request, admin=True)
+        report = await self._report(who, report_id)
+        result: ReportResult | None = None
+        error, start, stop = "", None, None
+        try:
+            start, stop = self._period(request, report)
+            result = await self.report_runner.run(report, start, stop, ROWS_ON_PAGE)
+        except ReportRefused as exc:
+            error = exc.message
+            request.setResponseCode(400)
+        table = Markup("")
+        if result is not None:  # up to 10,000 rows: rendered on a thread, not the reactor's
+            html: bytes = await deferToThread(
+                self.pages.render, "admin/report_table.html", result=result,
+                classes=[ALIGN_CLASS[c.align] for c in result.columns])
+            table = Markup(html.decode("utf-8"))
+        return self.page(request, "admin/report.html", who, report=report, result=result,
+                         error=error, start=start, stop=stop, title=report.name,
+                         table_html=table, picked={"from": _arg(request, "from"),
+                                                   "to": _arg(request, "to")})
+
+    @app.route("/reports/<report_id>/csv", methods=["GET"])
+    async def report_csv(self, request: IRequest, report_id: str) -> bytes:
+        who = await self.staff(request, admin=True)
+        report = await self._report(who, report_id)
+        try:
+            start, stop = self._period(request, report)
+            result = await self.report_runner.run(report, start, stop, ROWS_IN_CSV)
+        except ReportRefused as exc:
+            raise Refused(400, exc.message) from None
+        secure_headers(request, b"text/csv; charset=utf-8")
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", report.name).strip("-")[:60] or "report"
+        request.setHeader(b"Content-Disposition", (
+            f"attachment; filename=\"report-{report.id}-{slug}.csv\"; "
+            f"filename*=UTF-8''{quote(f'report-{report.id}-{report.name}.csv', safe='')}"
+            ).encode())
+        body: bytes = await deferToThread(csv_bytes, result)  # up to 100,000 rows
+        return body
+
+    # ------------------------------------------------------------------ edit
+
+    async def _fields(self, who: Principal, report: Report | None) -> tuple[Field, ...]:
+        owners = await self.store.reports.admin_logins()
+        for extra in (who.name, report.owner if report else ""):
+            if extra and extra not in owners:
+                owners.append(extra)
+        moment_help = f"{MOMENT_HELP}; empty (both) for a report without a period"
+        return (
+            Field("name", "Name", required=True, max_length=255),
+            Field("default_start", "Default start", max_length=255, help=moment_help),
+            Field("default_stop", "Default stop", max_length=255,
+                  help="the end of the period, not included (e.g. today)"),
+            Field("cache_ttl", "Cache TTL (seconds)", "int", minimum=0, maximum=7 * 86400,
+                  help="how long a result is kept and shown again; 0: run every time"),
+            Field("owner", "Owner", "choice", choices=tuple((o, o) for o in owners)),
+            Field("access", "Who may run it", "choice", choices=ACCESS_CHOICES,
+                  help="a partner never runs reports"),
+            Field("sql_text", "SQL", "textarea", max_length=SQL_BYTES),
+        )
+
+    def _form(self, request: IRequest, who: Principal, fields: tuple[Field, ...],
+              values: dict[str, Any], action: str, report: Report | None = None,
+              errors: dict[str, str] | None = None) -> bytes:
+        if errors:
+            request.setResponseCode(400)
+        return self.page(request, "admin/report_form.html", who, fields=fields[:-1],
+                         sql_field=fields[-1], values=values, errors=errors or {},
+                         action=action, report=report, sql_bytes=SQL_BYTES,
+                         title=f"Report {report.name}" if report else "New report")
+
+    async def _parsed(self, request: IRequest, who: Principal, fields: tuple[Field, ...]
+                      ) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+        """(values, errors, what the form sent) of a report form (multipart or not)."""
+        data = _form_fields(request)
+        check_csrf(who.session, data, request)
+        upload = (request.args or {}).get(b"sql_file", [b""])[0]
+        values, errors = parse_fields(fields, data)
+        if upload:
+            if len(upload) > SQL_BYTES:
+                errors["sql_text"] = (f"SQL file: at most {SQL_BYTES} bytes, this one has "
+                                      f"{len(upload)}.")
+            else:
+                try:
+                    text = upload.decode("utf-8-sig")
+                except UnicodeDecodeError:
+                    text = ""
+                    errors["sql_text"] = ("SQL file: not UTF-8 text; save it as UTF-8 and "
+                                          "upload it again.")
+                if text and "\x00" in text:
+                    errors["sql_text"] = "SQL file: not a text file."
+                elif text:
+                    values["sql_text"] = data["sql_text"] = text.strip()
+                    errors.pop("sql_text", None)
+        sql = values.get("sql_text", "")
+        if "sql_text" not in errors:
+            if not sql:
+                errors["sql_text"] = "SQL: write the query or upload a .sql file."
+            elif len(sql.encode("utf-8")) > SQL_BYTES:
+                errors["sql_text"] = f"SQL: at most {SQL_BYTES} bytes."
+            else:
+                try:  # on a thread: a long text takes some milliseconds to scan
+                    await deferToThread(check_text, sql, self.report_runner.backend)
+                except ReportRefused as exc:
+                    errors["sql_text"] = exc.message
+        start, stop = values.get("default_start", ""), values.get("default_stop", "")
+        for name, label in (("default_start", "Default start"), ("default_stop",
+                                                                 "Default stop")):
+            if values.get(name) and name not in errors:
+                try:
+                    moment(values[name], time.time())
+                except ValueError as exc:
+                    errors[name] = f"{label}: {exc}"
+        if bool(start) != bool(stop) and not errors.keys() & {"default_start", "default_stop"}:
+            errors["default_stop" if start else "default_start"] = (
+                "Give both a default start and a default stop, or neither.")
+        return values, errors, {k: v for k, v in data.items() if k != "_csrf"}
+
+    @app.route("/reports/new", methods=["GET"])
+    async def report_new(self, request: IRequest) -> bytes:
+        who = await self.staff(request, admin=True)
+        values = {"name": "", "default_start": "yesterday", "default_stop": "today",
+                  "cache_ttl": 300, "owner": who.name, "access": "admin", "sql_text": ""}
+        return self._form(request, who, await self._fields(who, None), values,
+                          f"{ROOT}/reports/new")
+
+    @app.route("/reports/new", methods=["POST"])
+    async def report_create(self, request: IRequest) -> bytes:
+        who = await self.staff(request, admin=True)
+        fields = await self._fields(who, None)
+        values, errors, sent = await self._parsed(request, who, fields)
+        if errors:
+            return self._form(request, who, fields, sent, f"{ROOT}/reports/new",
+                              errors=errors)
+        with acting(who.actor):
+            report = await self.store.reports.create(values.pop("name"),
+                                                     values.pop("sql_text"), **values)
+        raise self.done(f"{ROOT}/reports/{report.id}", f"Report {report.name} saved.")
+
+    @app.route("/reports/<report_id>/edit", methods=["GET"])
+    async def report_edit(self, request: IRequest, report_id: str) -> bytes:
+        who = await self.staff(request, admin=True)
+        report = await self._report(who, report_id)
+        return self._form(request, who, await self._fields(who, report), asdict(report),
+                          f"{ROOT}/reports/{report.id}/edit", report)
+
+    @app.route("/reports/<report_id>/edit", methods=["POST"])
+    async def report_save(self, request: IRequest, report_id: str) -> bytes:
+        who = await self.staff(request, admin=True)
+        report = await self._report(who, report_id)
+        fields = await self._fields(who, report)
+        values, errors, sent = await self._parsed(request, who, fields)
+        if errors:
+            return self._form(request, who, fields, sent,
+                              f"{ROOT}/reports/{report.id}/edit", report, errors)
+        with acting(who.actor):
+            await self.store.reports.update(report.id, **values)
+        self.report_runner.cache.forget(report.id)
+        raise self.done(f"{ROOT}/reports/{report.id}", f"Report {values['name']} saved.")
+
+    @app.route("/reports/<report_id>/delete", methods=["POST"])
+    async def report_delete(self, request: IRequest, report_id: str) -> bytes:
+        who = await self.staff(request, admin=True, change=True)
+        report = await self._report(who, report_id)
+        with acting(who.actor):
+            await self.store.reports.delete(report.id)
+        self.report_runner.cache.forget(report.id)
+        raise self.done(f"{ROOT}/reports", f"Report {report.name} deleted.")
+
+
+_RISKY_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
+
+
+def _safe_cell(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula: text starting with = + - @ (other
+    than a plain number such as -5 or +74951234567) gets a leading apostrophe."""
+    if text.startswith(_RISKY_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def csv_bytes(result: ReportResult) -> bytes:
+    """The result as CSV: UTF-8 with a BOM (spreadsheets then read it as UTF-8), CRLF rows,
+    fields quoted where needed; a last line says when the rows were cut."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([_safe_cell(c.label) for c in result.columns])
+    for row in result.rows:
+        writer.writerow([_safe_cell(v) for v in row])
+    if result.truncated:
+        writer.writerow([f"(cut at {result.limit} rows; narrow the period for the rest)"])
+    return out.getvalue().encode("utf-8")
