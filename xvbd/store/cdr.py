@@ -1,11 +1,16 @@
 """CDR records in the database (the DB sink writes here; the web lists them).
 
-A tenant's list is always read through its owner (``subscr_id``); the operator's list has
-every filter of the admin screen.  Both page by keyset (``before_id``) on indexed columns.
+A tenant's list is always read through its owner (``subscr_id``).  The operator's list
+(:meth:`CDRs.listing`) has every filter of the admin screen, newest first, and pages by
+keyset on ``(start_timestamp, id)``: a page is one indexed range read of ``limit + 1`` rows
+however deep it is, never an OFFSET or a COUNT(*).  The CSV export reads the same order in
+batches (:meth:`CDRs.batch`), one round trip each.  Every filter has an index that also
+gives the order (schema 001 and 006), so no filter sorts its matches.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -44,6 +49,7 @@ class CDRRow:
 
 CDRS = Table("cdrs", CDRRow, owner="subscr_id")
 _INSERT_COLUMNS = tuple(c for c in CDRS.columns if c != "id")
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -55,20 +61,106 @@ class CDRFilter:
     access_code: str | None = None
     type: str | None = None
     call_type: str | None = None
+    server_id: str | None = None
 
     def where(self) -> tuple[str, list[Any]]:
+        """The filter as SQL and its parameters.
+
+        Each column has an index ``(column, start_timestamp)``.  When several are given, only
+        the most selective one (in :data:`_BY_SELECTIVITY` order) is left for an index; the
+        others are compared through ``COALESCE`` (the same value: the columns are NOT NULL),
+        which no index serves.  Without that, SQLite (which keeps no statistics unless
+        ANALYZE is run) picks among equal-looking indexes by their order, and would read
+        every "XVB" record to find one user's.
+        """
         clauses: list[str] = []
         params: list[Any] = []
         for clause, value in (("start_timestamp >= ?", self.start_from),
-                              ("start_timestamp < ?", self.start_to),
-                              ("caller_id = ?", self.caller_id),
-                              ("called_id = ?", self.called_id),
-                              ("access_code = ?", self.access_code),
-                              ("type = ?", self.type), ("call_type = ?", self.call_type)):
-            if value is not None and value != "":
+                              ("start_timestamp < ?", self.start_to)):
+            if value is not None:
                 clauses.append(clause)
                 params.append(value)
+        indexed = False
+        for column in _BY_SELECTIVITY:
+            value = getattr(self, column)
+            if value is None or value == "":
+                continue
+            clauses.append(f"COALESCE({column}, '') = ?" if indexed else f"{column} = ?")
+            params.append(value)
+            indexed = True
         return " AND ".join(clauses) or "1 = 1", params
+
+
+#: The equality filters, the one that usually matches fewest rows first: a person's columns
+#: (thousands of rows at most), then the categories (a share of the whole table).
+_BY_SELECTIVITY = ("access_code", "caller_id", "called_id", "call_type", "type", "server_id")
+
+
+@dataclass(frozen=True, order=True)
+class CDRKey:
+    """A place in the operator's list (newest first): the rows after it are older, or as
+    old with a smaller id.  ``str()`` is its form in a page link."""
+
+    start_timestamp: int
+    id: int
+
+    @classmethod
+    def of(cls, row: CDRRow) -> CDRKey:
+        return cls(row.start_timestamp, row.id)
+
+    @classmethod
+    def parse(cls, text: str) -> CDRKey:
+        """The key of a page link; ValueError when it is not one."""
+        start, sep, row_id = text.partition("_")
+        if not sep or not _DIGITS.fullmatch(start) or not _DIGITS.fullmatch(row_id):
+            raise ValueError(f"not a place in the list: {text[:40]!r}")
+        return cls(int(start), int(row_id))
+
+    def __str__(self) -> str:
+        return f"{self.start_timestamp}_{self.id}"
+
+
+@dataclass(frozen=True)
+class CDRPage:
+    rows: list[CDRRow]
+    #: Where the next page starts; None on the last page.
+    next: CDRKey | None
+
+
+#: Newest first; the index of each filter ends in start_timestamp, and every index carries
+#: the row id after its columns (SQLite's rowid, InnoDB's primary key), so this order is
+#: read straight off the index.
+NEWEST_FIRST = "start_timestamp DESC, id DESC"
+
+
+def _listing(txn: Txn, flt: CDRFilter, before: CDRKey | None, limit: int) -> list[CDRRow]:
+    where, params = flt.where()
+    if before is not None:
+        # (start_timestamp, id) < before, written so that both engines see the range on
+        # start_timestamp (a row-value or a bare OR would scan from the newest row).
+        where += " AND start_timestamp <= ? AND (start_timestamp < ? OR id < ?)"
+        params += [before.start_timestamp, before.start_timestamp, before.id]
+    return CDRS.select(txn, where, params, owner=ANY_OWNER, order=NEWEST_FIRST, limit=limit)
+
+
+def _user_listing(txn: Txn, user_id: int, flt: CDRFilter, before: CDRKey | None,
+                  limit: int) -> list[CDRRow]:
+    clauses, params = [], []
+    for clause, value in (("start_timestamp >= ?", flt.start_from),
+                          ("start_timestamp < ?", flt.start_to)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    for column in _BY_SELECTIVITY:  # compared, not indexed: the owner's index leads
+        value = getattr(flt, column)
+        if value is not None and value != "":
+            clauses.append(f"COALESCE({column}, '') = ?")
+            params.append(value)
+    if before is not None:
+        clauses.append("start_timestamp <= ? AND (start_timestamp < ? OR id < ?)")
+        params += [before.start_timestamp, before.start_timestamp, before.id]
+    return CDRS.select(txn, " AND ".join(clauses) or "1 = 1", params, owner=user_id,
+                       order=NEWEST_FIRST, limit=limit)
 
 
 class CDRs:
@@ -100,6 +192,15 @@ class CDRs:
         return await self._db.run_interaction(CDRS.select, where, params, owner=user_id,
                                               order="id DESC", limit=limit)
 
+    async def user_listing(self, user_id: int, flt: CDRFilter = CDRFilter(), *,
+                           before: CDRKey | None = None, limit: int = 50) -> CDRPage:
+        """A tenant's own records, newest first, as :meth:`listing` pages them: read along
+        the ``(subscr_id, start_timestamp)`` index whatever else is filtered."""
+        rows = await self._db.run_interaction(_user_listing, user_id, flt, before, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return CDRPage(rows, CDRKey.of(rows[-1]) if more and rows else None)
+
     async def all(self, flt: CDRFilter = CDRFilter(), *, before_id: int | None = None,
                   limit: int = 50) -> list[CDRRow]:
         """The operator's view of every tenant's records."""
@@ -110,6 +211,22 @@ class CDRs:
 
         return await self._db.run_interaction(CDRS.select, where, params, owner=ANY_OWNER,
                                               order="id DESC", limit=limit)
+
+    async def listing(self, flt: CDRFilter = CDRFilter(), *, before: CDRKey | None = None,
+                      limit: int = 50) -> CDRPage:
+        """The operator's list of every tenant's records: ``limit`` rows matching ``flt``
+        after ``before`` (from the newest when None), newest first, and where the next page
+        starts."""
+        rows = await self._db.run_interaction(_listing, flt, before, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return CDRPage(rows, CDRKey.of(rows[-1]) if more and rows else None)
+
+    async def batch(self, flt: CDRFilter, before: CDRKey | None, size: int) -> list[CDRRow]:
+        """Up to ``size`` rows of the operator's list after ``before`` (one round trip): the
+        export reads the filtered set this way, a batch at a time; fewer than ``size`` rows
+        means the set is done."""
+        return await self._db.run_interaction(_listing, flt, before, size)
 
     async def purge_older_than(self, days: int, step: int = 20000) -> int:
         """Delete records that started more than ``days`` ago, ``step`` rows a transaction."""
