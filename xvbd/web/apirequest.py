@@ -1,0 +1,211 @@
+"""The frame of the JSON/XML APIs (the operator's under ``/ai/api`` and the tenants'
+under ``/ui/api``): HTTP Basic credentials, the answer's format, the query and the body
+checked against field lists, and answers and errors written in the chosen format."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from twisted.web.iweb import IRequest
+
+from xvbd.web import apiformat
+from xvbd.web.forms import Field, parse_fields, unknown_fields
+from xvbd.web.security import secure_headers
+
+#: Largest request body accepted (an object's fields are well under 4 KiB).
+BODY_LIMIT = 64 * 1024
+REALM = 'Basic realm="xvbd"'
+
+
+class ApiError(Exception):
+    """An answer other than 200: ``code``, a message for the person reading it, and (for
+    a bad request) what is wrong with each field."""
+
+    def __init__(self, code: int, message: str, fields: Mapping[str, str] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+        self.fields = dict(fields or {})
+        self.headers = dict(headers or {})
+
+
+
+
+def basic_credentials(request: IRequest, *, cookie: str, who: str) -> tuple[str, str]:
+    """(login, password) of the request's HTTP Basic credentials, or a 401 saying that
+    ``who`` (an admin's or a partner's login…) is wanted; the pages' session ``cookie``
+    alone is refused with a message saying so."""
+    header = request.getHeader("Authorization") or ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic":
+        if request.getCookie(cookie.encode()):
+            message = ("The API does not use the web pages' login session: send your login "
+                       "and password with HTTP Basic authentication.")
+        else:
+            message = f"The API needs HTTP Basic authentication with {who}."
+        raise ApiError(401, message, headers={"WWW-Authenticate": REALM})
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ApiError(401, "The Authorization header is not HTTP Basic: it must be "
+                       "'Basic ' and the base64 of login:password.",
+                       headers={"WWW-Authenticate": REALM}) from None
+    login, colon, password = decoded.partition(":")
+    if not colon:
+        raise ApiError(401, "The Authorization header has no password (login:password).",
+                       headers={"WWW-Authenticate": REALM})
+    return login.strip()[:64], password
+
+
+def negotiate_format(request: IRequest, *, strict: bool = True) -> str:
+    """'xml' or 'json': the path's ``.xml``, then ``?format=``, then ``Accept``; a
+    ``format`` that is neither is a 400 when ``strict``, else ignored."""
+    if request.path.endswith(b".xml"):
+        return "xml"
+    query = dict(parse_qsl(urlsplit(request.uri).query.decode("latin-1")))
+    chosen = query.get("format", "")
+    if chosen in ("json", "xml"):
+        return chosen
+    if chosen and strict:
+        raise ApiError(400, "format is json or xml.", {"format": "json or xml"})
+    best = {"json": 0.0, "xml": 0.0}
+    for part in (request.getHeader("Accept") or "").split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        kind = {"application/json": "json", "application/xml": "xml",
+                "text/xml": "xml"}.get(media.lower())
+        if kind:
+            best[kind] = max(best[kind], q)
+    return "xml" if best["xml"] > best["json"] else "json"
+
+
+def query_fields(request: IRequest, fields: Sequence[Field]) -> dict[str, Any]:
+    """The query string's parameters (besides ``format``), checked against ``fields``."""
+    try:
+        pairs = parse_qsl(urlsplit(request.uri).query.decode("ascii"),
+                          keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "The query string is not valid UTF-8.") from None
+    data: dict[str, str] = {}
+    for name, value in pairs:
+        data.setdefault(name, value)
+    data.pop("format", None)
+    data = {k: v for k, v in data.items() if v != ""}
+    errors = unknown_errors(fields, data, "this endpoint's query")
+    values, bad = parse_fields(fields, data, partial=True)
+    errors.update(bad)
+    if errors:
+        raise ApiError(400, "Some query parameters are not right.", errors)
+    return values
+
+
+def body_fields(request: IRequest, nested: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The request's fields: a JSON object or a form, at most :data:`BODY_LIMIT` bytes;
+    only the fields named in ``nested`` may hold a JSON list or object."""
+    length = request.getHeader("Content-Length") or "0"
+    if not length.isdigit() or int(length) > BODY_LIMIT:
+        raise ApiError(413, f"The request body is larger than {BODY_LIMIT} bytes.")
+    request.content.seek(0)
+    raw = request.content.read(BODY_LIMIT + 1)
+    if len(raw) > BODY_LIMIT:
+        raise ApiError(413, f"The request body is larger than {BODY_LIMIT} bytes.")
+    kind = (request.getHeader("Content-Type") or "").split(";")[0].strip().lower()
+    if not raw.strip():
+        return {}
+    if kind == "application/json":
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ApiError(400, f"The body is not valid JSON: {exc}.") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "The body must be a JSON object of field names and values.")
+        wrong = {k: f"{k}: one value (text, a number or true/false), not a list or object"
+                 for k, v in data.items() if isinstance(v, list | dict) and k not in nested}
+        if wrong:
+            raise ApiError(400, "Some fields are not right.", wrong)
+        return data
+    if kind in ("application/x-www-form-urlencoded", ""):
+        try:
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, "The form is not valid UTF-8.") from None
+        out: dict[str, Any] = {}
+        for name, value in pairs:
+            out.setdefault(name, value)
+        return out
+    raise ApiError(415, "Send the fields as JSON (Content-Type: application/json) or as a "
+                   "form (application/x-www-form-urlencoded).")
+
+
+def unknown_errors(fields: Sequence[Field], data: Mapping[str, Any], what: str) -> dict[str, str]:
+    known = ", ".join(f.name for f in fields) or "none"
+    return {name: f"{name}: not a field of {what} (they are: {known})"
+            for name in unknown_fields(fields, data)}
+
+
+def time_arg(args: Mapping[str, Any], name: str, errors: dict[str, str]) -> int | None:
+    """A time filter as Unix seconds: given as seconds or as ISO 8601 (UTC unless it says)."""
+    text = str(args.get(name) or "")
+    if not text:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        errors[name] = (f"{name}: Unix seconds or a date like 2026-11-26 or "
+                        f"2026-11-26T08:00:00Z, got {text!r}")
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+
+def plain(obj: Any, *, money: Sequence[str] | frozenset[str] = (),
+           times: Sequence[str] = ()) -> dict[str, Any]:
+    """A stored object as the API gives it: money and times each as two fields."""
+    out: dict[str, Any] = {}
+    for name, value in asdict(obj).items():
+        if name in money:
+            out.update(apiformat.money_fields(name, value))
+        elif name in times:
+            out.update(apiformat.time_fields(name, value))
+        else:
+            out[name] = value
+    return out
+
+
+
+def answer(request: IRequest, fmt: str, data: Any,
+           item_names: Mapping[str, str] | None = None) -> bytes:
+    body, content_type = apiformat.render(data, fmt, item_names)
+    secure_headers(request, content_type)
+    return body
+
+
+def error_answer(request: IRequest, fmt: str, exc: ApiError,
+                 item_names: Mapping[str, str] | None = None) -> bytes:
+    request.setResponseCode(exc.code)
+    for name, value in exc.headers.items():
+        request.setHeader(name.encode(), value.encode())
+    data: dict[str, Any] = {"error": exc.message}
+    if exc.fields:
+        data["fields"] = exc.fields
+    body, content_type = apiformat.render(data, fmt, item_names)
+    secure_headers(request, content_type)
+    return body
