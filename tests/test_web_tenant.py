@@ -363,6 +363,50 @@ class TenantWebTests(WebCase):
         self.assertIn("Greeting welcome deleted.", page.text)
         self.assertFalse(stored.exists())
 
+    # ------------------------------------------------------------------ calls
+
+    async def test_calls_in_the_tenants_time_zone_with_filters_and_pages(self) -> None:
+        user, browser = await self._tenant()
+        other, _ = await self._tenant("10002", pin="9999")
+        await self.store.accounts.update_user(user.id, timezone="Europe/Moscow")
+        day = 1767225600  # 2026-01-01 00:00 UTC, 03:00 in Moscow
+
+        def record(n: int, owner: int, start: int, **fields: Any) -> dict[str, Any]:
+            return {"record_id": f"r{n}", "call_id": f"c{n}", "server_id": "N1",
+                    "subscr_id": owner, "access_code": "", "caller_id": "79001",
+                    "called_id": "613", "ext_number": f"x{n}", "type": "Playback",
+                    "call_type": "", "create_timestamp": start, "start_timestamp": start,
+                    "stop_timestamp": start + 65, **fields}
+        rows = [record(n, user.id, day + 3600 * (n // 2)) for n in range(120)]
+        rows += [record(500, user.id, day - 4 * 3600, caller_id="<b>x</b>", type="VoiceMail"),
+                 record(900, other.id, day, caller_id="bob-secret")]
+        await self.store.cdrs.insert_many(rows)
+        page = await browser.get("/ui/calls")
+        self.assertIn("Times are in your time zone (Europe/Moscow).", page.text)
+        self.assertIn("2026-01-03 14:00:00", page.text)  # the newest: day + 59 h, +3 h
+        self.assertNotIn("bob-secret", page.text)
+        seen: list[str] = []
+        path = "/ui/calls"
+        while True:
+            page = await browser.get(path)
+            seen += re.findall(r"<td>(x\d+)</td>", page.text)
+            found = re.search(r'href="(/ui/calls\?[^"]*before=[^"]+)"', page.text)
+            if not found:
+                break
+            path = found[1].replace("&amp;", "&")
+        self.assertEqual(sorted(seen), sorted(f"x{n}" for n in (*range(120), 500)))
+        page = await browser.get("/ui/calls?type=VoiceMail")
+        self.assertEqual(re.findall(r"<td>(x\d+)</td>", page.text), ["x500"])
+        self.assertIn("&lt;b&gt;x&lt;/b&gt;", page.text)
+        # the day of 2025-12-31 in Moscow ends at 21:00 UTC: x500 (20:00 UTC) is in it
+        page = await browser.get("/ui/calls?from=2025-12-31&to=2025-12-31")
+        self.assertEqual(re.findall(r"<td>(x\d+)</td>", page.text), ["x500"])
+        page = await browser.get("/ui/calls?from=2026-13-01")
+        self.assertEqual(page.code, 400)
+        self.assertIn("A date like 2026-01-31", page.text)
+        page = await browser.get("/ui/calls?before=1_2_3")
+        self.assertIn("This page link is damaged", page.text)
+
     # ------------------------------------------------------------------ isolation
 
     async def test_another_tenant_reaches_nothing_of_ours(self) -> None:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from xvbd.web.tenant.account import AccountPages
-from xvbd.web.tenant.base import Tenant, TenantBase
-from xvbd.web.tenant.greetings import GreetingPages
-from xvbd.web.tenant.ivr import IvrPages
+from xvbd.web.tenant.api import TenantApi
+from xvbd.web.tenant.base import Tenant
+from xvbd.web.tenant.calls import CallPages
 from xvbd.web.tenant.lists import ListPages
-from xvbd.web.tenant.messages import MessagePages
 
 
-class TenantApp(ListPages, GreetingPages, MessagePages, IvrPages, AccountPages, TenantBase):
-    """All the tenant's pages on one Klein app (``TenantApp(...).app.resource()``)."""
+class TenantApp(TenantApi, CallPages, ListPages, AccountPages):
+    """All the tenant's pages on one Klein app (``TenantApp(...).app.resource()``); the API
+    builds on the IVR, message and greeting pages."""
 
 
 __all__ = ["Tenant", "TenantApp"]

@@ -1,0 +1,180 @@
+"""The tenant's JSON/XML API (``/ui/api``) through real HTTP on both backends: trusted
+addresses, NUMBER#CODE with the web password (not the PIN), the plan's API feature, the tree
+built and changed with each type's settings and the plan's limits, messages, greetings,
+variables, calls and journal — and another tenant reaching none of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.api import ApiClientCase, text
+from tests.support.db import on_both_backends
+from xvbd.passwords import hash_password
+from xvbd.store.accounts import User
+
+PASSWORD = "api-secret-1"
+HASH = hash_password(PASSWORD)
+
+
+class TenantApiCase(ApiClientCase):
+    async def tenant(self, code: str = "10001", **group: Any) -> tuple[User, tuple[str, str]]:
+        acc = self.store.accounts
+        gid = (await acc.create_group(f"g{code}", 1, allow_api=True, **group)).id
+        user = await acc.create_user("613", code, gid, pin="4321", web_password_hash=HASH)
+        return user, (f"613#{code}", PASSWORD)
+
+
+class UntrustedTenantApiTests(TenantApiCase):
+    web_config = "[CGI]\nTRUSTED_4_UI_DF = 10\\.1\\..*\n"
+
+    async def test_an_address_not_listed_is_refused(self) -> None:
+        _, auth = await self.tenant()
+        for path in ("/ui/api/whoami", "/ui/api/extensions.xml", "/ui/api/nope"):
+            answer = await self.call("GET", path, auth=auth)
+            self.assertEqual(answer.code, 403, path)
+            body = answer.json["error"] if not path.endswith(".xml") else \
+                text(answer.xml, "error")
+            self.assertIn("TRUSTED_4_UI_DF", body)
+
+
+class TenantApiTests(TenantApiCase):
+    async def test_credentials_pin_refused_plan_feature_and_throttle(self) -> None:
+        user, auth = await self.tenant()
+        answer = await self.call("GET", "/ui/api/whoami", auth=None)
+        self.assertEqual(answer.code, 401)
+        self.assertEqual(answer.header("WWW-Authenticate"), 'Basic realm="xvbd"')
+        answer = await self.call("GET", "/ui/api/whoami", auth=("613#10001", "4321"))
+        self.assertEqual(answer.code, 401)
+        self.assertIn("not the PIN", answer.json["error"])
+        answer = await self.call("GET", "/ui/api/whoami", auth=auth)
+        self.assertEqual(answer.code, 200, answer.body)
+        self.assertEqual((answer.json["access_code"], answer.json["balance_units"]),
+                         ("10001", 0))
+        answer = await self.call("GET", "/ui/api/whoami.xml", auth=auth)
+        self.assertEqual(text(answer.xml, "voice_number"), "613")
+        await self.store.accounts.update_group(user.group_id, allow_api=False)
+        answer = await self.call("GET", "/ui/api/whoami", auth=auth)
+        self.assertEqual(answer.code, 403)
+        self.assertIn("Your plan does not include the API", answer.json["error"])
+        for _ in range(5):
+            await self.call("GET", "/ui/api/whoami", auth=("613#10001", "wrong"))
+        answer = await self.call("GET", "/ui/api/whoami", auth=auth)
+        self.assertEqual(answer.code, 429)
+
+    async def test_build_and_change_the_tree(self) -> None:
+        _, auth = await self.tenant(max_followme_phones=2)
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+            "type": "Playback", "name": "Main", "settings": {"greeting": "system:hello"}})
+        self.assertEqual(answer.code, 201, answer.body)
+        root = answer.json["extension"]
+        self.assertEqual((root["cdr_number"], root["settings"]),
+                         ("0", {"greeting": "system:hello"}))
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+            "type": "FollowMe", "parent_id": root["id"], "number": "3",
+            "settings": {"phones": ["1", "2", "3"]}})
+        self.assertEqual(answer.code, 400)
+        self.assertIn("at most 2 phones", answer.json["error"])
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+            "type": "FollowMe", "parent_id": root["id"], "number": "3",
+            "settings": {"phones": ["79001"], "colour": "red"}})
+        self.assertEqual(answer.code, 400)
+        self.assertIn("unknown setting colour", answer.json["error"])
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+            "type": "FollowMe", "parent_id": root["id"], "number": "3",
+            "settings": {"phones": ["79001", "79002"]}})
+        self.assertEqual(answer.code, 201, answer.body)
+        follow = answer.json["extension"]
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+            "type": "Pause", "parent_id": root["id"], "number": "3"})
+        self.assertEqual(answer.code, 409)
+        answer = await self.call("PATCH", f"/ui/api/extensions/{follow['id']}", auth=auth,
+                                 json_body={"number": "4", "settings": {"phones": ["79003"],
+                                                                        "mode": "parallel"}})
+        self.assertEqual(answer.code, 200, answer.body)
+        self.assertEqual((answer.json["extension"]["path"],
+                          answer.json["extension"]["settings"]["mode"]), ("4", "parallel"))
+        answer = await self.call("GET", "/ui/api/extensions.xml", auth=auth)
+        self.assertEqual([e.findtext("cdr_number") for e in answer.xml.iter("extension")],
+                         ["0", "4"])
+        answer = await self.call("DELETE", f"/ui/api/extensions/{root['id']}", auth=auth)
+        self.assertEqual(answer.json, {"deleted": 2})
+        journal = await self.call("GET", "/ui/api/journal", auth=auth)
+        self.assertTrue(any(e["actor"] == "613#10001" for e in journal.json["entries"]))
+        self.assertEqual((await self.call("GET", "/ui/api/nope", auth=auth)).code, 404)
+        answer = await self.call("PUT", "/ui/api/extensions", auth=auth)
+        self.assertEqual((answer.code, answer.header("Allow")), (405, "GET, POST"))
+
+    async def test_read_only_messages_and_the_rest(self) -> None:
+        user, auth = await self.tenant()
+        message = await self.store.messages.add(
+            user.id, extension_id=None, file_name="/nowhere/m1", file_format="wav",
+            duration=3, caller_id="79001234567")
+        await self.store.features.set_var(user.id, "open", "yes")
+        answer = await self.call("GET", "/ui/api/messages", auth=auth)
+        (got,) = answer.json["messages"]
+        self.assertEqual((got["caller_id"], got["is_read"]), ("79001234567", False))
+        self.assertNotIn("file_name", got)
+        answer = await self.call("PATCH", f"/ui/api/messages/{message.id}", auth=auth,
+                                 json_body={"is_read": True})
+        self.assertTrue(answer.json["message"]["is_read"])
+        answer = await self.call("GET", "/ui/api/variables", auth=auth)
+        self.assertEqual(answer.json["variables"], [{"name": "open", "value": "yes"}])
+        self.assertEqual((await self.call("GET", "/ui/api/greetings", auth=auth)).json,
+                         {"greetings": []})
+        await self.store.cdrs.insert_many([
+            {"record_id": f"r{n}", "call_id": f"c{n}", "subscr_id": owner,
+             "caller_id": caller, "called_id": "613", "type": "Playback",
+             "create_timestamp": 1767225600 + n, "start_timestamp": 1767225600 + n,
+             "stop_timestamp": 1767225660 + n, "cost": 5000}
+            for n, owner, caller in ((1, user.id, "a"), (2, user.id, "b"), (3, user.id, "c"),
+                                     (4, user.id + 1000, "not-mine"))])
+        answer = await self.call("GET", "/ui/api/cdrs?limit=2", auth=auth)
+        first = answer.json
+        self.assertEqual([r["caller_id"] for r in first["cdrs"]], ["c", "b"])
+        self.assertEqual((first["cdrs"][0]["cost"], first["cdrs"][0]["duration"]), ("0.50", 60))
+        self.assertNotIn("subscr_id", first["cdrs"][0])
+        answer = await self.call("GET", f"/ui/api/cdrs?limit=2&before={first['next_before']}",
+                                 auth=auth)
+        self.assertEqual(([r["caller_id"] for r in answer.json["cdrs"]],
+                          answer.json["next_before"]), (["a"], None))
+        await self.store.accounts.update_user(user.id, read_only=True)
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth,
+                                 json_body={"type": "Playback"})
+        self.assertEqual(answer.code, 403)
+        self.assertIn("read-only", answer.json["error"])
+        await self.store.accounts.update_user(user.id, read_only=False)
+        # a recording whose row points outside the tenant's directory is never touched
+        answer = await self.call("DELETE", f"/ui/api/messages/{message.id}", auth=auth)
+        self.assertEqual(answer.code, 404, answer.body)
+        self.assertIn("not available", answer.json["error"])
+
+    async def test_another_tenant_reaches_nothing(self) -> None:
+        alice, _ = await self.tenant("10001")
+        _, mallory = await self.tenant("10002")
+        root = await self.store.ivr.create_root(alice.id, "Playback", {}, name="Alice")
+        message = await self.store.messages.add(alice.id, extension_id=None,
+                                                file_name="/x/m", file_format="wav",
+                                                duration=1, caller_id="79009990000")
+        for method, path, body in (
+                ("GET", f"/ui/api/extensions/{root.id}", None),
+                ("PATCH", f"/ui/api/extensions/{root.id}", {"name": "pwned"}),
+                ("DELETE", f"/ui/api/extensions/{root.id}", None),
+                ("POST", "/ui/api/extensions", {"type": "Pause", "parent_id": root.id,
+                                                "number": "1"}),
+                ("PATCH", f"/ui/api/messages/{message.id}", {"is_read": True}),
+                ("DELETE", f"/ui/api/messages/{message.id}", None)):
+            answer = await self.call(method, path, auth=mallory, json_body=body)
+            self.assertEqual(answer.code, 404, (method, path, answer.body))
+        self.assertEqual((await self.call("GET", "/ui/api/extensions", auth=mallory)).json,
+                         {"extensions": []})
+        self.assertEqual((await self.call("GET", "/ui/api/messages", auth=mallory)).json[
+            "messages"], [])
+        kept = await self.store.ivr.get(alice.id, root.id)
+        assert kept is not None
+        self.assertEqual(kept.name, "Alice")
+        self.assertFalse((await self.store.messages.get(alice.id, message.id)).is_read)  # type: ignore[union-attr]
+
+
+UntrustedTenantApiOnSQLite, UntrustedTenantApiOnMariaDB = on_both_backends(
+    UntrustedTenantApiTests)
+TenantApiOnSQLite, TenantApiOnMariaDB = on_both_backends(TenantApiTests)

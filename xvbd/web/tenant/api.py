@@ -1,0 +1,446 @@
+"""The tenant's JSON/XML API under ``/ui/api``: their extensions, messages, greetings,
+variables, calls and journal, for their own scripts.
+
+Every request is checked in this order: the client address against ``[CGI]
+TRUSTED_4_UI_DF`` (403); HTTP Basic with ``VOICENUMBER#ACCESSCODE`` and the web password
+set on the Account page (401; the PIN is not enough for the API; throttled with the login
+page's counters); the group's "API" feature (403); then the route.  Everything is read and
+changed through the tenant's own id in the storage layer.  See ``docs/api.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.threads import deferToThread
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import HTTPException
+
+from xvbd.store.accounts import Conflict, NotFound
+from xvbd.store.audit import acting
+from xvbd.store.cdr import CDRFilter, CDRKey
+from xvbd.store.ivr import Extension
+from xvbd.web import apiformat
+from xvbd.web.apirequest import (
+    REALM,
+    ApiError,
+    answer,
+    basic_credentials,
+    body_fields,
+    error_answer,
+    negotiate_format,
+    plain,
+    query_fields,
+    time_arg,
+)
+from xvbd.web.forms import Field
+from xvbd.web.security import Refused, client_address, password_matches
+from xvbd.web.tenant.base import COOKIE, ROOT, Tenant, app, log
+from xvbd.web.tenant.greetings import GreetingPages, list_greetings
+from xvbd.web.tenant.ivr import IvrPages, check_settings, limit_problem
+from xvbd.web.tenant.messages import MessagePages
+
+CACHE_SECONDS = 60.0
+CACHE_SIZE = 1024
+MAX_LIMIT = 500
+ITEM_NAMES = {"extensions": "extension", "messages": "message", "greetings": "greeting",
+              "entries": "entry", "cdrs": "cdr", "variables": "variable", "phones": "phone",
+              "dids": "did"}
+EXT_ID = "<int(max=999999999999999999):ext_id>"
+MSG_ID = "<int(max=999999999999999999):message_id>"
+PAGING = (Field("limit", "limit", "int", minimum=1, maximum=MAX_LIMIT),
+          Field("before", "before", "int", minimum=1))
+EXTENSION_FIELDS = frozenset({"parent_id", "number", "type", "name", "settings"})
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+def endpoint(path: str, methods: Sequence[str], name: str) -> Callable[[Handler], Handler]:
+    """Register ``handler(self, request, tenant, **route_args) -> data`` at ``path`` and
+    ``path.xml``; :meth:`TenantApi._tapi_serve` does the checks and writes the answer."""
+    def register(handler: Handler) -> Handler:
+        async def serve(self: TenantApi, request: IRequest, **kw: Any) -> bytes:
+            return await self._tapi_serve(request, handler, kw)
+        for suffix in ("", ".xml"):
+            app.route(path + suffix, methods=list(methods),
+                      endpoint=f"tapi_{name}{suffix.replace('.', '_')}")(serve)
+        return handler
+    return register
+
+
+@dataclass(frozen=True)
+class _Proven:
+    user_id: int
+    stored: str
+    expires: float
+
+
+def extension_out(ext: Extension) -> dict[str, Any]:
+    out = plain(ext, times=("created_at", "updated_at"))
+    out["number"] = ext.number
+    out["cdr_number"] = ext.cdr_number
+    out["settings"] = ext.settings_dict()
+    return out
+
+
+class TenantApi(GreetingPages, MessagePages, IvrPages):
+    """``/ui/api/...``: see ``docs/api.md``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tapi_clock: Callable[[], float] = time.monotonic
+        self._tapi_key = os.urandom(32)
+        self._tapi_proven: dict[tuple[str, bytes], _Proven] = {}
+
+    async def _tapi_serve(self, request: IRequest, handler: Handler,
+                          kw: dict[str, Any]) -> bytes:
+        fmt = negotiate_format(request, strict=False)
+        try:
+            self._tapi_trusted(request)
+            negotiate_format(request)
+            who = await self._tapi_tenant(request)
+            data = await handler(self, request, who, **kw)
+        except ApiError as exc:
+            return error_answer(request, fmt, exc, ITEM_NAMES)
+        except Refused as exc:
+            return error_answer(request, fmt, ApiError(exc.code, exc.message), ITEM_NAMES)
+        except Exception:
+            log.failure("tenant API request {method} {uri} failed", method=request.method,
+                        uri=request.uri)
+            return error_answer(request, fmt, ApiError(
+                500, "Something went wrong on the server; it is in the log. Nothing was "
+                "changed unless a later read shows it."), ITEM_NAMES)
+        return answer(request, fmt, data, ITEM_NAMES)
+
+    def _tapi_trusted(self, request: IRequest) -> None:
+        address = client_address(request)
+        cgi = self.settings.cgi
+        if not (cgi.trusts(cgi.trusted_4_ui_df, address) or
+                cgi.trusts(cgi.trusted_4_ui_df, address.removeprefix("::ffff:"))):
+            raise ApiError(403, f"The API does not serve your address {address}; your "
+                           "provider lists the addresses it serves in [CGI] TRUSTED_4_UI_DF.")
+
+    async def _tapi_tenant(self, request: IRequest) -> Tenant:
+        login, password = basic_credentials(
+            request, cookie=COOKIE,
+            who="your phone number and access code as NUMBER#CODE and your web password")
+        address = client_address(request)
+        why = await self.guard.refused("ui", login, address)
+        if why:
+            raise ApiError(429, why, headers={"Retry-After": "900"})
+        number, _, code = login.partition("#")
+        user = await self.store.accounts.find_user(number, code) if code else None
+        key = (login, hmac.new(self._tapi_key, password.encode(), hashlib.sha256).digest())
+        now = self.tapi_clock()
+        proven = self._tapi_proven.get(key)
+        if not (user is not None and proven is not None and proven.expires > now and
+                proven.user_id == user.id and user.web_password_hash and
+                hmac.compare_digest(proven.stored.encode(), user.web_password_hash.encode())):
+            self._tapi_proven.pop(key, None)
+            if user is None or not await password_matches(password, user.web_password_hash):
+                await self.guard.failed("ui", login, address)
+                log.warn("failed tenant API login as {login!r} from {address}", login=login,
+                         address=address)
+                raise ApiError(401, "Wrong login or web password. The login is "
+                               "NUMBER#CODE; the API takes the web password you set on the "
+                               "Account page, not the PIN.",
+                               headers={"WWW-Authenticate": REALM})
+            await self.guard.succeeded("ui", login)
+            if len(self._tapi_proven) >= CACHE_SIZE:
+                self._tapi_proven.clear()
+            self._tapi_proven[key] = _Proven(user.id, user.web_password_hash,
+                                             now + CACHE_SECONDS)
+        if user.locked:
+            raise ApiError(403, "Your account is locked; ask your provider.")
+        group = await self.store.accounts.get_group(user.group_id)
+        if group is None or not group.allow_api:
+            raise ApiError(403, "Your plan does not include the API; ask your provider.")
+        return Tenant(user, group, address, _API_SESSION)
+
+    @staticmethod
+    def _tapi_writable(who: Tenant) -> None:
+        if who.read_only:
+            raise ApiError(403, "Your account is read-only: you can read everything but not "
+                           "change it.")
+
+    # ------------------------------------------------------------------ account
+
+    @endpoint("/api/whoami", ["GET"], "whoami")
+    async def tapi_whoami(self, request: IRequest, who: Tenant) -> Any:
+        query_fields(request, ())
+        user = who.user
+        out: dict[str, Any] = {"id": user.id, "voice_number": user.voice_number,
+                               "access_code": user.access_code, "name": user.name,
+                               "email": user.email, "timezone": user.timezone,
+                               "read_only": bool(user.read_only), "group": who.group.name}
+        out.update(apiformat.money_fields("balance", user.balance))
+        out["dids"] = [d.did for d in await self.store.accounts.user_dids(user.id)]
+        out["limits"] = {name: getattr(who.group, name) for name in (
+            "max_extensions", "max_messages_total", "max_messages_per_ext",
+            "max_followme_phones", "max_schedule_items", "max_gotoif_items",
+            "max_callblast_items", "max_callblast_phones", "max_greeting_duration")}
+        return out
+
+    # ------------------------------------------------------------------ extensions
+
+    async def _tapi_ext(self, who: Tenant, ext_id: int) -> Extension:
+        ext = await self.store.ivr.get(who.id, ext_id)
+        if ext is None:
+            raise ApiError(404, f"You have no extension {ext_id}.")
+        return ext
+
+    @endpoint("/api/extensions", ["GET"], "extensions")
+    async def tapi_extensions(self, request: IRequest, who: Tenant) -> Any:
+        query_fields(request, ())
+        return {"extensions": [extension_out(e) for e in await self.store.ivr.tree(who.id)]}
+
+    @endpoint(f"/api/extensions/{EXT_ID}", ["GET"], "extension")
+    async def tapi_extension(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
+        query_fields(request, ())
+        return {"extension": extension_out(await self._tapi_ext(who, ext_id))}
+
+    def _tapi_extension_body(self, request: IRequest) -> dict[str, Any]:
+        data = body_fields(request, nested=frozenset({"settings"}))
+        unknown = sorted(set(data) - EXTENSION_FIELDS)
+        if unknown:
+            raise ApiError(400, "Some fields are not right.", {
+                k: f"{k}: not a field of an extension (they are: "
+                   f"{', '.join(sorted(EXTENSION_FIELDS))})" for k in unknown})
+        if "settings" in data and not isinstance(data["settings"], dict):
+            raise ApiError(400, "settings must be a JSON object.",
+                           {"settings": "a JSON object of the type's settings"})
+        return data
+
+    @endpoint("/api/extensions", ["POST"], "extension_create")
+    async def tapi_extension_create(self, request: IRequest, who: Tenant) -> Any:
+        self._tapi_writable(who)
+        data = self._tapi_extension_body(request)
+        type_name, settings = str(data.get("type", "")), data.get("settings") or {}
+        why = check_settings(type_name, settings) or limit_problem(who.group, type_name,
+                                                                   settings)
+        if not why:
+            why = await self._room_for(who, type_name)
+        if why:
+            raise ApiError(400, f"The extension was not added: {why}",
+                           {"settings" if "setting" in why else "type": why})
+        parent_id = data.get("parent_id")
+        try:
+            with acting(who.actor):
+                if parent_id in (None, ""):
+                    if await self.store.ivr.root(who.id) is not None:
+                        raise ApiError(409, "You have a main menu already; give parent_id.")
+                    ext = await self.store.ivr.create_root(who.id, type_name, settings,
+                                                           str(data.get("name", ""))[:64])
+                else:
+                    parent = await self._tapi_ext(who, _int(parent_id, "parent_id"))
+                    ext = await self.store.ivr.add_child(
+                        who.id, parent.id, str(data.get("number", "")), type_name, settings,
+                        str(data.get("name", ""))[:64])
+        except Conflict as exc:
+            raise ApiError(409, f"The extension was not added: {exc}.") from None
+        except (NotFound, ValueError) as exc:
+            raise ApiError(400, f"The extension was not added: {exc}.") from None
+        self.changed(who)
+        request.setResponseCode(201)
+        request.setHeader(b"Location", f"{ROOT}/api/extensions/{ext.id}".encode())
+        return {"extension": extension_out(ext)}
+
+    @endpoint(f"/api/extensions/{EXT_ID}", ["PATCH", "POST"], "extension_save")
+    async def tapi_extension_save(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
+        self._tapi_writable(who)
+        ext = await self._tapi_ext(who, ext_id)
+        data = self._tapi_extension_body(request)
+        if "type" in data and data["type"] != ext.type:
+            raise ApiError(400, "An extension's type does not change; delete it and add "
+                           "one of the other type.", {"type": "the type stays"})
+        settings = data.get("settings")
+        if settings is not None:
+            why = check_settings(ext.type, settings) or limit_problem(who.group, ext.type,
+                                                                      settings)
+            if why:
+                raise ApiError(400, f"The extension was not changed: {why}",
+                               {"settings": why})
+        try:
+            with acting(who.actor):
+                await self.store.ivr.update(
+                    who.id, ext.id, settings=settings,
+                    name=str(data["name"])[:64] if "name" in data else None)
+                if "parent_id" in data or "number" in data:
+                    if ext.parent_id is None:
+                        raise ApiError(400, "The main menu has no number and does not move.")
+                    parent_id = data.get("parent_id") or ext.parent_id
+                    await self.store.ivr.move(who.id, ext.id,
+                                              _int(parent_id, "parent_id"),
+                                              str(data.get("number", ext.number)))
+        except Conflict as exc:
+            raise ApiError(409, f"The extension was not changed: {exc}.") from None
+        except (NotFound, ValueError) as exc:
+            raise ApiError(400, f"The extension was not changed: {exc}.") from None
+        self.changed(who)
+        return {"extension": extension_out(await self._tapi_ext(who, ext.id))}
+
+    @endpoint(f"/api/extensions/{EXT_ID}", ["DELETE"], "extension_delete")
+    async def tapi_extension_delete(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
+        self._tapi_writable(who)
+        ext = await self._tapi_ext(who, ext_id)
+        before = len(await self.store.ivr.tree(who.id))
+        with acting(who.actor):
+            await self.store.ivr.delete(who.id, ext.id)
+        self.changed(who)
+        return {"deleted": before - len(await self.store.ivr.tree(who.id))}
+
+    # ------------------------------------------------------------------ messages
+
+    @endpoint("/api/messages", ["GET"], "messages")
+    async def tapi_messages(self, request: IRequest, who: Tenant) -> Any:
+        args = query_fields(request, (*PAGING, Field("unread", "unread", "bool")))
+        limit = args.get("limit", 50)
+        rows = await self.store.messages.list(who.id, unread_only=bool(args.get("unread")),
+                                              before_id=args.get("before"), limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"messages": [_message_out(m) for m in rows],
+                "next_before": rows[-1].id if more else None}
+
+    @endpoint(f"/api/messages/{MSG_ID}", ["PATCH", "POST"], "message_save")
+    async def tapi_message_save(self, request: IRequest, who: Tenant, message_id: int) -> Any:
+        self._tapi_writable(who)
+        message = await self.store.messages.get(who.id, message_id)
+        if message is None:
+            raise ApiError(404, f"You have no message {message_id}.")
+        data = body_fields(request)
+        if set(data) != {"is_read"} or str(data["is_read"]).lower() not in (
+                "true", "false", "1", "0"):
+            raise ApiError(400, "Send is_read: true or false.", {"is_read": "true or false"})
+        read = str(data["is_read"]).lower() in ("true", "1")
+        with acting(who.actor):
+            await self.store.messages.mark_read(who.id, message.id, read)
+        return {"message": _message_out(await self.store.messages.get(who.id, message.id))}
+
+    @endpoint(f"/api/messages/{MSG_ID}", ["DELETE"], "message_delete")
+    async def tapi_message_delete(self, request: IRequest, who: Tenant,
+                                  message_id: int) -> Any:
+        self._tapi_writable(who)
+        message = await self.store.messages.get(who.id, message_id)
+        if message is None:
+            raise ApiError(404, f"You have no message {message_id}.")
+        path = self._file(who, message)
+        with acting(who.actor):
+            await self.store.messages.delete(who.id, message.id)
+        await deferToThread(lambda: path.unlink(missing_ok=True))
+        return {"deleted": 1}
+
+    # ------------------------------------------------------------------ greetings, variables
+
+    @endpoint("/api/greetings", ["GET"], "greetings")
+    async def tapi_greetings(self, request: IRequest, who: Tenant) -> Any:
+        query_fields(request, ())
+        found = await deferToThread(list_greetings, self._dir(who), self._format(who))
+        return {"greetings": [{"name": g.name, "reference": g.reference, "seconds": g.seconds,
+                               "bytes": g.size} for g in found]}
+
+    @endpoint("/api/variables", ["GET"], "variables")
+    async def tapi_variables(self, request: IRequest, who: Tenant) -> Any:
+        query_fields(request, ())
+        values = await self.store.features.all_vars(who.id)
+        return {"variables": [{"name": k, "value": v} for k, v in sorted(values.items())]}
+
+    # ------------------------------------------------------------------ calls, journal
+
+    @endpoint("/api/cdrs", ["GET"], "cdrs")
+    async def tapi_cdrs(self, request: IRequest, who: Tenant) -> Any:
+        args = query_fields(request, (
+            Field("limit", "limit", "int", minimum=1, maximum=MAX_LIMIT),
+            Field("before", "before", max_length=40), Field("from", "from", max_length=40),
+            Field("to", "to", max_length=40), Field("caller", "caller", max_length=64),
+            Field("called", "called", max_length=64), Field("type", "type", max_length=32)))
+        errors: dict[str, str] = {}
+        start, stop = time_arg(args, "from", errors), time_arg(args, "to", errors)
+        if errors:
+            raise ApiError(400, "Some query parameters are not right.", errors)
+        limit = args.get("limit", 50)
+        try:
+            before = CDRKey.parse(args["before"]) if args.get("before") else None
+        except ValueError as exc:
+            raise ApiError(400, str(exc), {"before": "the next_before of the last page"}) \
+                from None
+        page = await self.store.cdrs.user_listing(
+            who.id, CDRFilter(start_from=start, start_to=stop, caller_id=args.get("caller"),
+                              called_id=args.get("called"), type=args.get("type")),
+            before=before, limit=limit)
+        return {"cdrs": [_cdr_out(r) for r in page.rows],
+                "next_before": str(page.next) if page.next else None}
+
+    @endpoint("/api/journal", ["GET"], "journal")
+    async def tapi_journal(self, request: IRequest, who: Tenant) -> Any:
+        args = query_fields(request, PAGING)
+        limit = args.get("limit", 50)
+        entries = await self.store.journal.for_user(who.id, before_id=args.get("before"),
+                                                    limit=limit + 1)
+        more = len(entries) > limit
+        entries = entries[:limit]
+        return {"entries": [plain(e, times=("created_at",)) for e in entries],
+                "next_before": entries[-1].id if more else None}
+
+    # ------------------------------------------------------------------ anything else
+
+    @app.route("/api", methods=None, endpoint="tapi_unknown_root")
+    @app.route("/api/", methods=None, endpoint="tapi_unknown_slash")
+    @app.route("/api/<path:rest>", methods=None, endpoint="tapi_unknown")
+    async def tapi_unknown(self, request: IRequest, rest: str = "") -> bytes:
+        """No such endpoint (or not with this method): an answer in the API's format."""
+        fmt = negotiate_format(request, strict=False)
+        try:
+            self._tapi_trusted(request)
+        except ApiError as exc:
+            return error_answer(request, fmt, exc, ITEM_NAMES)
+        path = request.path.decode("utf-8", "replace")
+        adapter = self.app.url_map.bind("localhost")
+        allowed = []
+        for method in ("GET", "POST", "PATCH", "DELETE"):
+            try:
+                name, _ = adapter.match(path.removeprefix(ROOT), method=method)
+            except HTTPException:
+                continue
+            if not str(name).startswith("tapi_unknown"):
+                allowed.append(method)
+        if allowed:
+            return error_answer(request, fmt, ApiError(
+                405, f"{path} does not take {request.method.decode('ascii', 'replace')}; "
+                f"it takes {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)}),
+                ITEM_NAMES)
+        return error_answer(request, fmt, ApiError(
+            404, f"There is no API endpoint {path}; the endpoints are listed in docs/api.md."),
+            ITEM_NAMES)
+
+
+def _int(value: Any, name: str) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or len(text) > 18:
+        raise ApiError(400, f"{name} is an extension's id (a number).", {name: "a number"})
+    return int(text)
+
+
+def _message_out(message: Any) -> dict[str, Any]:
+    out = plain(message, times=("created_at", "emailed_at"))
+    del out["file_name"]  # where it is on the server is not the tenant's business
+    out["audio"] = f"{ROOT}/messages/{message.id}/audio"
+    return out
+
+
+def _cdr_out(row: Any) -> dict[str, Any]:
+    out = plain(row, money=("cost",), times=("create_timestamp", "start_timestamp",
+                                             "stop_timestamp", "process_timestamp"))
+    for private in ("sys_cost", "server_id", "subscr_id"):
+        out.pop(private, None)
+    out["duration"] = row.duration
+    return out
+
+
+_API_SESSION: Any = None  # the API has no web session: Tenant.session is unused there
