@@ -38,11 +38,25 @@ def duration(seconds: int | None) -> str:
     return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
 
 
+#: Journaled fields that hold money (kept in 1/10000 units; shown as the currency shows it).
+MONEY_FIELDS = frozenset({"balance", "balance_limit", "monthly_fee", "daily_fee", "ivr_minute",
+                          "ivr_call", "callblast_minute", "callblast_call", "callback_minute",
+                          "callback_call", "cost", "sys_cost"})
+
+
+def journaled(value: str, field: str) -> str:
+    """A journal's old or new value as a person reads it (money in currency units)."""
+    text = str(value)
+    if field in MONEY_FIELDS and text.lstrip("-").isdigit():
+        return money(int(text))
+    return text
+
+
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("xvbd.web", "templates"),
                       autoescape=select_autoescape(("html", "xml"), default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(money=money, when=when, duration=duration)
+    env.filters.update(money=money, when=when, duration=duration, journaled=journaled)
     return env
 
 
