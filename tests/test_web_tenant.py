@@ -338,6 +338,14 @@ class TenantWebTests(WebCase):
                                     {"file": ("long.wav", long_wav)})
         self.assertEqual(page.code, 400)
         self.assertIn("plays longer than your plan&#39;s 3 seconds", page.text)
+        # two hours of silence in 190 KB: decoding stops at the plan's limit
+        bomb = self.tmp / "bomb.flac"
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", str(bomb), "trim", "0", "7200"],
+                       check=True, capture_output=True)
+        self.assertLess(bomb.stat().st_size, 400_000)
+        page = await browser.upload("/ui/greetings", {"name": "bomb"},
+                                    {"file": ("bomb.flac", bomb.read_bytes())})
+        self.assertIn("plays longer than your plan&#39;s 3 seconds", page.text)
         page = await browser.upload("/ui/greetings", {"name": "notes"},
                                     {"file": ("notes.mp3", b"%PDF-1.4 this is no sound" * 40)})
         self.assertIn("This file is not a sound this server can read", page.text)
@@ -346,6 +354,18 @@ class TenantWebTests(WebCase):
         self.assertIn("Give the greeting a name of letters", page.text)
         self.assertEqual(sorted(p.name for p in (self.media / "u" / str(user.id)).iterdir()),
                          ["welcome.wav"], "nothing else was written")
+        page = await browser.post("/ui/greetings/spoken", {"name": "hours",
+                                                          "text": "We open at nine."})
+        self.assertIn("Greeting hours (", page.text)
+        self.assertIn("made from your text; use it as user:hours.", page.text)
+        page = await browser.post("/ui/greetings/spoken", {"name": "long",
+                                                          "text": "Blah blah. " * 40})
+        self.assertIn("plays longer than your plan&#39;s 3 seconds", page.text)
+        await self.store.accounts.update_group(user.group_id, allow_tts=False)
+        await browser.get("/ui/greetings")
+        page = await browser.post("/ui/greetings/spoken", {"name": "x", "text": "Hi"})
+        self.assertIn("Your plan does not include spoken text", page.text)
+        (self.media / "u" / str(user.id) / "hours.wav").unlink()
         audio = await browser.get("/ui/greetings/welcome/audio")
         self.assertEqual(audio.header("Content-Type"), "audio/wav")
         # offered in the extension forms, refused for delete while used

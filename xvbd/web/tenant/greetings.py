@@ -17,6 +17,7 @@ from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
 from xvbd.engine.media import tenant_dir
+from xvbd.engine.tts import voice_for
 from xvbd.logs import logger
 from xvbd.web.security import Refused, form, secure_headers
 from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, app
@@ -204,6 +205,39 @@ class GreetingPages(TenantBase):
         raise self.done(f"{ROOT}/greetings", f"Greeting {name} ({seconds} s) saved; use it "
                         f"as user:{name}.")
 
+    @app.route("/greetings/spoken", methods=["POST"])
+    async def greeting_spoken(self, request: IRequest) -> bytes:
+        """A greeting spoken by the computer from text (where the plan allows TTS)."""
+        who = await self.tenant(request, change=True)
+        data = form(request)
+        name, text = data.get("name", "").strip(), data.get("text", "").strip()
+        limit = who.group.max_tts_string_bytes
+        why = ""
+        if not who.group.allow_tts:
+            why = "Your plan does not include spoken text (TTS); upload a recording instead."
+        elif not NAME.fullmatch(name):
+            why = ("Give the greeting a name of letters, digits, - and _ (up to 48), like "
+                   "welcome or after-hours.")
+        elif not text:
+            why = "Type the text to be spoken."
+        elif limit > 0 and len(text.encode("utf-8")) > limit:
+            why = f"The text is longer than your plan's {limit} bytes."
+        if why:
+            return await self._page(request, who, why, name)
+        directory, fmt = self._dir(who), self._format(who)
+        target = directory / f"{name}.{FORMATS[fmt][0]}"
+        try:
+            seconds = await deferToThread(_speak, text, voice_for(who.user.language),
+                                          directory, target, fmt,
+                                          who.group.max_greeting_duration)
+        except GreetingRefused as exc:
+            return await self._page(request, who, str(exc), name)
+        await self.store.journal.record(actor_kind="user", actor=who.name, address=who.address,
+                                        user_id=who.id, object_kind="greeting",
+                                        object_id=name, field="text", new_value=text[:200])
+        raise self.done(f"{ROOT}/greetings", f"Greeting {name} ({seconds} s) made from your "
+                        f"text; use it as user:{name}.")
+
     @app.route("/greetings/<name>/audio", methods=["GET"])
     async def greeting_audio(self, request: IRequest, name: str) -> bytes:
         who = await self.tenant(request)
@@ -228,6 +262,26 @@ class GreetingPages(TenantBase):
                                         user_id=who.id, object_kind="greeting", object_id=name,
                                         field="file", old_value=f"{greeting.seconds} s")
         raise self.done(f"{ROOT}/greetings", f"Greeting {name} deleted.")
+
+
+def _speak(text: str, voice: str, directory: Path, target: Path, fmt: str,
+           max_seconds: int) -> float:
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=directory, prefix="spoken-", suffix=".wav",
+                                     delete=False) as tmp:
+        pass
+    try:
+        try:
+            subprocess.run(["espeak-ng", "-v", voice, "-w", tmp.name, "--", text],
+                           check=True, capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.error("espeak-ng could not speak a greeting: {error}; install the Debian "
+                      "package espeak-ng", error=str(exc))
+            raise GreetingRefused("Spoken greetings cannot be made on this server right "
+                                  "now; tell your provider.") from None
+        return convert(Path(tmp.name), target, fmt, max_seconds)
+    finally:
+        os.unlink(tmp.name)
 
 
 def _store_upload(data: bytes, directory: Path, target: Path, fmt: str,
