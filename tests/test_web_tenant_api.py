@@ -5,6 +5,7 @@ variables, calls and journal — and another tenant reaching none of it."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from tests.support.api import ApiClientCase, text
@@ -148,6 +149,88 @@ class TenantApiTests(TenantApiCase):
         self.assertEqual(answer.code, 404, answer.body)
         self.assertIn("not available", answer.json["error"])
 
+    async def test_account_lists_variables_and_a_recording(self) -> None:
+        user, auth = await self.tenant(max_callblast_phones=2)
+        answer = await self.call("PATCH", "/ui/api/account", auth=auth,
+                                 json_body={"email": "vm@acme.example", "colour": "red"})
+        self.assertEqual(answer.code, 400)
+        self.assertIn("colour", answer.json["fields"])
+        answer = await self.call("PATCH", "/ui/api/account", auth=auth,
+                                 json_body={"email": "vm@acme.example",
+                                            "timezone": "Europe/Moscow"})
+        self.assertEqual((answer.json["email"], answer.json["timezone"]),
+                         ("vm@acme.example", "Europe/Moscow"))
+        root = await self.store.ivr.create_root(user.id, "Playback", {})
+        staff = await self.store.ivr.add_child(user.id, root.id, "5", "Directory", {})
+        blast = await self.store.ivr.add_child(user.id, root.id, "7", "CallBlast", {})
+        poll = await self.store.ivr.add_child(user.id, root.id, "3", "Voting",
+                                              {"question": "system:q", "options": "12"})
+        await self.store.features.vote(user.id, poll.id, "a", "2")
+        # employees
+        answer = await self.call("POST", f"/ui/api/extensions/{staff.id}/employees",
+                                 auth=auth, json_body={"number": "101", "name": "Ivanov",
+                                                       "phones": ["79001", "79002"]})
+        self.assertEqual(answer.code, 201, answer.body)
+        employee = answer.json["employee"]
+        self.assertEqual((employee["name_keys"], employee["phones"]), ("482668",
+                                                                       ["79001", "79002"]))
+        answer = await self.call("PATCH", f"/ui/api/employees/{employee['id']}", auth=auth,
+                                 json_body={"number": "102", "name": "Petrov",
+                                            "phones": ["79003"]})
+        self.assertEqual(answer.json["employee"]["number"], "102")
+        answer = await self.call("POST", f"/ui/api/extensions/{root.id}/employees",
+                                 auth=auth, json_body={"number": "1", "name": "x",
+                                                       "phones": ["1"]})
+        self.assertEqual(answer.code, 404, "a directory list is a Directory's only")
+        answer = await self.call("GET", f"/ui/api/extensions/{staff.id}/employees.xml",
+                                 auth=auth)
+        self.assertEqual([e.findtext("name") for e in answer.xml.iter("employee")], ["Petrov"])
+        # an auto-dialer list and its phones, within the plan
+        answer = await self.call("POST", f"/ui/api/extensions/{blast.id}/callblast",
+                                 auth=auth, json_body={"name": "Debtors", "phones": ["79001"],
+                                                       "settings": {"start": "10:00"}})
+        self.assertEqual(answer.code, 201, answer.body)
+        item = answer.json["item"]
+        self.assertEqual((item["settings"], [p["phone"] for p in item["phones"]]),
+                         ({"start": "10:00"}, ["79001"]))
+        answer = await self.call("POST", f"/ui/api/callblast/{item['id']}/phones", auth=auth,
+                                 json_body={"phones": ["79002", "79003"]})
+        self.assertEqual(answer.code, 409)
+        self.assertIn("1 added; then:", answer.json["error"])
+        answer = await self.call("GET", f"/ui/api/callblast/{item['id']}", auth=auth)
+        self.assertEqual(len(answer.json["item"]["phones"]), 2)
+        self.assertNotIn("locked_by", answer.json["item"]["phones"][0])
+        phone_id = answer.json["item"]["phones"][0]["id"]
+        answer = await self.call("DELETE", f"/ui/api/callblast/{item['id']}/phones/{phone_id}",
+                                 auth=auth)
+        self.assertEqual(answer.json, {"deleted": 1})
+        # votes, variables
+        answer = await self.call("GET", f"/ui/api/extensions/{poll.id}/votes", auth=auth)
+        self.assertEqual(answer.json, {"total": 1, "options": [{"key": "1", "votes": 0},
+                                                              {"key": "2", "votes": 1}]})
+        answer = await self.call("PUT", "/ui/api/variables/office_open", auth=auth,
+                                 json_body={"value": "no"})
+        self.assertEqual(answer.json, {"variable": {"name": "office_open", "value": "no"}})
+        self.assertEqual(await self.store.features.get_var(user.id, "office_open"), "no")
+        answer = await self.call("DELETE", "/ui/api/variables/office_open", auth=auth)
+        self.assertEqual(answer.json, {"deleted": 1})
+        self.assertEqual((await self.call("DELETE", "/ui/api/variables/office_open",
+                                          auth=auth)).code, 404)
+        # a recording, as WAV, for a script that collects voicemail
+        folder = self.tmp / "media" / "u" / str(user.id) / "messages"
+        folder.mkdir(parents=True)
+        (folder / "m1.wav").write_bytes(b"RIFF" + b"\0" * 100)
+        self.tenant_app.settings = dataclasses.replace(
+            self.settings, path=dataclasses.replace(self.settings.path,
+                                                    media_dir=self.tmp / "media"))
+        message = await self.store.messages.add(user.id, extension_id=None,
+                                                file_name=str(folder / "m1"),
+                                                file_format="wav", duration=1)
+        answer = await self.call("GET", f"/ui/api/messages/{message.id}/audio", auth=auth)
+        self.assertEqual((answer.code, answer.header("Content-Type"), answer.body[:4]),
+                         (200, "audio/wav", b"RIFF"))
+        self.assertTrue((await self.store.messages.get(user.id, message.id)).is_read)  # type: ignore[union-attr]
+
     async def test_another_tenant_reaches_nothing(self) -> None:
         alice, _ = await self.tenant("10001")
         _, mallory = await self.tenant("10002")
@@ -155,7 +238,27 @@ class TenantApiTests(TenantApiCase):
         message = await self.store.messages.add(alice.id, extension_id=None,
                                                 file_name="/x/m", file_format="wav",
                                                 duration=1, caller_id="79009990000")
+        staff = await self.store.ivr.add_child(alice.id, root.id, "5", "Directory", {})
+        entry = await self.store.features.add_directory_entry(alice.id, staff.id, "101",
+                                                              "Ivanov", ["79001"])
+        blast = await self.store.ivr.add_child(alice.id, root.id, "7", "CallBlast", {})
+        item = await self.store.callblast.create_item(alice.id, blast.id, phones=["79001"])
+        (phone,) = await self.store.callblast.phones(alice.id, item.id)
+        await self.store.features.set_var(alice.id, "secret", "1")
         for method, path, body in (
+                ("GET", f"/ui/api/messages/{message.id}/audio", None),
+                ("GET", f"/ui/api/extensions/{staff.id}/employees", None),
+                ("POST", f"/ui/api/extensions/{staff.id}/employees",
+                 {"number": "9", "name": "x", "phones": ["1"]}),
+                ("PATCH", f"/ui/api/employees/{entry.id}",
+                 {"number": "9", "name": "x", "phones": ["1"]}),
+                ("DELETE", f"/ui/api/employees/{entry.id}", None),
+                ("GET", f"/ui/api/extensions/{blast.id}/callblast", None),
+                ("GET", f"/ui/api/callblast/{item.id}", None),
+                ("POST", f"/ui/api/callblast/{item.id}/phones", {"phones": ["7"]}),
+                ("DELETE", f"/ui/api/callblast/{item.id}/phones/{phone.id}", None),
+                ("DELETE", f"/ui/api/callblast/{item.id}", None),
+                ("GET", f"/ui/api/extensions/{root.id}/votes", None),
                 ("GET", f"/ui/api/extensions/{root.id}", None),
                 ("PATCH", f"/ui/api/extensions/{root.id}", {"name": "pwned"}),
                 ("DELETE", f"/ui/api/extensions/{root.id}", None),
@@ -169,6 +272,10 @@ class TenantApiTests(TenantApiCase):
                          {"extensions": []})
         self.assertEqual((await self.call("GET", "/ui/api/messages", auth=mallory)).json[
             "messages"], [])
+        self.assertEqual((await self.call("GET", "/ui/api/variables", auth=mallory)).json,
+                         {"variables": []})
+        self.assertEqual(len(await self.store.features.directory(alice.id, staff.id)), 1)
+        self.assertEqual(len(await self.store.callblast.phones(alice.id, item.id)), 1)
         kept = await self.store.ivr.get(alice.id, root.id)
         assert kept is not None
         self.assertEqual(kept.name, "Alice")

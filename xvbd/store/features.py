@@ -113,6 +113,9 @@ class Features:
         return await self._db.run_interaction(DIRECTORY.select, "extension_id = ?",
                                               (extension_id,), owner=user_id, order="number")
 
+    async def directory_entry(self, user_id: int, entry_id: int) -> DirectoryEntry | None:
+        return await self._db.run_interaction(DIRECTORY.get, entry_id, owner=user_id)
+
     async def update_directory_entry(self, user_id: int, entry_id: int, **changes: Any) -> bool:
         if "phones" in changes:
             changes["phones"] = json.dumps(list(changes["phones"]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +23,8 @@ from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
 
+from xvbd.engine.types import SettingsError, read_settings
+from xvbd.outbound.callblast import ItemSettings
 from xvbd.store.accounts import Conflict, NotFound
 from xvbd.store.audit import acting
 from xvbd.store.cdr import CDRFilter, CDRKey
@@ -38,20 +41,24 @@ from xvbd.web.apirequest import (
     plain,
     query_fields,
     time_arg,
+    unknown_errors,
 )
-from xvbd.web.forms import Field
-from xvbd.web.security import Refused, client_address, password_matches
+from xvbd.web.forms import Field, parse_fields
+from xvbd.web.security import Refused, client_address, password_matches, secure_headers
+from xvbd.web.tenant.account import ACCOUNT, _zones
 from xvbd.web.tenant.base import COOKIE, ROOT, Tenant, app, log
 from xvbd.web.tenant.greetings import GreetingPages, list_greetings
 from xvbd.web.tenant.ivr import IvrPages, check_settings, limit_problem
-from xvbd.web.tenant.messages import MessagePages
+from xvbd.web.tenant.lists import VAR_NAME, ListPages, phones_of
+from xvbd.web.tenant.messages import MessagePages, _as_wav
 
 CACHE_SECONDS = 60.0
 CACHE_SIZE = 1024
 MAX_LIMIT = 500
 ITEM_NAMES = {"extensions": "extension", "messages": "message", "greetings": "greeting",
               "entries": "entry", "cdrs": "cdr", "variables": "variable", "phones": "phone",
-              "dids": "did"}
+              "dids": "did", "employees": "employee", "items": "item", "options": "option",
+              "results": "result"}
 EXT_ID = "<int(max=999999999999999999):ext_id>"
 MSG_ID = "<int(max=999999999999999999):message_id>"
 PAGING = (Field("limit", "limit", "int", minimum=1, maximum=MAX_LIMIT),
@@ -75,6 +82,14 @@ def endpoint(path: str, methods: Sequence[str], name: str) -> Callable[[Handler]
 
 
 @dataclass(frozen=True)
+class Audio:
+    """An answer that is a sound (WAV), not JSON or XML."""
+
+    body: bytes
+    filename: str
+
+
+@dataclass(frozen=True)
 class _Proven:
     user_id: int
     stored: str
@@ -89,7 +104,7 @@ def extension_out(ext: Extension) -> dict[str, Any]:
     return out
 
 
-class TenantApi(GreetingPages, MessagePages, IvrPages):
+class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     """``/ui/api/...``: see ``docs/api.md``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -116,6 +131,11 @@ class TenantApi(GreetingPages, MessagePages, IvrPages):
             return error_answer(request, fmt, ApiError(
                 500, "Something went wrong on the server; it is in the log. Nothing was "
                 "changed unless a later read shows it."), ITEM_NAMES)
+        if isinstance(data, Audio):
+            secure_headers(request, b"audio/wav")
+            request.setHeader(b"Content-Disposition",
+                              f'attachment; filename="{data.filename}"'.encode("ascii"))
+            return data.body
         return answer(request, fmt, data, ITEM_NAMES)
 
     def _tapi_trusted(self, request: IRequest) -> None:
@@ -388,6 +408,265 @@ class TenantApi(GreetingPages, MessagePages, IvrPages):
         return {"entries": [plain(e, times=("created_at",)) for e in entries],
                 "next_before": entries[-1].id if more else None}
 
+    @endpoint(f"/api/messages/{MSG_ID}/audio", ["GET"], "message_audio")
+    async def tapi_message_audio(self, request: IRequest, who: Tenant, message_id: int) -> Any:
+        """The recording as WAV (marks the message read, as playing it on the page does)."""
+        message = await self.store.messages.get(who.id, message_id)
+        if message is None:
+            raise ApiError(404, f"You have no message {message_id}.")
+        body = await deferToThread(_as_wav, self._file(who, message), message.file_format)
+        if body is None:
+            raise ApiError(404, "This message's recording is missing or cannot be read.")
+        if not message.is_read and not who.read_only:
+            await self.store.messages.mark_read(who.id, message.id)
+        return Audio(body, f"message-{message.id}.wav")
+
+    # ------------------------------------------------------------------ account
+
+    @endpoint("/api/account", ["PATCH", "POST"], "account_save")
+    async def tapi_account_save(self, request: IRequest, who: Tenant) -> Any:
+        self._tapi_writable(who)
+        data = body_fields(request)
+        errors = unknown_errors(ACCOUNT, data, "your account")
+        values, bad = parse_fields(ACCOUNT, data, partial=True)
+        errors.update(bad)
+        zone = values.get("timezone")
+        if zone is not None and zone and zone not in _zones():
+            errors["timezone"] = (f"timezone: {zone!r} is not one this server knows; use a "
+                                  "name like Europe/Moscow")
+        if errors:
+            raise ApiError(400, "Your account was not changed: some fields are not right.",
+                           errors)
+        if not values:
+            raise ApiError(400, "Nothing to change: send name, email or timezone.")
+        with acting(who.actor):
+            await self.store.accounts.update_user(who.id, **values)
+        self.changed(who)
+        fresh = await self.store.accounts.get_user(who.id)
+        assert fresh is not None
+        return await self.tapi_whoami(request, Tenant(fresh, who.group, who.address,
+                                                      who.session))
+
+    # ------------------------------------------------------------------ lists of extensions
+
+    async def _tapi_ext_of(self, who: Tenant, ext_id: int, type_name: str) -> Extension:
+        ext = await self.store.ivr.get(who.id, ext_id)
+        if ext is None or ext.type != type_name:
+            raise ApiError(404, f"You have no {type_name} extension {ext_id}.")
+        return ext
+
+    @endpoint(f"/api/extensions/{EXT_ID}/employees", ["GET"], "employees")
+    async def tapi_employees(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
+        query_fields(request, ())
+        ext = await self._tapi_ext_of(who, ext_id, "Directory")
+        return {"employees": [_employee_out(e) for e in
+                              await self.store.features.directory(who.id, ext.id)]}
+
+    def _tapi_employee(self, request: IRequest) -> dict[str, Any]:
+        data = body_fields(request, nested=frozenset({"phones"}))
+        phones = data.get("phones", [])
+        text = "\n".join(map(str, phones)) if isinstance(phones, list) else str(phones)
+        values, why = self._employee({"number": str(data.get("number", "")),
+                                      "name": str(data.get("name", "")),
+                                      "phones": text,
+                                      "recording": str(data.get("recording", ""))})
+        unknown = sorted(set(data) - {"number", "name", "phones", "recording"})
+        if unknown:
+            why = f"not fields of an employee: {', '.join(unknown)}"
+        if why:
+            raise ApiError(400, f"The employee was not saved: {why}")
+        return values
+
+    @endpoint(f"/api/extensions/{EXT_ID}/employees", ["POST"], "employee_add")
+    async def tapi_employee_add(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
+        self._tapi_writable(who)
+        ext = await self._tapi_ext_of(who, ext_id, "Directory")
+        values = self._tapi_employee(request)
+        try:
+            with acting(who.actor):
+                entry = await self.store.features.add_directory_entry(who.id, ext.id, **values)
+        except Conflict:
+            raise ApiError(409, f"Number {values['number']} belongs to another employee "
+                           "already.") from None
+        request.setResponseCode(201)
+        return {"employee": _employee_out(entry)}
+
+    async def _tapi_entry(self, who: Tenant, entry_id: int) -> Any:
+        entry = await self.store.features.directory_entry(who.id, entry_id)
+        if entry is None:
+            raise ApiError(404, f"You have no employee {entry_id}.")
+        return entry
+
+    @endpoint("/api/employees/<int(max=999999999999999999):entry_id>", ["PATCH", "POST"],
+              "employee_save")
+    async def tapi_employee_save(self, request: IRequest, who: Tenant, entry_id: int) -> Any:
+        self._tapi_writable(who)
+        entry = await self._tapi_entry(who, entry_id)
+        values = self._tapi_employee(request)
+        try:
+            with acting(who.actor):
+                await self.store.features.update_directory_entry(who.id, entry.id, **values)
+        except Conflict:
+            raise ApiError(409, f"Number {values['number']} belongs to another employee "
+                           "already.") from None
+        return {"employee": _employee_out(await self._tapi_entry(who, entry.id))}
+
+    @endpoint("/api/employees/<int(max=999999999999999999):entry_id>", ["DELETE"],
+              "employee_delete")
+    async def tapi_employee_delete(self, request: IRequest, who: Tenant, entry_id: int) -> Any:
+        self._tapi_writable(who)
+        entry = await self._tapi_entry(who, entry_id)
+        with acting(who.actor):
+            await self.store.features.delete_directory_entry(who.id, entry.id)
+        return {"deleted": 1}
+
+    @endpoint(f"/api/extensions/{EXT_ID}/callblast", ["GET"], "callblast")
+    async def tapi_callblast(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
+        query_fields(request, ())
+        ext = await self._tapi_ext_of(who, ext_id, "CallBlast")
+        items = await self.store.callblast.list_items(who.id, ext.id)
+        return {"items": [await self._tapi_item_out(who, i) for i in items]}
+
+    async def _tapi_item_out(self, who: Tenant, item: Any) -> dict[str, Any]:
+        out = plain(item, times=("created_at", "updated_at"))
+        out["settings"] = json.loads(item.settings or "{}")
+        out["phones"] = [plain(p, times=("last_attempt_at", "next_attempt_at"))
+                         for p in await self.store.callblast.phones(who.id, item.id)]
+        for phone in out["phones"]:
+            for private in ("locked_by", "locked_until", "user_id"):
+                phone.pop(private, None)
+        return out
+
+    @endpoint(f"/api/extensions/{EXT_ID}/callblast", ["POST"], "callblast_add")
+    async def tapi_callblast_add(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
+        self._tapi_writable(who)
+        ext = await self._tapi_ext_of(who, ext_id, "CallBlast")
+        data = body_fields(request, nested=frozenset({"settings", "phones"}))
+        unknown = sorted(set(data) - {"name", "message", "settings", "phones"})
+        settings = data.get("settings") or {}
+        phones_in = data.get("phones") or []
+        why = f"not fields of a list: {', '.join(unknown)}" if unknown else ""
+        if not why and (not isinstance(settings, dict) or not isinstance(phones_in, list)):
+            why = "settings is a JSON object and phones a list of numbers"
+        if not why:
+            try:
+                read_settings(ItemSettings, settings)
+            except SettingsError as exc:
+                why = str(exc)
+        phones, bad = phones_of("\n".join(map(str, phones_in)))
+        why = why or bad
+        if why:
+            raise ApiError(400, f"The list was not added: {why}")
+        try:
+            with acting(who.actor):
+                item = await self.store.callblast.create_item(
+                    who.id, ext.id, name=str(data.get("name", ""))[:64],
+                    message=str(data.get("message", ""))[:255], settings=settings,
+                    phones=phones)
+        except Conflict as exc:
+            raise ApiError(409, f"The list was not added: {exc}.") from None
+        request.setResponseCode(201)
+        return {"item": await self._tapi_item_out(who, item)}
+
+    async def _tapi_item(self, who: Tenant, item_id: int) -> Any:
+        item = await self.store.callblast.get_item(who.id, item_id)
+        if item is None:
+            raise ApiError(404, f"You have no auto-dialer list {item_id}.")
+        return item
+
+    @endpoint("/api/callblast/<int(max=999999999999999999):item_id>", ["GET"], "item")
+    async def tapi_item(self, request: IRequest, who: Tenant, item_id: int) -> Any:
+        query_fields(request, ())
+        item = await self._tapi_item(who, item_id)
+        out = await self._tapi_item_out(who, item)
+        out["results"] = [plain(r, times=("created_at",)) for r in
+                          await self.store.callblast.results(who.id, item.id, 500)]
+        return {"item": out}
+
+    @endpoint("/api/callblast/<int(max=999999999999999999):item_id>/phones", ["POST"],
+              "item_phones")
+    async def tapi_item_phones(self, request: IRequest, who: Tenant, item_id: int) -> Any:
+        self._tapi_writable(who)
+        item = await self._tapi_item(who, item_id)
+        data = body_fields(request, nested=frozenset({"phones"}))
+        phones_in = data.get("phones")
+        if set(data) != {"phones"} or not isinstance(phones_in, list):
+            raise ApiError(400, "Send phones: a list of numbers.", {"phones": "a list"})
+        phones, why = phones_of("\n".join(map(str, phones_in)))
+        if why:
+            raise ApiError(400, why, {"phones": why})
+        added = 0
+        try:
+            with acting(who.actor):
+                for phone in phones:
+                    try:
+                        await self.store.callblast.add_phone(who.id, item.id, phone)
+                        added += 1
+                    except Conflict as exc:
+                        if "at most" in str(exc):
+                            raise
+        except Conflict as exc:
+            raise ApiError(409, f"{added} added; then: {exc}.") from None
+        return {"added": added, "item": await self._tapi_item_out(who, item)}
+
+    @endpoint("/api/callblast/<int(max=999999999999999999):item_id>/phones/"
+              "<int(max=999999999999999999):phone_id>", ["DELETE"], "item_phone_delete")
+    async def tapi_item_phone_delete(self, request: IRequest, who: Tenant, item_id: int,
+                                     phone_id: int) -> Any:
+        self._tapi_writable(who)
+        item = await self._tapi_item(who, item_id)
+        if not any(p.id == phone_id for p in await self.store.callblast.phones(who.id,
+                                                                               item.id)):
+            raise ApiError(404, "This list has no such phone.")
+        with acting(who.actor):
+            await self.store.callblast.delete_phone(who.id, phone_id)
+        return {"deleted": 1}
+
+    @endpoint("/api/callblast/<int(max=999999999999999999):item_id>", ["DELETE"],
+              "item_delete")
+    async def tapi_item_delete(self, request: IRequest, who: Tenant, item_id: int) -> Any:
+        self._tapi_writable(who)
+        item = await self._tapi_item(who, item_id)
+        with acting(who.actor):
+            await self.store.callblast.delete_item(who.id, item.id)
+        return {"deleted": 1}
+
+    @endpoint(f"/api/extensions/{EXT_ID}/votes", ["GET"], "votes")
+    async def tapi_votes(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
+        query_fields(request, ())
+        ext = await self._tapi_ext_of(who, ext_id, "Voting")
+        results = await self.store.features.vote_results(who.id, ext.id)
+        options = str(ext.settings_dict().get("options", "12"))
+        return {"total": sum(results.values()),
+                "options": [{"key": k, "votes": results.get(k, 0)} for k in options]}
+
+    @endpoint("/api/variables/<name>", ["PUT", "POST"], "variable_set")
+    async def tapi_variable_set(self, request: IRequest, who: Tenant, name: str) -> Any:
+        self._tapi_writable(who)
+        data = body_fields(request)
+        value = str(data.get("value", ""))
+        if not VAR_NAME.fullmatch(name) or set(data) != {"value"} or len(value) > 255:
+            raise ApiError(400, "A variable's name is letters, digits and _ (up to 32, not "
+                           "starting with a digit); send value (up to 255 characters).")
+        old = await self.store.features.get_var(who.id, name) or ""
+        await self.store.features.set_var(who.id, name, value)
+        await self.store.journal.record(actor_kind="user", actor=who.name, address=who.address,
+                                        user_id=who.id, object_kind="variable",
+                                        object_id=name, field="value", old_value=old,
+                                        new_value=value)
+        return {"variable": {"name": name, "value": value}}
+
+    @endpoint("/api/variables/<name>", ["DELETE"], "variable_delete")
+    async def tapi_variable_delete(self, request: IRequest, who: Tenant, name: str) -> Any:
+        self._tapi_writable(who)
+        old = await self.store.features.get_var(who.id, name)
+        if old is None or not await self.store.features.delete_var(who.id, name):
+            raise ApiError(404, f"You have no variable {name}.")
+        await self.store.journal.record(actor_kind="user", actor=who.name, address=who.address,
+                                        user_id=who.id, object_kind="variable",
+                                        object_id=name, field="value", old_value=old)
+        return {"deleted": 1}
+
     # ------------------------------------------------------------------ anything else
 
     @app.route("/api", methods=None, endpoint="tapi_unknown_root")
@@ -427,10 +706,17 @@ def _int(value: Any, name: str) -> int:
     return int(text)
 
 
+def _employee_out(entry: Any) -> dict[str, Any]:
+    out = plain(entry)
+    out["phones"] = entry.phone_list()
+    out.pop("user_id", None)
+    return out
+
+
 def _message_out(message: Any) -> dict[str, Any]:
     out = plain(message, times=("created_at", "emailed_at"))
     del out["file_name"]  # where it is on the server is not the tenant's business
-    out["audio"] = f"{ROOT}/messages/{message.id}/audio"
+    out["audio"] = f"{ROOT}/api/messages/{message.id}/audio"
     return out
 
 
