@@ -211,6 +211,15 @@ class ReportWebTests(WebCase):
         self.assertEqual(page.code, 403)
         self.assertEqual(await self.store.reports.list("forged"), [])
 
+    async def test_the_report_number_box_runs_that_report(self) -> None:
+        report_id = await self._report("SELECT 41 + 1 AS answer")
+        browser = await self.admin_browser()
+        page = await browser.get(f"/ai/reports?n={report_id}")
+        self.assertEqual((page.code, page.url), (200, f"{self.base}/ai/reports/{report_id}"))
+        self.assertIn("42", page.text)
+        page = await browser.get("/ai/reports?n=x1")
+        self.assertEqual(page.code, 404)
+
     async def test_html_in_names_and_values_is_escaped(self) -> None:
         report_id = await self._report(
             "SELECT '<script>alert(1)</script>' AS \"<script>x</script>=\", "

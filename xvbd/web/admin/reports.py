@@ -28,7 +28,7 @@ from xvbd.store.report_runner import ReportRefused, ReportResult, ReportRunner, 
 from xvbd.store.reports import MOMENT_HELP, Report, moment
 from xvbd.web.admin.base import ROOT, AdminBase, Principal, app
 from xvbd.web.forms import Field, parse_fields
-from xvbd.web.security import Refused, check_csrf, secure_headers
+from xvbd.web.security import Redirect, Refused, check_csrf, secure_headers
 
 ROWS_ON_PAGE = 10_000
 ROWS_IN_CSV = 100_000
@@ -95,6 +95,11 @@ class ReportPages(AdminBase):
     @app.route("/reports", methods=["GET"])
     async def reports_list(self, request: IRequest) -> bytes:
         who = await self.staff(request, admin=True)
+        number = _arg(request, "n")
+        if number:  # the seed's "Report #: Run" box
+            if number.isdigit() and len(number) < 19:
+                raise Redirect(f"{ROOT}/reports/{number}")
+            raise Refused(404, f"There is no report {number!r}; a report's number is digits.")
         name = _arg(request, "name")
         reports = [r for r in await self.store.reports.list(name) if r.runs_for(who.name)]
         return self.page(request, "admin/reports.html", who, reports=reports, name=name,
