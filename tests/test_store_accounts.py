@@ -74,6 +74,21 @@ class AccountsTests:
         self.assertTrue(await acc.delete_group(group.id))
         self.assertEqual(await acc.type_limits(group.id), {})
 
+    async def test_a_rename_onto_another_name_is_a_conflict(self) -> None:
+        acc = self.store.accounts
+        basic = await acc.create_tariff("Basic", 1)
+        await acc.create_tariff("Gold", 1)
+        office = await acc.create_group("Office", basic.id)
+        await acc.create_group("Shop", basic.id)
+        first = await acc.create_partner("one", "x", office.id)
+        await acc.create_partner("two", "x", office.id)
+        for rename in (lambda: acc.update_tariff(basic.id, name="Gold"),
+                       lambda: acc.update_group(office.id, name="Shop"),
+                       lambda: acc.update_partner(first.id, login="two")):
+            with self.assertRaises(Conflict):
+                await rename()
+        self.assertEqual((await acc.get_tariff(basic.id)).name, "Basic")
+
     async def test_user_crud_and_lookup(self) -> None:
         acc = self.store.accounts
         user = await acc.create_user("613", "10001", 1, pin="911", name="Igor Okunev (RU)",

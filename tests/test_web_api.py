@@ -567,6 +567,543 @@ class PartnerApiTests(ApiCase):
 PartnerApiOnSQLite, PartnerApiOnMariaDB = on_both_backends(PartnerApiTests)
 
 
+class CatalogApiTests(ApiCase):
+    """Tariffs, groups (with per-type limits), partners, nodes, DIDs and their language:
+    created, read, changed and deleted through the API as the catalogue pages do."""
+
+    async def journal(self) -> set[tuple[str, str, str, str, str]]:
+        entries = await self.store.journal.all(limit=1000)
+        self.assertEqual({(e.actor_kind, e.actor, e.address) for e in entries},
+                         {("admin", "admin", "127.0.0.1")})
+        return {(e.object_kind, e.object_id, e.field, e.old_value, e.new_value)
+                for e in entries}
+
+    async def test_tariffs_created_read_changed_and_deleted(self) -> None:
+        await self.admin_ready()
+        acc = self.store.accounts
+        answer = await self.call("POST", "/ai/api/tariffs", json_body={
+            "name": "Basic", "currency_id": 2, "ivr_minute": "0.50", "monthly_fee": 100})
+        self.assertEqual(answer.code, 201, answer.body)
+        made = answer.json["tariff"]
+        tariff = await acc.get_tariff(made["id"])
+        self.assertEqual(answer.header("Location"), f"/ai/api/tariffs/{tariff.id}")
+        self.assertEqual((tariff.name, tariff.currency_id, tariff.ivr_minute,
+                          tariff.monthly_fee, tariff.daily_fee),
+                         ("Basic", 2, 5000, 100 * UNIT, 0))
+        self.assertEqual((made["ivr_minute"], made["ivr_minute_units"], made["monthly_fee"],
+                          made["daily_fee_units"], made["currency"]),
+                         ("0.50", 5000, "100.00", 0, "USD"))
+        # XML, from a form
+        answer = await self.call("POST", "/ai/api/tariffs.xml", form={
+            "name": "Night", "currency_id": 1, "callback_call": "0,0333"})
+        self.assertEqual(answer.code, 201, answer.body)
+        night = await acc.get_tariff(int(text(answer.xml, "tariff/id")))
+        self.assertEqual((night.name, night.callback_call), ("Night", 333))
+        self.assertEqual((text(answer.xml, "tariff/callback_call"),
+                          text(answer.xml, "tariff/callback_call_units"),
+                          text(answer.xml, "tariff/currency")), ("0.0333", "333", "RUB"))
+        answer = await self.call("GET", f"/ai/api/tariffs/{tariff.id}.xml")
+        self.assertEqual((text(answer.xml, "tariff/name"),
+                          text(answer.xml, "tariff/monthly_fee_units")), ("Basic", "1000000"))
+        answer = await self.call("GET", f"/ai/api/tariffs/{tariff.id}")
+        self.assertEqual(answer.json["tariff"], made)
+        # changed: only the fields sent
+        answer = await self.call("PATCH", f"/ai/api/tariffs/{tariff.id}",
+                                 json_body={"ivr_call": "1.25", "name": "Basic 2"})
+        self.assertEqual(answer.code, 200, answer.body)
+        self.assertEqual((answer.json["tariff"]["ivr_call"], answer.json["tariff"]["name"]),
+                         ("1.25", "Basic 2"))
+        fresh = await acc.get_tariff(tariff.id)
+        self.assertEqual((fresh.name, fresh.ivr_call, fresh.ivr_minute, fresh.currency_id),
+                         ("Basic 2", 12500, 5000, 2))
+        answer = await self.call("POST", f"/ai/api/tariffs/{night.id}.xml",
+                                 form={"daily_fee": "2"})
+        self.assertEqual(text(answer.xml, "tariff/daily_fee"), "2.00")
+        self.assertEqual((await acc.get_tariff(night.id)).daily_fee, 2 * UNIT)
+        # refused: wrong fields, a name taken, nothing to change, unknown tariff
+        answer = await self.call("POST", "/ai/api/tariffs", json_body={
+            "currency_id": 9, "ivr_minute": "0.00001", "colour": "red", "daily_fee": -1})
+        self.assertEqual(answer.code, 400)
+        self.assertEqual(answer.json["error"],
+                         "The tariff was not added: some fields are not right.")
+        fields = answer.json["fields"]
+        self.assertEqual(fields["name"], "Name is required")
+        self.assertIn("Currency: there is no currency 9 (they are: 1 (RUB)",
+                      fields["currency_id"])
+        self.assertEqual(fields["ivr_minute"],
+                         "IVR: a minute: at most 4 digits after the point, got '0.00001'")
+        self.assertEqual(fields["daily_fee"], "Daily fee: at least 0, got -1")
+        self.assertIn("colour: not a field of a tariff", fields["colour"])
+        answer = await self.call("POST", "/ai/api/tariffs", json_body={
+            "name": "Night", "currency_id": 1})
+        self.assertEqual(answer.code, 409)
+        self.assertIn("already exists", answer.json["fields"]["name"])
+        answer = await self.call("PATCH", f"/ai/api/tariffs/{tariff.id}",
+                                 json_body={"name": "Night"})
+        self.assertEqual(answer.code, 409)
+        self.assertEqual(answer.json["fields"]["name"], "a tariff named 'Night' already exists")
+        answer = await self.call("PATCH", f"/ai/api/tariffs/{tariff.id}", json_body={})
+        self.assertEqual((answer.code, answer.json["error"]),
+                         (400, "Nothing to change: send at least one field of the tariff."))
+        self.assertEqual(await acc.get_tariff(tariff.id), fresh)
+        self.assertEqual((await self.call("GET", "/ai/api/tariffs/999999")).code, 404)
+        self.assertEqual((await self.call("PATCH", "/ai/api/tariffs/999999",
+                                          json_body={"name": "x"})).code, 404)
+        # a tariff a group uses stays
+        await acc.create_group("Office", tariff.id)
+        await acc.create_group("Home", tariff.id)
+        answer = await self.call("DELETE", f"/ai/api/tariffs/{tariff.id}")
+        self.assertEqual(answer.code, 409)
+        self.assertEqual(answer.json["error"], "The groups Home, Office use this tariff; give "
+                         "them another one first. Nothing was changed.")
+        answer = await self.call("POST", f"/ai/api/tariffs/{tariff.id}/delete.xml")
+        self.assertEqual(answer.code, 409)
+        self.assertIn("use this tariff", text(answer.xml, "error"))
+        self.assertIsNotNone(await acc.get_tariff(tariff.id))
+        # deleted, by either form
+        answer = await self.call("DELETE", f"/ai/api/tariffs/{night.id}")
+        self.assertEqual(answer.json, {"deleted": True, "id": night.id})
+        self.assertIsNone(await acc.get_tariff(night.id))
+        self.assertEqual((await self.call("DELETE", f"/ai/api/tariffs/{night.id}")).code, 404)
+        spare = await acc.create_tariff("Spare", 1)
+        answer = await self.call("POST", f"/ai/api/tariffs/{spare.id}/delete")
+        self.assertEqual(answer.json, {"deleted": True, "id": spare.id})
+        self.assertIsNone(await acc.get_tariff(spare.id))
+        changed = await self.journal()
+        for row in (("tariffs", str(tariff.id), "", "", "(created)"),
+                    ("tariffs", str(tariff.id), "name", "Basic", "Basic 2"),
+                    ("tariffs", str(tariff.id), "ivr_call", "0", "12500"),
+                    ("tariffs", str(night.id), "daily_fee", "0", "20000"),
+                    ("tariffs", str(night.id), "", "(deleted)", ""),
+                    ("tariffs", str(spare.id), "", "(deleted)", "")):
+            self.assertIn(row, changed)
+
+    async def test_groups_with_every_limit_and_feature_and_type_limits(self) -> None:
+        await self.admin_ready()
+        acc = self.store.accounts
+        tariff = await acc.create_tariff("Basic", 1)
+        await acc.put_node("node2", limit_calls=0)
+        answer = await self.call("POST", "/ai/api/groups", json_body={
+            "name": "Office", "tariff_id": tariff.id, "server_id": "node2",
+            "max_phones": 3, "allow_tts": False})
+        self.assertEqual(answer.code, 201, answer.body)
+        made = answer.json["group"]
+        group = await acc.get_group(made["id"])
+        self.assertEqual(answer.header("Location"), f"/ai/api/groups/{group.id}")
+        self.assertEqual((group.name, group.tariff_id, group.server_id, group.max_phones,
+                          group.allow_tts, group.language),
+                         ("Office", tariff.id, "node2", 3, False, "xvb.EN-Female"))
+        self.assertEqual((made["max_phones"], made["allow_tts"], made["type_limits"]),
+                         (3, False, {}))
+        answer = await self.call("POST", "/ai/api/groups.xml", form={
+            "name": "Home", "tariff_id": tariff.id, "server_id": "DEFAULT_NODE",
+            "allow_api": "yes"})
+        self.assertEqual(answer.code, 201, answer.body)
+        home = await acc.get_group(int(text(answer.xml, "group/id")))
+        self.assertEqual((home.name, home.allow_api, text(answer.xml, "group/allow_api")),
+                         ("Home", True, "true"))
+        # every field of the group screen, changed at once
+        body: dict[str, Any] = {}
+        for number, field in enumerate(api_module.schemas.GROUP):
+            if field.kind == "bool":
+                body[field.name] = not getattr(group, field.name)
+            elif field.kind == "int":
+                body[field.name] = 10 + number
+            else:
+                body[field.name] = f"x{number}"
+        body.update(name="Office 2", tariff_id=tariff.id, server_id="DEFAULT_NODE",
+                    language="xvb.RU-Male")
+        answer = await self.call("PATCH", f"/ai/api/groups/{group.id}", json_body=body)
+        self.assertEqual(answer.code, 200, answer.body)
+        fresh = await acc.get_group(group.id)
+        for name, value in body.items():
+            self.assertEqual(getattr(fresh, name), value, name)
+            self.assertEqual(answer.json["group"][name], value, name)
+        answer = await self.call("POST", f"/ai/api/groups/{group.id}.xml",
+                                 form={"max_queues": "-1"})
+        self.assertEqual(text(answer.xml, "group/max_queues"), "-1")
+        self.assertEqual((await acc.get_group(group.id)).max_queues, -1)
+        # refused
+        answer = await self.call("POST", "/ai/api/groups", json_body={
+            "tariff_id": 999999, "server_id": "nowhere", "max_phones": -2,
+            "allow_tts": "perhaps", "colour": "red"})
+        self.assertEqual(answer.code, 400)
+        self.assertEqual(answer.json["error"],
+                         "The group was not added: some fields are not right.")
+        self.assertEqual(answer.json["fields"], {
+            "name": "Name is required", "tariff_id": "Tariff: there is no tariff 999999.",
+            "server_id": "Node: there is no node nowhere.",
+            "max_phones": "Maximum Number of phones: at least -1, got -2",
+            "allow_tts": "TTS greetings: yes or no, got 'perhaps'",
+            "colour": answer.json["fields"]["colour"]})
+        self.assertIn("colour: not a field of a group", answer.json["fields"]["colour"])
+        answer = await self.call("POST", "/ai/api/groups", json_body={
+            "name": "Home", "tariff_id": tariff.id, "server_id": "DEFAULT_NODE"})
+        self.assertEqual(answer.code, 409)
+        answer = await self.call("PATCH", f"/ai/api/groups/{group.id}",
+                                 json_body={"name": "Home"})
+        self.assertEqual((answer.code, answer.json["fields"]["name"]),
+                         (409, "a group named 'Home' already exists"))
+        self.assertEqual((await acc.get_group(group.id)).name, "Office 2")
+        self.assertEqual((await self.call("PATCH", "/ai/api/groups/999999",
+                                          json_body={"name": "x"})).code, 404)
+        # per-type limits
+        answer = await self.call("PUT", f"/ai/api/groups/{group.id}/type-limits/VoiceMail",
+                                 json_body={"max_count": 2})
+        self.assertEqual(answer.json, {"group_id": group.id, "type_name": "VoiceMail",
+                                       "max_count": 2})
+        answer = await self.call("POST", f"/ai/api/groups/{group.id}/type-limits/Queue.xml",
+                                 form={"max_count": "0"})
+        self.assertEqual(text(answer.xml, "max_count"), "0")
+        self.assertEqual(await acc.type_limits(group.id), {"VoiceMail": 2, "Queue": 0})
+        answer = await self.call("GET", f"/ai/api/groups/{group.id}")
+        self.assertEqual(answer.json["group"]["type_limits"], {"VoiceMail": 2, "Queue": 0})
+        answer = await self.call("PUT", f"/ai/api/groups/{group.id}/type-limits/VoiceMail",
+                                 json_body={"max_count": -2, "min_count": 1})
+        self.assertEqual(answer.code, 400)
+        self.assertEqual(answer.json["fields"]["max_count"],
+                         "Most extensions of the type: at least -1, got -2")
+        self.assertIn("min_count: not a field of a type limit", answer.json["fields"]["min_count"])
+        answer = await self.call("PUT", f"/ai/api/groups/{group.id}/type-limits/VoiceMail",
+                                 json_body={})
+        self.assertEqual(answer.json["fields"]["max_count"],
+                         "Most extensions of the type is required")
+        answer = await self.call("PUT", f"/ai/api/groups/{group.id}/type-limits/Nope",
+                                 json_body={"max_count": 1})
+        self.assertEqual(answer.code, 404)
+        self.assertIn("There is no extension type Nope; the types are: CallBlast",
+                      answer.json["error"])
+        self.assertEqual((await self.call("PUT", "/ai/api/groups/999999/type-limits/Queue",
+                                          json_body={"max_count": 1})).code, 404)
+        answer = await self.call("DELETE", f"/ai/api/groups/{group.id}/type-limits/VoiceMail")
+        self.assertEqual(answer.json, {"group_id": group.id, "type_name": "VoiceMail",
+                                       "max_count": -1})
+        self.assertEqual((await acc.type_limits(group.id)).get("VoiceMail", -1), -1)
+        answer = await self.call("POST",
+                                 f"/ai/api/groups/{group.id}/type-limits/Queue/delete")
+        self.assertEqual(answer.code, 200)
+        self.assertEqual((await acc.type_limits(group.id)).get("Queue", -1), -1)
+        # deleting: not while it has users or a partner
+        user = await acc.create_user("613", "1", group.id)
+        answer = await self.call("DELETE", f"/ai/api/groups/{group.id}")
+        self.assertEqual((answer.code, answer.json["error"]),
+                         (409, "The group has users; move or delete them first. Nothing was "
+                          "changed."))
+        await acc.delete_user(user.id)
+        await self.partner_ready(group.id)
+        answer = await self.call("POST", f"/ai/api/groups/{group.id}/delete.xml")
+        self.assertEqual(answer.code, 409)
+        self.assertIn("A partner manages this group", text(answer.xml, "error"))
+        self.assertIsNotNone(await acc.get_group(group.id))
+        await acc.delete_partner((await acc.find_partner("reseller")).id)
+        answer = await self.call("DELETE", f"/ai/api/groups/{group.id}")
+        self.assertEqual(answer.json, {"deleted": True, "id": group.id})
+        self.assertIsNone(await acc.get_group(group.id))
+        self.assertEqual((await self.call("DELETE", f"/ai/api/groups/{group.id}")).code, 404)
+        changed = await self.journal()
+        for row in (("user_groups", str(group.id), "", "", "(created)"),
+                    ("user_groups", str(group.id), "name", "Office", "Office 2"),
+                    ("user_groups", str(group.id), "max_phones", "3", str(body["max_phones"])),
+                    ("user_groups", str(group.id), "allow_tts", "0", "1"),
+                    ("user_groups", str(group.id), "type limit VoiceMail", "-1", "2"),
+                    ("user_groups", str(group.id), "type limit VoiceMail", "2", "-1"),
+                    ("user_groups", str(group.id), "type limit Queue", "0", "-1"),
+                    ("user_groups", str(group.id), "", "(deleted)", "")):
+            self.assertIn(row, changed)
+
+    async def test_partners_and_their_passwords(self) -> None:
+        await self.admin_ready()
+        acc = self.store.accounts
+        office = await acc.create_group("Office", 1)
+        home = await acc.create_group("Home", 1)
+        bodies: list[bytes] = []
+        call = self.call
+
+        async def recorded(*args: Any, **kwargs: Any) -> Any:
+            answer = await call(*args, **kwargs)
+            bodies.append(answer.body)
+            return answer
+
+        self.patch(self, "call", recorded)
+        answer = await self.call("POST", "/ai/api/partners", json_body={
+            "login": "seller", "password": "first-pass-1", "group_id": office.id,
+            "description": "Acme", "can_change_balance": True, "balance_limit": "50"})
+        self.assertEqual(answer.code, 201, answer.body)
+        made = answer.json["partner"]
+        partner = await acc.find_partner("seller")
+        self.assertEqual(answer.header("Location"), f"/ai/api/partners/{partner.id}")
+        self.assertEqual((partner.id, partner.group_id, partner.description,
+                          partner.can_change_balance, partner.balance_limit),
+                         (made["id"], office.id, "Acme", True, 50 * UNIT))
+        self.assertEqual((made["balance_limit"], made["balance_limit_units"],
+                          made["created_at"]), ("50.00", 50 * UNIT, partner.created_at))
+        self.assertNotIn("password_hash", made)
+        self.assertNotIn("first-pass-1", partner.password_hash)
+        # the new partner can use the API with its password (hashed, not stored as is)
+        answer = await self.call("GET", "/ai/api/whoami", auth=("seller", "first-pass-1"))
+        self.assertEqual((answer.json["kind"], answer.json["group_id"]), ("partner", office.id))
+        answer = await self.call("POST", "/ai/api/partners.xml", form={
+            "login": "second", "password": "second-pass", "group_id": home.id})
+        self.assertEqual(answer.code, 201, answer.body)
+        second = await acc.find_partner("second")
+        self.assertEqual((text(answer.xml, "partner/id"),
+                          text(answer.xml, "partner/can_change_balance")),
+                         (str(second.id), "false"))
+        self.assertIsNone(answer.xml.find(".//password_hash"))
+        answer = await self.call("GET", "/ai/api/partners")
+        self.assertEqual([p["login"] for p in answer.json["partners"]], ["second", "seller"])
+        answer = await self.call("GET", f"/ai/api/partners/{partner.id}.xml")
+        self.assertEqual(text(answer.xml, "partner/description"), "Acme")
+        # changed without a password: the hash stays
+        answer = await self.call("PATCH", f"/ai/api/partners/{partner.id}",
+                                 json_body={"group_id": home.id, "balance_limit": "0"})
+        self.assertEqual(answer.code, 200, answer.body)
+        fresh = await acc.get_partner(partner.id)
+        self.assertEqual((fresh.group_id, fresh.balance_limit, fresh.password_hash),
+                         (home.id, 0, partner.password_hash))
+        # a new password
+        answer = await self.call("POST", f"/ai/api/partners/{partner.id}",
+                                 form={"password": "second-pass-2"})
+        self.assertEqual(answer.code, 200, answer.body)
+        renewed = (await acc.get_partner(partner.id)).password_hash
+        self.assertNotEqual(renewed, partner.password_hash)
+        self.assertEqual((await self.call("GET", "/ai/api/whoami",
+                                          auth=("seller", "first-pass-1"))).code, 401)
+        self.assertEqual((await self.call("GET", "/ai/api/whoami",
+                                          auth=("seller", "second-pass-2"))).code, 200)
+        # refused
+        answer = await self.call("POST", "/ai/api/partners", json_body={
+            "login": "bad login", "group_id": 999999, "balance_limit": "x", "role": "admin"})
+        self.assertEqual(answer.code, 400)
+        fields = answer.json["fields"]
+        self.assertEqual(fields["login"], "Login: letters, digits, . _ @ -")
+        self.assertEqual(fields["password"],
+                         "A new partner needs a password (at least 8 characters).")
+        self.assertEqual(fields["group_id"], "Group: there is no group 999999.")
+        self.assertEqual(fields["balance_limit"],
+                         "Largest single balance change: an amount like 12.50, got 'x'")
+        self.assertIn("role: not a field of a partner", fields["role"])
+        for password, message in (("short", "Password: at least 8 characters."),
+                                  ("", "Password: at least 8 characters; leave the field "
+                                       "out to keep the password.")):
+            answer = await self.call("PATCH", f"/ai/api/partners/{partner.id}",
+                                     json_body={"password": password})
+            self.assertEqual((answer.code, answer.json["fields"]["password"]),
+                             (400, message))
+        answer = await self.call("POST", "/ai/api/partners", json_body={
+            "login": "second", "password": "third-pass", "group_id": home.id})
+        self.assertEqual(answer.code, 409)
+        self.assertIn("already exists", answer.json["fields"]["login"])
+        answer = await self.call("PATCH", f"/ai/api/partners/{partner.id}",
+                                 json_body={"login": "second"})
+        self.assertEqual((answer.code, answer.json["fields"]["login"]),
+                         (409, "a partner 'second' already exists"))
+        self.assertEqual((await acc.get_partner(partner.id)).login, "seller")
+        self.assertEqual((await self.call("GET", "/ai/api/partners/999999")).code, 404)
+        # deleted, by either form
+        answer = await self.call("DELETE", f"/ai/api/partners/{partner.id}")
+        self.assertEqual(answer.json, {"deleted": True, "id": partner.id})
+        answer = await self.call("POST", f"/ai/api/partners/{second.id}/delete.xml")
+        self.assertEqual(text(answer.xml, "deleted"), "true")
+        self.assertEqual(await acc.list_partners(), [])
+        self.assertEqual((await self.call("DELETE", f"/ai/api/partners/{partner.id}")).code,
+                         404)
+        changed = await self.journal()
+        for row in (("partners", str(partner.id), "", "", "(created)"),
+                    ("partners", str(partner.id), "group_id", str(office.id), str(home.id)),
+                    ("partners", str(partner.id), "password_hash", "(changed)", "(changed)"),
+                    ("partners", str(partner.id), "", "(deleted)", "")):
+            self.assertIn(row, changed)
+        everything = " ".join(" ".join(row) for row in changed)
+        for secret in ("first-pass-1", "second-pass", "second-pass-2", "$"):
+            self.assertNotIn(secret, everything)
+        # nor in any answer: neither a password nor a hash (nor a piece of one)
+        self.assertGreater(len(bodies), 15)
+        for body in bodies:
+            for secret in (b"first-pass-1", b"second-pass", b"password_hash",
+                           partner.password_hash.encode(), renewed[-20:].encode(),
+                           second.password_hash[-20:].encode(), b"$"):
+                self.assertNotIn(secret, body)
+
+    async def test_nodes_put_and_deleted(self) -> None:
+        await self.admin_ready()
+        acc = self.store.accounts
+        answer = await self.call("PUT", "/ai/api/nodes/node2", json_body={
+            "asterisk_ip": "10.0.0.2", "limit_calls": 40, "limit_la_5": "2.5"})
+        self.assertEqual(answer.code, 201, answer.body)
+        self.assertEqual(answer.header("Location"), "/ai/api/nodes/node2")
+        node = await acc.get_node("node2")
+        self.assertEqual((node.asterisk_ip, node.limit_calls, node.limit_la_5,
+                          node.limit_la_1), ("10.0.0.2", 40, 2.5, 0))
+        self.assertEqual((answer.json["node"]["limit_calls"], answer.json["node"]["stat_at"]),
+                         (40, None))
+        answer = await self.call("POST", "/ai/api/nodes/node2.xml",
+                                 form={"comment": "second box"})
+        self.assertEqual((answer.code, text(answer.xml, "node/comment"),
+                          text(answer.xml, "node/limit_calls")), (200, "second box", "40"))
+        self.assertEqual((await acc.get_node("node2")).comment, "second box")
+        answer = await self.call("GET", "/ai/api/nodes/node2")
+        self.assertEqual(answer.json["node"]["asterisk_ip"], "10.0.0.2")
+        answer = await self.call("PUT", "/ai/api/nodes/node2",
+                                 json_body={"limit_calls": -1, "speed": 9})
+        self.assertEqual(answer.code, 400)
+        self.assertEqual(answer.json["fields"]["limit_calls"],
+                         "Limit: calls: at least 0, got -1")
+        self.assertIn("speed: not a field of a node", answer.json["fields"]["speed"])
+        answer = await self.call("PUT", "/ai/api/nodes/bad%20id", json_body={})
+        self.assertEqual(answer.code, 400)
+        self.assertIn("letters, digits", answer.json["fields"]["id"])
+        self.assertEqual((await self.call("GET", "/ai/api/nodes/nowhere")).code, 404)
+        # a node serving a group stays
+        group = await acc.create_group("Office", 1, server_id="node2")
+        answer = await self.call("DELETE", "/ai/api/nodes/node2")
+        self.assertEqual((answer.code, answer.json["error"]),
+                         (409, "Node node2 serves the groups Office; move them to another "
+                          "node first. Nothing was changed."))
+        await acc.update_group(group.id, server_id="DEFAULT_NODE")
+        answer = await self.call("DELETE", "/ai/api/nodes/node2.xml")
+        self.assertEqual((answer.code, text(answer.xml, "deleted")), (200, "true"))
+        self.assertIsNone(await acc.get_node("node2"))
+        self.assertEqual((await self.call("POST", "/ai/api/nodes/node2/delete")).code, 404)
+        changed = await self.journal()
+        for row in (("nodes", "node2", "", "", "(created)"),
+                    ("nodes", "node2", "comment", "", "second box"),
+                    ("nodes", "node2", "", "(deleted)", "")):
+            self.assertIn(row, changed)
+
+    async def test_dids_and_their_language(self) -> None:
+        await self.admin_ready()
+        acc = self.store.accounts
+        group = await acc.create_group("Office", 1)
+        user = await acc.create_user("613", "1", group.id)
+        for did in ("3500", "3501", "4500"):
+            await acc.assign_did(did, user.id)
+        answer = await self.call("GET", "/ai/api/dids?prefix=35")
+        made = (await acc.user_dids(user.id))[0]
+        self.assertEqual(answer.json["dids"], [
+            {"did": "3500", "user_id": user.id, **apiformat.time_fields(
+                "created_at", made.created_at)},
+            {"did": "3501", "user_id": user.id, **apiformat.time_fields(
+                "created_at", made.created_at)}])
+        answer = await self.call("GET", "/ai/api/dids.xml?limit=2")
+        self.assertEqual([text(d, "did") for d in answer.xml.findall("dids/did")],
+                         ["3500", "3501"])
+        answer = await self.call("GET", "/ai/api/dids?prefix=3%205&limit=0")
+        self.assertEqual(set(answer.json["fields"]), {"prefix", "limit"})
+        # the language a public number speaks
+        answer = await self.call("PUT", "/ai/api/didattrs/74950001",
+                                 json_body={"language": "xvb.RU-Female"})
+        self.assertEqual((answer.code, answer.json),
+                         (201, {"didattr": {"did": "74950001", "language": "xvb.RU-Female"}}))
+        self.assertEqual(await acc.did_language("74950001"), "xvb.RU-Female")
+        answer = await self.call("POST", "/ai/api/didattrs/74950001.xml",
+                                 form={"language": "xvb.EN-Male"})
+        self.assertEqual((answer.code, text(answer.xml, "didattr/language")),
+                         (200, "xvb.EN-Male"))
+        self.assertEqual(await acc.did_language("74950001"), "xvb.EN-Male")
+        answer = await self.call("GET", "/ai/api/didattrs.xml")
+        self.assertEqual([(text(a, "did"), text(a, "language"))
+                          for a in answer.xml.findall("didattrs/didattr")],
+                         [("74950001", "xvb.EN-Male")])
+        answer = await self.call("PUT", "/ai/api/didattrs/7495%200001",
+                                 json_body={"language": "no spaces!", "did": "1"})
+        self.assertEqual(answer.code, 400)
+        fields = answer.json["fields"]
+        self.assertEqual(fields["language"], "Language: a language pack like xvb.EN-Female")
+        self.assertEqual(fields["did"], "did: not a field of a DID's attributes (they are: "
+                         "language)")
+        answer = await self.call("PUT", "/ai/api/didattrs/74950002", json_body={})
+        self.assertEqual(answer.json["fields"], {"language": "Language is required"})
+        self.assertIsNone(await acc.did_language("74950002"))
+        answer = await self.call("DELETE", "/ai/api/didattrs/74950001")
+        self.assertEqual(answer.json, {"deleted": True, "did": "74950001"})
+        self.assertIsNone(await acc.did_language("74950001"))
+        answer = await self.call("POST", "/ai/api/didattrs/74950001/delete")
+        self.assertEqual(answer.code, 404)
+        changed = await self.journal()
+        for row in (("did_attrs", "74950001", "", "", "(created)"),
+                    ("did_attrs", "74950001", "language", "xvb.RU-Female", "xvb.EN-Male"),
+                    ("did_attrs", "74950001", "", "(deleted)", "")):
+            self.assertIn(row, changed)
+
+    async def test_methods_not_taken_are_405_on_the_new_paths(self) -> None:
+        await self.admin_ready()
+        for method, path, allowed in (
+                ("PUT", "/ai/api/tariffs/1", "GET, POST, PATCH, DELETE"),
+                ("DELETE", "/ai/api/tariffs", "GET, POST"),
+                ("GET", "/ai/api/groups/1/type-limits/Queue", "POST, PUT, DELETE"),
+                ("PATCH", "/ai/api/nodes/DEFAULT_NODE", "GET, POST, PUT, DELETE"),
+                ("PUT", "/ai/api/partners", "GET, POST"),
+                ("POST", "/ai/api/dids", "GET"),
+                ("GET", "/ai/api/didattrs/3500", "POST, PUT, DELETE")):
+            answer = await self.call(method, path)
+            self.assertEqual((answer.code, answer.header("Allow")), (405, allowed),
+                             (method, path))
+            self.assertIn(f"does not take {method}", answer.json["error"])
+
+    async def test_a_partner_is_refused_every_catalogue_change(self) -> None:
+        await self.admin_ready()
+        acc = self.store.accounts
+        mine = await acc.create_group("mine", 1)
+        await self.partner_ready(mine.id)
+        partner = await acc.find_partner("reseller")
+        await acc.set_did_language("3500", "xvb.RU-Female")
+        before = (await acc.list_tariffs(), await acc.list_groups(), await acc.list_nodes(),
+                  await acc.list_partners(), await acc.list_did_attrs(),
+                  await acc.type_limits(mine.id))
+        group = f"/ai/api/groups/{mine.id}"
+        for method, path, body in (
+                ("POST", "/ai/api/tariffs", {"name": "x", "currency_id": 1}),
+                ("GET", "/ai/api/tariffs/1", None),
+                ("PATCH", "/ai/api/tariffs/1", {"name": "x"}),
+                ("POST", "/ai/api/tariffs/1", {"name": "x"}),
+                ("DELETE", "/ai/api/tariffs/1", None),
+                ("POST", "/ai/api/tariffs/1/delete", None),
+                ("POST", "/ai/api/groups", {"name": "x", "tariff_id": 1}),
+                ("PATCH", group, {"max_phones": 99}),
+                ("POST", group, {"max_phones": 99}),
+                ("DELETE", group, None), ("POST", f"{group}/delete", None),
+                ("PUT", f"{group}/type-limits/Queue", {"max_count": 5}),
+                ("POST", f"{group}/type-limits/Queue", {"max_count": 5}),
+                ("DELETE", f"{group}/type-limits/Queue", None),
+                ("POST", f"{group}/type-limits/Queue/delete", None),
+                ("GET", "/ai/api/partners", None),
+                ("GET", f"/ai/api/partners/{partner.id}", None),
+                ("POST", "/ai/api/partners", {"login": "x", "password": "x" * 9,
+                                              "group_id": mine.id}),
+                ("PATCH", f"/ai/api/partners/{partner.id}", {"can_change_balance": True}),
+                ("POST", f"/ai/api/partners/{partner.id}", {"balance_limit": 0}),
+                ("DELETE", f"/ai/api/partners/{partner.id}", None),
+                ("POST", f"/ai/api/partners/{partner.id}/delete", None),
+                ("GET", "/ai/api/nodes/DEFAULT_NODE", None),
+                ("PUT", "/ai/api/nodes/DEFAULT_NODE", {"comment": "x"}),
+                ("POST", "/ai/api/nodes/new", {"comment": "x"}),
+                ("DELETE", "/ai/api/nodes/DEFAULT_NODE", None),
+                ("POST", "/ai/api/nodes/DEFAULT_NODE/delete", None),
+                ("GET", "/ai/api/dids", None), ("GET", "/ai/api/didattrs", None),
+                ("PUT", "/ai/api/didattrs/3500", {"language": "x"}),
+                ("POST", "/ai/api/didattrs/3500", {"language": "x"}),
+                ("DELETE", "/ai/api/didattrs/3500", None),
+                ("POST", "/ai/api/didattrs/3500/delete", None)):
+            for suffix in ("", ".xml"):
+                answer = await self.call(method, path + suffix, auth=PARTNER, json_body=body)
+                self.assertEqual(answer.code, 403, (method, path, answer.body[:200]))
+                message = (answer.json["error"] if not suffix
+                           else text(answer.xml, "error"))
+                self.assertIn("This endpoint is the operator's", message)
+        after = (await acc.list_tariffs(), await acc.list_groups(), await acc.list_nodes(),
+                 await acc.list_partners(), await acc.list_did_attrs(),
+                 await acc.type_limits(mine.id))
+        self.assertEqual(after, before)
+        self.assertEqual(await self.store.journal.all(), [])
+        # its own group it may still read
+        answer = await self.call("GET", group, auth=PARTNER)
+        self.assertEqual((answer.code, answer.json["group"]["id"]), (200, mine.id))
+
+
+CatalogApiOnSQLite, CatalogApiOnMariaDB = on_both_backends(CatalogApiTests)
+
+
 def test_xml_names_come_only_from_plain_keys() -> None:
     body = apiformat.to_xml({"a": 1, "b c": "x", "<evil/>": "y", "xmlns": "z",
                              "list": [1, None, True], "t": "\x00bad\x1f"},

@@ -275,7 +275,11 @@ class Accounts:
         return await self._db.run_interaction(TARIFFS.select)
 
     async def update_tariff(self, tariff_id: int, **changes: Any) -> bool:
-        return await self._db.run_interaction(TARIFFS.update, tariff_id, changes)
+        """Change a tariff; :class:`Conflict` when its new name is another's."""
+        def update(txn: Txn) -> bool:
+            return bool(_unique(txn, lambda: TARIFFS.update(txn, tariff_id, changes),
+                                "a tariff with that name"))
+        return await self._db.run_interaction(update)
 
     async def delete_tariff(self, tariff_id: int) -> bool:
         return await self._db.run_interaction(TARIFFS.delete, tariff_id)
@@ -296,7 +300,11 @@ class Accounts:
         return await self._db.run_interaction(GROUPS.select, order="name")
 
     async def update_group(self, group_id: int, **changes: Any) -> bool:
-        return await self._db.run_interaction(GROUPS.update, group_id, changes)
+        """Change a group; :class:`Conflict` when its new name is another's."""
+        def update(txn: Txn) -> bool:
+            return bool(_unique(txn, lambda: GROUPS.update(txn, group_id, changes),
+                                "a group with that name"))
+        return await self._db.run_interaction(update)
 
     async def delete_group(self, group_id: int) -> bool:
         return await self._db.run_interaction(GROUPS.delete, group_id)
@@ -517,7 +525,11 @@ class Accounts:
         return await self._db.run_interaction(PARTNERS.select, order="login")
 
     async def update_partner(self, partner_id: int, **changes: Any) -> bool:
-        return await self._db.run_interaction(PARTNERS.update, partner_id, changes)
+        """Change a partner; :class:`Conflict` when its new login is another's."""
+        def update(txn: Txn) -> bool:
+            return bool(_unique(txn, lambda: PARTNERS.update(txn, partner_id, changes),
+                                "a partner with that login"))
+        return await self._db.run_interaction(update)
 
     async def delete_partner(self, partner_id: int) -> bool:
         return await self._db.run_interaction(PARTNERS.delete, partner_id)

@@ -93,7 +93,7 @@ class Table(Generic[R]):
         txn.execute(self._insert_sql(cols), [values[c] for c in cols])
         new_id = txn.lastrowid if self.key == "id" else 0
         if self.audit and txn.actor is not None:
-            key = new_id if self.key == "id" else values.get(self.key)
+            key = values[self.key] if self.key in values else new_id  # a natural key: its own
             self._journal(txn, key, None, {**values, self.key: key})
         return new_id
 

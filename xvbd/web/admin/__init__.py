@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xvbd.web.admin.api import ApiRoutes
+from xvbd.web.admin.api_catalog import CatalogApi
 from xvbd.web.admin.base import AdminBase, Principal
 from xvbd.web.admin.catalog import CatalogPages
 from xvbd.web.admin.cdrs import CdrPages
@@ -10,7 +10,7 @@ from xvbd.web.admin.reports import ReportPages
 from xvbd.web.admin.users import UserPages
 
 
-class AdminApp(ApiRoutes, ReportPages, CdrPages, UserPages, CatalogPages, AdminBase):
+class AdminApp(CatalogApi, ReportPages, CdrPages, UserPages, CatalogPages, AdminBase):
     """All the operator's pages on one Klein app (``AdminApp(...).app.resource()``)."""
 
 

@@ -5,7 +5,9 @@ Every request is checked in this order: the client address against ``[CGI]
 TRUSTED_4_AI_DF`` (403), HTTP Basic with an admin's or a partner's login (401; throttled
 with the login page's counters), then the route.  No cookie is read or set, so there is no
 CSRF to check.  A partner is held to its group by the storage layer (``in_group=``), as in
-the pages.  Answers are JSON, or XML for a path ending in ``.xml``, ``?format=xml`` or an
+the pages; the catalogue (tariffs, groups and their limits, partners, nodes, DIDs) is the
+operator's to change, with the fields, store calls and refusals of the catalogue pages.
+Answers are JSON, or XML for a path ending in ``.xml``, ``?format=xml`` or an
 ``Accept`` preferring XML; see ``docs/api.md``.
 """
 
@@ -23,12 +25,19 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
 
 from xvbd.passwords import needs_rehash
-from xvbd.store.accounts import Conflict, InsufficientBalance, NotFound, Partner, User
+from xvbd.store.accounts import (
+    Conflict,
+    InsufficientBalance,
+    NotFound,
+    Partner,
+    User,
+)
 from xvbd.store.audit import Actor, acting
 from xvbd.store.cdr import CDRFilter, CDRKey
 from xvbd.web import apiformat
 from xvbd.web.admin import schemas
 from xvbd.web.admin.base import COOKIE, ROOT, AdminBase, app, log
+from xvbd.web.admin.catalog import NO_TYPE_LIMIT
 from xvbd.web.apirequest import (
     REALM,
     ApiError,
@@ -51,11 +60,18 @@ CACHE_SECONDS = 60.0
 CACHE_SIZE = 1024
 MAX_LIMIT = 500
 ID = "<int(max=999999999999999999):user_id>"
+GROUP_ID = "<int(max=999999999999999999):group_id>"
+TARIFF_ID = "<int(max=999999999999999999):tariff_id>"
+PARTNER_ID = "<int(max=999999999999999999):partner_id>"
 ITEM_NAMES = {"users": "user", "groups": "group", "tariffs": "tariff", "nodes": "node",
-              "cdrs": "cdr", "entries": "entry", "dids": "did", "history": "op"}
+              "cdrs": "cdr", "entries": "entry", "dids": "did", "history": "op",
+              "partners": "partner", "didattrs": "didattr"}
 TARIFF_MONEY = frozenset(f.name for f in schemas.TARIFF if f.kind == "money")
 GROUP_FIELD = next(f for f in schemas.USER if f.name == "group_id")
 PAGING = (Field("limit", "limit", "int", minimum=1, maximum=MAX_LIMIT),)
+TYPE_LIMIT = (Field("max_count", "Most extensions of the type", "int", required=True,
+                    minimum=NO_TYPE_LIMIT, maximum=10**12,
+                    help="-1: no limit, 0: not allowed"),)
 
 
 @dataclass(frozen=True)
@@ -435,48 +451,11 @@ class ApiRoutes(AdminBase):
                                    did: str) -> Any:
         return await self.api_did_release(request, who, user_id, did)
 
-    # ------------------------------------------------------------------ catalogue
-
-    @endpoint("/api/groups", ["GET"], "groups")
-    async def api_groups(self, request: IRequest, who: ApiCaller) -> Any:
-        query_fields(request, ())
-        groups = await self.store.accounts.list_groups()
-        return {"groups": [plain(g) for g in groups
-                           if who.group_id is None or g.id == who.group_id]}
-
-    @endpoint("/api/groups/<int(max=999999999999999999):group_id>", ["GET"], "group")
-    async def api_group(self, request: IRequest, who: ApiCaller, group_id: int) -> Any:
-        query_fields(request, ())
-        group = await self.store.accounts.get_group(group_id)
-        if group is None or (who.group_id is not None and group.id != who.group_id):
-            raise ApiError(404, f"There is no group {group_id}" +
-                           ("" if who.is_admin else " of yours") + ".")
-        return {"group": {**plain(group),
-                          "type_limits": await self.store.accounts.type_limits(group.id)}}
-
-    @endpoint("/api/tariffs", ["GET"], "tariffs")
-    async def api_tariffs(self, request: IRequest, who: ApiCaller) -> Any:
-        query_fields(request, ())
-        tariffs = await self.store.accounts.list_tariffs()
-        if who.group_id is not None:
-            group = await self.store.accounts.get_group(who.group_id)
-            tariffs = [t for t in tariffs if group is not None and t.id == group.tariff_id]
-        currencies = {c.id: c.code for c in await self.store.accounts.list_currencies()}
-        return {"tariffs": [{**plain(t, money=TARIFF_MONEY),
-                             "currency": currencies.get(t.currency_id, "")} for t in tariffs]}
-
-    @endpoint("/api/nodes", ["GET"], "nodes")
-    async def api_nodes(self, request: IRequest, who: ApiCaller) -> Any:
-        _admin(who)
-        query_fields(request, ())
-        return {"nodes": [plain(n, times=("stat_at",))
-                          for n in await self.store.accounts.list_nodes()]}
-
     # ------------------------------------------------------------------ CDRs and journal
 
     @endpoint("/api/cdrs", ["GET"], "cdrs")
     async def api_cdrs(self, request: IRequest, who: ApiCaller) -> Any:
-        _admin(who)
+        operator_only(who)
         args = query_fields(request, (
             Field("from", "from", max_length=40), Field("to", "to", max_length=40),
             *(Field(n, n, max_length=64)
@@ -510,7 +489,7 @@ class ApiRoutes(AdminBase):
 
     @endpoint("/api/journal", ["GET"], "journal")
     async def api_journal(self, request: IRequest, who: ApiCaller) -> Any:
-        _admin(who)
+        operator_only(who)
         args = query_fields(request, (Field("before", "before", "int", minimum=1),
                                 Field("user", "user", "int", minimum=1), *PAGING))
         limit = args.get("limit", 50)
@@ -550,7 +529,7 @@ class ApiRoutes(AdminBase):
     def _api_allowed_methods(self, path: str) -> list[str]:
         adapter = self.app.url_map.bind("localhost")
         allowed = []
-        for method in ("GET", "POST", "PATCH", "DELETE"):
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             try:
                 name, _ = adapter.match(path, method=method)
             except HTTPException:
@@ -563,10 +542,17 @@ class ApiRoutes(AdminBase):
 # ---------------------------------------------------------------------- requests
 
 
-def _admin(who: ApiCaller) -> None:
+def operator_only(who: ApiCaller) -> None:
     if not who.is_admin:
         raise ApiError(403, "This endpoint is the operator's; a partner manages the users of "
                        "its group only.")
+
+
+def taken_error(kind: str, what: str, value: str, field: str) -> ApiError:
+    """The 409 of a change that would repeat another object's unique name, said as the
+    storage layer says it when adding (the stored updates do not check it themselves)."""
+    message = f"{what} {value!r} already exists"
+    return ApiError(409, f"The {kind} was not changed: {message}.", {field: message})
 
 
 def _basic(request: IRequest) -> tuple[str, str]:
@@ -584,6 +570,13 @@ def _user_out(user: User, dids: Sequence[Any] | None = None) -> dict[str, Any]:
     out["pin_set"] = bool(out.pop("pin"))
     if dids is not None:
         out["dids"] = [d.did for d in dids]
+    return out
+
+
+def partner_out(partner: Partner) -> dict[str, Any]:
+    """A partner without its password hash."""
+    out = plain(partner, money=("balance_limit",), times=("created_at",))
+    del out["password_hash"]
     return out
 
 
