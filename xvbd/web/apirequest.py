@@ -7,13 +7,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from klein import Klein
 from twisted.web.iweb import IRequest
+from werkzeug.exceptions import HTTPException
 
 from xvbd.web import apiformat
 from xvbd.web.forms import Field, parse_fields, unknown_fields
@@ -209,3 +211,48 @@ def error_answer(request: IRequest, fmt: str, exc: ApiError,
     body, content_type = apiformat.render(data, fmt, item_names)
     secure_headers(request, content_type)
     return body
+
+
+# ---------------------------------------------------------------------- routes
+
+Handler = Callable[..., Awaitable[Any]]
+Endpoint = Callable[[str, Sequence[str], str], Callable[[Handler], Handler]]
+
+
+def endpoints(app: Klein, serve: str, prefix: str) -> Endpoint:
+    """A decorator factory: ``@endpoint(path, methods, name)`` registers
+    ``handler(self, request, caller, **route_args) -> data`` on ``app`` at ``path`` and at
+    ``path.xml``; the app's method named ``serve`` does the checks and writes the answer.
+    Route names start with ``prefix`` (``api_users``)."""
+    def endpoint(path: str, methods: Sequence[str], name: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            async def route(self: Any, request: IRequest, **kw: Any) -> bytes:
+                result: bytes = await getattr(self, serve)(request, handler, kw)
+                return result
+            for suffix in ("", ".xml"):
+                app.route(path + suffix, methods=list(methods),
+                          endpoint=f"{prefix}_{name}{suffix.replace('.', '_')}")(route)
+            return handler
+        return register
+    return endpoint
+
+
+def no_such_endpoint(app: Klein, request: IRequest, root: str, unknown: str) -> ApiError:
+    """The error for a request no endpoint took: 405 with ``Allow`` when the path exists
+    with other methods, else 404.  ``unknown`` starts the names of the catch-all routes."""
+    path = request.path.decode("utf-8", "replace")
+    adapter = app.url_map.bind("localhost")
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        try:
+            name, _ = adapter.match(path.removeprefix(root), method=method)
+        except HTTPException:
+            continue
+        if not str(name).startswith(unknown):
+            allowed.append(method)
+    if allowed:
+        return ApiError(405, f"{path} does not take "
+                        f"{request.method.decode('ascii', 'replace')}; it takes "
+                        f"{', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)})
+    return ApiError(404, f"There is no API endpoint {path}; the endpoints are listed in "
+                    "docs/api.md.")

@@ -117,3 +117,40 @@ async def password_matches(password: str, stored: str) -> bool:
         return False
     result: Any = await deferToThread(verify_password, password, stored)
     return bool(result)
+
+
+# ---------------------------------------------------------------------- the pages' answers
+
+SERVER_FAULT = ("Something went wrong on the server; it is in the log. Nothing was changed "
+                "unless the page says so.")
+
+
+def redirect_answer(request: IRequest, location: str) -> bytes:
+    """A 303 to ``location`` (after a form, or to the login page), never cached."""
+    request.setResponseCode(303)
+    request.setHeader(b"Location", location.encode("utf-8"))
+    request.setHeader(b"Cache-Control", b"no-store")
+    return b""
+
+
+def failure_code(request: IRequest, failure: Any) -> tuple[int, str]:
+    """The code and message of a request that raised: Werkzeug's own (404 no such route,
+    405 …), or 500 for a fault of ours — logged here with the request."""
+    from werkzeug.exceptions import HTTPException
+
+    from xvbd.logs import logger
+
+    if failure.check(HTTPException):
+        code = failure.value.code or 500
+        return code, "There is no such page." if code == 404 else failure.value.description
+    logger("xvbd.web").failure("web request {uri} failed", failure, uri=request.uri)
+    return 500, SERVER_FAULT
+
+
+def safe_next(request: IRequest, data: dict[str, str] | None, root: str) -> str:
+    """Where to go after logging in: a path under ``root`` only (never another site)."""
+    raw = (data or {}).get("next") or request.args.get(b"next", [b""])[0].decode(
+        "utf-8", "replace")
+    if not raw.startswith(root + "/") or raw.startswith("//") or "\\" in raw:
+        return root + "/"
+    return raw

@@ -17,12 +17,11 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from twisted.web.iweb import IRequest
-from werkzeug.exceptions import HTTPException
 
 from xvbd.passwords import needs_rehash
 from xvbd.store.accounts import (
@@ -41,11 +40,14 @@ from xvbd.web.admin.catalog import NO_TYPE_LIMIT
 from xvbd.web.apirequest import (
     REALM,
     ApiError,
+    Handler,
     answer,
     basic_credentials,
     body_fields,
+    endpoints,
     error_answer,
     negotiate_format,
+    no_such_endpoint,
     plain,
     query_fields,
     time_arg,
@@ -104,20 +106,7 @@ class _Proven:
     expires: float
 
 
-Handler = Callable[..., Awaitable[Any]]
-
-
-def endpoint(path: str, methods: Sequence[str], name: str) -> Callable[[Handler], Handler]:
-    """Register ``handler(self, request, caller, **route_args) -> data`` at ``path`` and at
-    ``path.xml``; :meth:`ApiRoutes._api_serve` does the checks and writes the answer."""
-    def register(handler: Handler) -> Handler:
-        async def serve(self: ApiRoutes, request: IRequest, **kw: Any) -> bytes:
-            return await self._api_serve(request, handler, kw)
-        for suffix in ("", ".xml"):
-            app.route(path + suffix, methods=list(methods),
-                      endpoint=f"api_{name}{suffix.replace('.', '_')}")(serve)
-        return handler
-    return register
+endpoint = endpoints(app, "_api_serve", "api")
 
 
 class ApiRoutes(AdminBase):
@@ -517,26 +506,7 @@ class ApiRoutes(AdminBase):
             negotiate_format(request)
         except ApiError as exc:
             return _error(request, fmt, exc)
-        path = request.path.decode("utf-8", "replace")
-        allowed = self._api_allowed_methods(path.removeprefix(ROOT))
-        if allowed:
-            return _error(request, fmt, ApiError(
-                405, f"{path} does not take {request.method.decode('ascii', 'replace')}; "
-                f"it takes {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)}))
-        return _error(request, fmt, ApiError(
-            404, f"There is no API endpoint {path}; the endpoints are listed in docs/api.md."))
-
-    def _api_allowed_methods(self, path: str) -> list[str]:
-        adapter = self.app.url_map.bind("localhost")
-        allowed = []
-        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-            try:
-                name, _ = adapter.match(path, method=method)
-            except HTTPException:
-                continue
-            if not str(name).startswith("api_unknown"):
-                allowed.append(method)
-        return allowed
+        return _error(request, fmt, no_such_endpoint(self.app, request, ROOT, "api_unknown"))
 
 
 # ---------------------------------------------------------------------- requests

@@ -31,8 +31,11 @@ from xvbd.web.security import (
     Refused,
     check_csrf,
     client_address,
+    failure_code,
     form,
     password_matches,
+    redirect_answer,
+    safe_next,
     secure_headers,
     session_id,
     set_cookie,
@@ -218,10 +221,7 @@ class AdminBase:
 
     @app.handle_errors(Redirect)
     def redirected(self, request: IRequest, failure: Any) -> bytes:
-        request.setResponseCode(303)
-        request.setHeader(b"Location", failure.value.location.encode("utf-8"))
-        request.setHeader(b"Cache-Control", b"no-store")
-        return b""
+        return redirect_answer(request, failure.value.location)
 
     @app.handle_errors(Refused)
     def refused(self, request: IRequest, failure: Any) -> bytes:
@@ -231,24 +231,10 @@ class AdminBase:
 
     @app.handle_errors(Exception)
     def failed(self, request: IRequest, failure: Any) -> bytes:
-        from werkzeug.exceptions import HTTPException
-
-        if failure.check(HTTPException):
-            code = failure.value.code or 500
-            request.setResponseCode(code)
-            message = "There is no such page." if code == 404 else failure.value.description
-            return self.page(request, "admin/error.html", None, code=code, message=message)
-        log.failure("admin web request {uri} failed", failure, uri=request.uri)
-        request.setResponseCode(500)
-        return self.page(request, "admin/error.html", None, code=500,
-                         message="Something went wrong on the server; it is in the log. "
-                         "Nothing was changed unless the page says so.")
+        code, message = failure_code(request, failure)
+        request.setResponseCode(code)
+        return self.page(request, "admin/error.html", None, code=code, message=message)
 
 
-def _next(request: IRequest, data: Mapping[str, str] | None = None) -> str:
-    """Where to go after logging in: a path of this site only (never another site)."""
-    raw = (data or {}).get("next") or request.args.get(b"next", [b""])[0].decode(
-        "utf-8", "replace")
-    if not raw.startswith(ROOT + "/") or raw.startswith("//") or "\\" in raw:
-        return ROOT + "/"
-    return raw
+def _next(request: IRequest, data: dict[str, str] | None = None) -> str:
+    return safe_next(request, data, ROOT)

@@ -15,13 +15,12 @@ import hmac
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
-from werkzeug.exceptions import HTTPException
 
 from xvbd.engine.types import SettingsError, read_settings
 from xvbd.outbound.callblast import ItemSettings
@@ -33,11 +32,14 @@ from xvbd.web import apiformat
 from xvbd.web.apirequest import (
     REALM,
     ApiError,
+    Handler,
     answer,
     basic_credentials,
     body_fields,
+    endpoints,
     error_answer,
     negotiate_format,
+    no_such_endpoint,
     plain,
     query_fields,
     time_arg,
@@ -65,20 +67,7 @@ PAGING = (Field("limit", "limit", "int", minimum=1, maximum=MAX_LIMIT),
           Field("before", "before", "int", minimum=1))
 EXTENSION_FIELDS = frozenset({"parent_id", "number", "type", "name", "settings"})
 
-Handler = Callable[..., Awaitable[Any]]
-
-
-def endpoint(path: str, methods: Sequence[str], name: str) -> Callable[[Handler], Handler]:
-    """Register ``handler(self, request, tenant, **route_args) -> data`` at ``path`` and
-    ``path.xml``; :meth:`TenantApi._tapi_serve` does the checks and writes the answer."""
-    def register(handler: Handler) -> Handler:
-        async def serve(self: TenantApi, request: IRequest, **kw: Any) -> bytes:
-            return await self._tapi_serve(request, handler, kw)
-        for suffix in ("", ".xml"):
-            app.route(path + suffix, methods=list(methods),
-                      endpoint=f"tapi_{name}{suffix.replace('.', '_')}")(serve)
-        return handler
-    return register
+endpoint = endpoints(app, "_tapi_serve", "tapi")
 
 
 @dataclass(frozen=True)
@@ -595,18 +584,9 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
         phones, why = phones_of("\n".join(map(str, phones_in)))
         if why:
             raise ApiError(400, why, {"phones": why})
-        added = 0
-        try:
-            with acting(who.actor):
-                for phone in phones:
-                    try:
-                        await self.store.callblast.add_phone(who.id, item.id, phone)
-                        added += 1
-                    except Conflict as exc:
-                        if "at most" in str(exc):
-                            raise
-        except Conflict as exc:
-            raise ApiError(409, f"{added} added; then: {exc}.") from None
+        added, why = await self.add_phones(who, item, phones)
+        if why:
+            raise ApiError(409, why)
         return {"added": added, "item": await self._tapi_item_out(who, item)}
 
     @endpoint("/api/callblast/<int(max=999999999999999999):item_id>/phones/"
@@ -648,23 +628,14 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
         if not VAR_NAME.fullmatch(name) or set(data) != {"value"} or len(value) > 255:
             raise ApiError(400, "A variable's name is letters, digits and _ (up to 32, not "
                            "starting with a digit); send value (up to 255 characters).")
-        old = await self.store.features.get_var(who.id, name) or ""
-        await self.store.features.set_var(who.id, name, value)
-        await self.store.journal.record(actor_kind="user", actor=who.name, address=who.address,
-                                        user_id=who.id, object_kind="variable",
-                                        object_id=name, field="value", old_value=old,
-                                        new_value=value)
+        await self.set_variable(who, name, value)
         return {"variable": {"name": name, "value": value}}
 
     @endpoint("/api/variables/<name>", ["DELETE"], "variable_delete")
     async def tapi_variable_delete(self, request: IRequest, who: Tenant, name: str) -> Any:
         self._tapi_writable(who)
-        old = await self.store.features.get_var(who.id, name)
-        if old is None or not await self.store.features.delete_var(who.id, name):
+        if not await self.delete_variable(who, name):
             raise ApiError(404, f"You have no variable {name}.")
-        await self.store.journal.record(actor_kind="user", actor=who.name, address=who.address,
-                                        user_id=who.id, object_kind="variable",
-                                        object_id=name, field="value", old_value=old)
         return {"deleted": 1}
 
     # ------------------------------------------------------------------ anything else
@@ -679,24 +650,8 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
             self._tapi_trusted(request)
         except ApiError as exc:
             return error_answer(request, fmt, exc, ITEM_NAMES)
-        path = request.path.decode("utf-8", "replace")
-        adapter = self.app.url_map.bind("localhost")
-        allowed = []
-        for method in ("GET", "POST", "PATCH", "DELETE"):
-            try:
-                name, _ = adapter.match(path.removeprefix(ROOT), method=method)
-            except HTTPException:
-                continue
-            if not str(name).startswith("tapi_unknown"):
-                allowed.append(method)
-        if allowed:
-            return error_answer(request, fmt, ApiError(
-                405, f"{path} does not take {request.method.decode('ascii', 'replace')}; "
-                f"it takes {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)}),
-                ITEM_NAMES)
-        return error_answer(request, fmt, ApiError(
-            404, f"There is no API endpoint {path}; the endpoints are listed in docs/api.md."),
-            ITEM_NAMES)
+        return error_answer(request, fmt, no_such_endpoint(self.app, request, ROOT,
+                                                           "tapi_unknown"), ITEM_NAMES)
 
 
 def _int(value: Any, name: str) -> int:

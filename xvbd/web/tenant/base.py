@@ -29,8 +29,11 @@ from xvbd.web.security import (
     Refused,
     check_csrf,
     client_address,
+    failure_code,
     form,
     password_matches,
+    redirect_answer,
+    safe_next,
     secure_headers,
     session_id,
     set_cookie,
@@ -117,6 +120,13 @@ class TenantBase:
                               "but not change it. Ask your provider to allow changes.")
         return who
 
+    async def note(self, who: Tenant, kind: str, object_id: str, field: str, old: str,
+                   new: str) -> None:
+        """Journal a change the storage layer does not journal itself (files, variables)."""
+        await self.store.journal.record(actor_kind="user", actor=who.name, address=who.address,
+                                        user_id=who.id, object_kind=kind, object_id=object_id,
+                                        field=field, old_value=old, new_value=new)
+
     def changed(self, who: Tenant) -> None:
         """The tenant's tree or account changed: calls in this process see it at once."""
         if self.directory is not None:
@@ -193,10 +203,7 @@ class TenantBase:
 
     @app.handle_errors(Redirect)
     def tenant_redirected(self, request: IRequest, failure: Any) -> bytes:
-        request.setResponseCode(303)
-        request.setHeader(b"Location", failure.value.location.encode("utf-8"))
-        request.setHeader(b"Cache-Control", b"no-store")
-        return b""
+        return redirect_answer(request, failure.value.location)
 
     @app.handle_errors(Refused)
     def tenant_refused(self, request: IRequest, failure: Any) -> bytes:
@@ -206,18 +213,9 @@ class TenantBase:
 
     @app.handle_errors(Exception)
     def tenant_failed(self, request: IRequest, failure: Any) -> bytes:
-        from werkzeug.exceptions import HTTPException
-
-        if failure.check(HTTPException):
-            code = failure.value.code or 500
-            request.setResponseCode(code)
-            message = "There is no such page." if code == 404 else failure.value.description
-            return self.page(request, "tenant/error.html", None, code=code, message=message)
-        log.failure("tenant web request {uri} failed", failure, uri=request.uri)
-        request.setResponseCode(500)
-        return self.page(request, "tenant/error.html", None, code=500,
-                         message="Something went wrong on the server; it is in the log. "
-                         "Nothing was changed unless the page says so.")
+        code, message = failure_code(request, failure)
+        request.setResponseCode(code)
+        return self.page(request, "tenant/error.html", None, code=code, message=message)
 
 
 async def _secret_matches(user: User, secret: str) -> bool:
@@ -230,12 +228,7 @@ async def _secret_matches(user: User, secret: str) -> bool:
 
 
 def _next(request: IRequest, data: dict[str, str] | None = None) -> str:
-    """Where to go after logging in: a path of this site only (never another site)."""
-    raw = (data or {}).get("next") or request.args.get(b"next", [b""])[0].decode(
-        "utf-8", "replace")
-    if not raw.startswith(ROOT + "/") or raw.startswith("//") or "\\" in raw:
-        return ROOT + "/"
-    return raw
+    return safe_next(request, data, ROOT)
 
 
 def number_arg(text: str) -> int:

@@ -198,10 +198,7 @@ class GreetingPages(TenantBase):
                                           who.group.max_greeting_duration)
         except GreetingRefused as exc:
             return await self._page(request, who, str(exc), name)
-        await self.store.journal.record(actor_kind="user", actor=who.name, address=who.address,
-                                        user_id=who.id, object_kind="greeting",
-                                        object_id=name, field="file",
-                                        new_value=f"{seconds} s")
+        await self.note(who, "greeting", name, "file", "", f"{seconds} s")
         raise self.done(f"{ROOT}/greetings", f"Greeting {name} ({seconds} s) saved; use it "
                         f"as user:{name}.")
 
@@ -232,9 +229,7 @@ class GreetingPages(TenantBase):
                                           who.group.max_greeting_duration)
         except GreetingRefused as exc:
             return await self._page(request, who, str(exc), name)
-        await self.store.journal.record(actor_kind="user", actor=who.name, address=who.address,
-                                        user_id=who.id, object_kind="greeting",
-                                        object_id=name, field="text", new_value=text[:200])
+        await self.note(who, "greeting", name, "text", "", text[:200])
         raise self.done(f"{ROOT}/greetings", f"Greeting {name} ({seconds} s) made from your "
                         f"text; use it as user:{name}.")
 
@@ -258,9 +253,7 @@ class GreetingPages(TenantBase):
             raise Refused(409, f"Greeting {name} is used by extension "
                           f"{', '.join(used)}; choose another greeting there first.")
         await deferToThread(greeting.file.unlink)
-        await self.store.journal.record(actor_kind="user", actor=who.name, address=who.address,
-                                        user_id=who.id, object_kind="greeting", object_id=name,
-                                        field="file", old_value=f"{greeting.seconds} s")
+        await self.note(who, "greeting", name, "file", f"{greeting.seconds} s", "")
         raise self.done(f"{ROOT}/greetings", f"Greeting {name} deleted.")
 
 

@@ -13,7 +13,7 @@ from twisted.web.iweb import IRequest
 from xvbd.outbound.callblast import ItemSettings
 from xvbd.store.accounts import Conflict, NotFound
 from xvbd.store.audit import acting
-from xvbd.store.callblast import CallblastItem
+from xvbd.store.callblast import CallblastItem, LimitReached
 from xvbd.store.ivr import Extension
 from xvbd.web.security import Refused, form
 from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, app, number_arg
@@ -190,20 +190,29 @@ class ListPages(TenantBase):
         phones, why = phones_of(data.get("phones", ""))
         added = 0
         if not why:
-            try:
-                with acting(who.actor):
-                    for phone in phones:
-                        try:
-                            await self.store.callblast.add_phone(who.id, item.id, phone)
-                            added += 1
-                        except Conflict as exc:
-                            if "at most" in str(exc):
-                                raise
-            except Conflict as exc:
-                why = f"{added} added; then: {exc}."
+            added, why = await self.add_phones(who, item, phones)
         if why:
             return await self._item_page(request, who, item, why)
         raise self.done(f"{ROOT}/callblast/{item.id}", f"{added} phone(s) added.")
+
+    async def add_phones(self, who: Tenant, item: CallblastItem, phones: list[str]
+                         ) -> tuple[int, str]:
+        """Add ``phones`` to a list (one already there is skipped): how many were added, and
+        '' or why the rest were not (the plan's limit)."""
+        added = 0
+        try:
+            with acting(who.actor):
+                for phone in phones:
+                    try:
+                        await self.store.callblast.add_phone(who.id, item.id, phone)
+                        added += 1
+                    except LimitReached:
+                        raise
+                    except Conflict:
+                        continue  # already in the list
+        except LimitReached as exc:
+            return added, f"{added} added; then: {exc}."
+        return added, ""
 
     @app.route("/callblast/<item_id>/delete", methods=["POST"])
     async def callblast_delete(self, request: IRequest, item_id: str) -> bytes:
@@ -230,10 +239,7 @@ class ListPages(TenantBase):
         ext = await self._ext_of(who, ext_id, "Voting")
         with acting(who.actor):
             cleared = await self.store.features.clear_votes(who.id, ext.id)
-        await self.store.journal.record(actor_kind="user", actor=who.name, address=who.address,
-                                        user_id=who.id, object_kind="votes",
-                                        object_id=str(ext.id), field="cleared",
-                                        old_value=str(cleared))
+        await self.note(who, "votes", str(ext.id), "cleared", str(cleared), "")
         raise self.done(f"{ROOT}/ivr/{ext.id}/votes", f"{cleared} vote(s) cleared.")
 
     # ------------------------------------------------------------------ variables, requests
@@ -264,17 +270,24 @@ class ListPages(TenantBase):
             return await self._variables_page(request, who, "A value is at most 255 "
                                               "characters.")
         if data.get("delete"):
-            await self.store.features.delete_var(who.id, name)
-            old, new, message = value, "", f"{name} deleted."
-        else:
-            old = await self.store.features.get_var(who.id, name) or ""
-            await self.store.features.set_var(who.id, name, value)
-            new, message = value, f"{name} = {value}"
-        await self.store.journal.record(actor_kind="user", actor=who.name, address=who.address,
-                                        user_id=who.id, object_kind="variable",
-                                        object_id=name, field="value", old_value=old,
-                                        new_value=new)
-        raise self.done(f"{ROOT}/variables", message)
+            await self.delete_variable(who, name)
+            raise self.done(f"{ROOT}/variables", f"{name} deleted.")
+        await self.set_variable(who, name, value)
+        raise self.done(f"{ROOT}/variables", f"{name} = {value}")
+
+    async def set_variable(self, who: Tenant, name: str, value: str) -> None:
+        """Set a stored variable, journaled with what it was."""
+        old = await self.store.features.get_var(who.id, name) or ""
+        await self.store.features.set_var(who.id, name, value)
+        await self.note(who, "variable", name, "value", old, value)
+
+    async def delete_variable(self, who: Tenant, name: str) -> bool:
+        """Delete a stored variable (False: there was none), journaled."""
+        old = await self.store.features.get_var(who.id, name)
+        if old is None or not await self.store.features.delete_var(who.id, name):
+            return False
+        await self.note(who, "variable", name, "value", old, "")
+        return True
 
     @app.route("/requests/<kind>/<row_id>/delete", methods=["POST"])
     async def request_delete(self, request: IRequest, kind: str, row_id: str) -> bytes:
