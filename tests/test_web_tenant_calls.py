@@ -7,13 +7,12 @@ from __future__ import annotations
 import subprocess
 
 from twisted.internet import reactor
-from twisted.web.server import Site
 
 from tests.peers.agi import Caller
 from tests.support.db import on_both_backends
 from tests.support.engine import EngineCase
 from tests.support.web import Browser
-from xvbd.web.root import WebRoot
+from xvbd.web.root import WebRoot, web_site
 from xvbd.web.tenant import TenantApp
 
 
@@ -22,7 +21,7 @@ class WebBuiltMenuTests(EngineCase):
         super().setUp()
         app = TenantApp(self.settings, self.store, self.counters, directory=self.directory)
         root = WebRoot(self.db, "FCC-NN", clock=reactor, tenant=app)
-        listener = reactor.listenTCP(0, Site(root.app.resource()), interface="127.0.0.1")
+        listener = reactor.listenTCP(0, web_site(root.app.resource()), interface="127.0.0.1")
         self.addCleanup(listener.stopListening)  # type: ignore[attr-defined]
         self.web = f"http://127.0.0.1:{listener.getHost().port}"
 

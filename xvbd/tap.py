@@ -12,7 +12,6 @@ from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.python import usage
-from twisted.web.server import Site
 
 import xvbd
 from xvbd.accounting.fees import FeeCharger
@@ -42,7 +41,7 @@ from xvbd.services import (
 from xvbd.store import Database, Store
 from xvbd.store.migrations import SchemaError, check_schema
 from xvbd.web.admin import AdminApp
-from xvbd.web.root import WebRoot
+from xvbd.web.root import WebRoot, web_site
 from xvbd.web.tenant import TenantApp
 
 log = logger("xvbd")
@@ -159,7 +158,7 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     web = WebRoot(db, settings.common.server_id, clock=reactor,
                   admin=AdminApp(settings, store, counters),
                   tenant=TenantApp(settings, store, counters, directory=directory))
-    ListenerService("web", "[WEB] LISTEN", settings.web.listen, Site(web.app.resource()),
+    ListenerService("web", "[WEB] LISTEN", settings.web.listen, web_site(web.app.resource()),
                     reactor).setServiceParent(top)
     agi_factory = FastAGIFactory(engine, clock=reactor, env_timeout=settings.agi.env_timeout)
     ListenerService("agi", "[AGI] LISTEN", settings.agi.listen, agi_factory, reactor,

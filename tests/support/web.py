@@ -13,14 +13,13 @@ from urllib.parse import urlencode
 from twisted.internet import reactor
 from twisted.web.client import Agent, CookieAgent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
-from twisted.web.server import Site
 
 from tests.support.db import DatabaseCase
 from xvbd.config import Settings, parse_settings
 from xvbd.counters import LocalCounters
 from xvbd.passwords import hash_password
 from xvbd.web.admin import AdminApp
-from xvbd.web.root import WebRoot
+from xvbd.web.root import WebRoot, web_site
 from xvbd.web.tenant import TenantApp
 
 #: Hashes take tens of milliseconds; tests make each once.
@@ -124,7 +123,7 @@ class WebCase(DatabaseCase):
         self.tenant_app = TenantApp(self.settings, self.store, self.counters)
         root = WebRoot(self.db, "WEB-NODE", clock=reactor, admin=self.admin_app,
                        tenant=self.tenant_app)
-        self.listener = reactor.listenTCP(0, Site(root.app.resource()), interface="127.0.0.1")
+        self.listener = reactor.listenTCP(0, web_site(root.app.resource()), interface="127.0.0.1")
         self.addCleanup(self.listener.stopListening)  # type: ignore[attr-defined]
         self.base = f"http://127.0.0.1:{self.listener.getHost().port}"
 

@@ -13,6 +13,8 @@ from klein import Klein
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.web.iweb import IRequest
 from twisted.web.pages import notFound
+from twisted.web.resource import IResource
+from twisted.web.server import Request, Site
 from werkzeug.exceptions import HTTPException
 
 import xvbd
@@ -21,6 +23,56 @@ from xvbd.store import Database
 from xvbd.store.migrations import HEAD, current_version
 
 log = logger("xvbd.web")
+
+
+#: The largest request body the web takes (a greeting upload is at most 20 MB).
+MAX_BODY = 25 * 1024 * 1024
+
+
+class BoundedRequest(Request):
+    """A request whose body may be at most :data:`MAX_BODY` bytes.  A bigger one is
+    answered 413 at once and its connection closed: by its Content-Length before a byte of
+    the body is read, or, when it is chunked, as soon as it passes the limit — nothing is
+    kept, no route runs."""
+
+    max_body = MAX_BODY
+    _received = 0
+    _refused = False
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > self.max_body:
+            self._refuse()
+        super().gotLength(0 if self._refused else length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._received += len(data)
+        if self._received > self.max_body:
+            self._refuse()
+        if not self._refused:
+            super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self) -> None:
+        if self._refused:
+            return
+        self._refused = True
+        body = (f"The request is larger than {self.max_body // (1024 * 1024)} MB; send a "
+                "smaller file.\n").encode()
+        transport: Any = self.channel.transport
+        transport.write(
+            b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        self.channel.loseConnection()
+
+
+def web_site(resource: IResource) -> Site:
+    """The web's ``Site``: requests bounded by :class:`BoundedRequest`."""
+    site = Site(resource)
+    site.requestFactory = BoundedRequest
+    return site
 
 
 class WebRoot:
