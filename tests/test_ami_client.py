@@ -183,8 +183,8 @@ class AMIClientTests(TestCase):
             await client.when_connected()
             seen: list[Message] = []
             stop = client.subscribe(seen.append)
-            fake.event([("Event", "Hangup"), ("Privilege", "call,all"), ("Channel", "PJSIP/a")])
             fake.event([("Event", "Newexten"), ("Privilege", "dialplan,all")])  # not asked
+            fake.event([("Event", "Hangup"), ("Privilege", "call,all"), ("Channel", "PJSIP/a")])
             await until(lambda seen=seen: any(m.event == "Hangup" for m in seen))
             hangup = next(m for m in seen if m.event == "Hangup")
             self.assertEqual(hangup.get("Channel"), "PJSIP/a")

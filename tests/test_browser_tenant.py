@@ -5,7 +5,6 @@ phone.  Screenshots of each step are kept in ``var/test-artifacts/browser/``."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 
@@ -16,10 +15,7 @@ from tests.support.db import on_both_backends
 class BrowserTenantTests(BrowserCase):
     def setUp(self) -> None:
         super().setUp()
-        self.media = self.tmp / "media"
-        self.settings = dataclasses.replace(
-            self.settings, path=dataclasses.replace(self.settings.path, media_dir=self.media))
-        self.tenant_app.settings = self.settings
+        self.media = self.tenant_media()
 
     async def login(self) -> Chromium:
         acc = self.store.accounts
@@ -118,15 +114,18 @@ class BrowserTenantTests(BrowserCase):
                                                 name="A rather long main menu name here")
         await self.store.ivr.add_child(self.user.id, root.id, "1", "Schedule", {})
         await ui.phone(390, 844)
-        wide = {}
-        for step in ("", "ivr", f"ivr/{root.id}", "ivr/new?type=Schedule&parent=1",
+        wide, refused = {}, {}
+        for step in ("", "ivr", f"ivr/{root.id}", f"ivr/new?type=Schedule&parent={root.id}",
                      "greetings", "messages", "variables", "calls", "journal", "account"):
             await ui.go(f"/ui/{step}")
             await ui.screenshot(f"phone-{step.split('?')[0].replace('/', '-') or 'home'}")
             scroll_width, screen_width = await ui.widths()
             if scroll_width > screen_width:
                 wide[step] = (scroll_width, screen_width, await ui.wider_than_screen())
+            if found := await ui.refused_by_policy():
+                refused[step] = found
         self.assertEqual(wide, {}, "pages wider than the phone's screen")
+        self.assertEqual(refused, {}, "what the pages' CSP refuses (an inline style) is lost")
 
 
 BrowserTenantOnSQLite, BrowserTenantOnMariaDB = on_both_backends(BrowserTenantTests)

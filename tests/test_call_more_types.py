@@ -116,6 +116,15 @@ class MoreTypesTests(EngineCase):
         self.assertEqual(self.line("UserVar"),
                          self.expect("1", "UserVar", 35, 38, "NAME=choice, VALUE=42"))
 
+    async def test_a_stored_variable_set_from_others(self) -> None:
+        await self.tenant({
+            "1": ("DBVar", {"name": "mode", "mode": "value", "value": "night"}),
+            "2": ("DBVar", {"name": "note", "mode": "value",
+                            "value": "%DBVAR:mode% from %CALLERID% on %DID%"})})
+        await self.call(Caller(keys=["1", "2", "*"]), args=("100",))
+        self.assertEqual(await self.store.features.get_var(self.user_id, "note"),
+                         "night from 6135550123 on 100")
+
     async def test_goto_if_caller_time_and_vote(self) -> None:
         await self.tenant({
             "5": ("Voting", {"question": "system:q", "options": "12"}),
@@ -126,12 +135,18 @@ class MoreTypesTests(EngineCase):
             "6": ("GotoIf", {"conditions": [
                 {"kind": "time", "days": "3", "start": "14:00", "end": "15:00", "target": "8"},
                 {"kind": "vote", "name": "5", "value": "2", "target": "7"}]}),
+            "2": ("GotoIf", {"conditions": [
+                {"kind": "vote", "name": "5", "value": "2", "target": "7"}], "default": "9"}),
             "7": ("Pause", {"seconds": 2}), "8": ("Pause", {"seconds": 3}),
             "9": ("Pause", {"seconds": 4})}, max_gotoif_items=1)
         peer = await self.call(Caller(keys=["3", "*"]), args=("100",))
         self.assertIn('EXEC Wait "4"', peer.commands, "the regex is beyond the group's 1 item")
         peer = await self.call(Caller(keys=["6", "*"]), args=("100",))
         self.assertIn('EXEC Wait "3"', peer.commands, "Wednesday 14:5x in Moscow")
+        peer = await self.call(Caller(keys=["2", "*"]), args=("100",))
+        self.assertIn('EXEC Wait "4"', peer.commands, "no votes yet: the default")
+        peer = await self.call(Caller(keys=["5", "2", "2", "*"]), args=("100",))
+        self.assertIn('EXEC Wait "2"', peer.commands, "option 2 of the poll leads")
 
     # ------------------------------------------------------------------ voting
 

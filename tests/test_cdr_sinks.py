@@ -5,10 +5,11 @@ the daily clean-up of old records and journal entries."""
 from __future__ import annotations
 
 import socket
+import tempfile
+from pathlib import Path
 
 import pymysql
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
@@ -151,4 +152,24 @@ class SpoolTests(DatabaseCase, TestCase):
         self.flushLoggedErrors()
 
 
-del Deferred
+
+class SpoolOrderTests(TestCase):
+    """The spool says it has rows from the moment an append is asked for (on the reactor
+    thread), and keeps saying so across a replay that ends while an append is on its way:
+    a record written meanwhile waits behind the spooled ones instead of overtaking them."""
+
+    async def test_rows_on_their_way_count(self) -> None:
+        spool = Spool(Path(tempfile.mkdtemp()) / "cdr.db-spool", reactor)
+        self.addCleanup(spool.stop)
+        self.assertFalse(spool.has_rows)
+        first = spool.append([("r1", 1)])
+        self.assertTrue(spool.has_rows, "before the writer thread has run")
+        await first
+        self.assertEqual(await spool.take(), [("r1", 1)])
+        later = spool.append([("r2", 2)])  # asked for while the replay is finishing
+        await spool.taken()
+        await later
+        self.assertTrue(spool.has_rows, "r2 waits in the spool")
+        self.assertEqual(await spool.take(), [("r2", 2)])
+        await spool.taken()
+        self.assertFalse(spool.has_rows)

@@ -70,7 +70,7 @@ class OutboundCase(EngineCase):
         self.addCleanup(ami.stopService)
         counters = counters or self.counters
         dialer = Dialer(ami, self.clock)
-        room = NodeRoom("FCC-NN", self.store.accounts, counters,
+        room = NodeRoom("FCC-NN", self.store.accounts.get_node, counters,
                         self.settings.callblast.load_threshold, lambda: self.load)
         scheduler = CallblastScheduler(self.settings, self.store, self.directory, counters,
                                        dialer, room, self.clock)

@@ -76,7 +76,7 @@ class RoomTests:
         counters = LocalCounters(clock)
         await self.store.accounts.put_node("N1", limit_calls=100, limit_la_1=4.0)
         load = [0.5, 0.5, 0.5]
-        room = NodeRoom("N1", self.store.accounts, counters, 0.9, lambda: tuple(load))
+        room = NodeRoom("N1", self.store.accounts.get_node, counters, 0.9, lambda: tuple(load))
         for _ in range(85):
             await counters.acquire(node_key("N1"), 0)
         self.assertEqual(await room.why_full(ringing=4), "")  # 89 busy: one more is 90
@@ -161,7 +161,9 @@ class AttemptTests:
                                        max_callblast_phones=2)
         cb, out = self.store.callblast, self.store.outbound
         one = await cb.create_item(alice, ext, phones=["101", "102"])
-        await cb.create_item(alice, ext, phones=["201"])
+        two = await cb.create_item(alice, ext, phones=["201"])
+        self.assertEqual([(d.item.id, d.item_rank) for d in await out.due_items("N1", 1000)],
+                         [(one.id, 0), (two.id, 1)])
         with self.assertRaises(LimitReached) as caught:
             await cb.create_item(alice, ext, phones=["301"])
         self.assertIn("at most 2 item(s)", str(caught.exception))

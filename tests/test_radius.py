@@ -9,7 +9,6 @@ import socket
 import threading
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from tests.peers.agi import Caller
@@ -159,9 +158,6 @@ class RetransmissionTests(TestCase):
         self.assertTrue(answered)
         self.assertEqual(len(received), 2)
         self.assertEqual(received[0], received[1], "the same bytes, the same identifier")
-
-
-del Deferred
 
 
 class ExternalBillingTests(EngineCase):

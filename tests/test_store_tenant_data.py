@@ -269,10 +269,12 @@ class TenantDataTests:
         self.assertFalse(await f.delete_directory_entry(bob, entry.id))
         self.assertTrue(await f.delete_directory_entry(alice, entry.id))
 
-        vote, new = await f.vote(alice, root.id, "6135550123", "1")
+        first, new = await f.vote(alice, root.id, "6135550123", "1")
         self.assertTrue(new)
+        self.assertEqual(await f.vote_of(alice, root.id, "6135550123"), first)
         vote, new = await f.vote(alice, root.id, "6135550123", "2")
         self.assertEqual((vote.choice, new), ("1", False))
+        self.assertEqual(vote, first)
         await f.vote(alice, root.id, "6135550124", "2")
         self.assertEqual(await f.vote_results(alice, root.id), {"1": 1, "2": 1})
         self.assertEqual(await f.vote_results(bob, root.id), {})
@@ -291,6 +293,7 @@ class TenantDataTests:
 
         req = await f.request_callback(alice, "79001", "9*3", extension_id=root.id)
         self.assertEqual([r.id for r in await f.callbacks(alice, "pending")], [req.id])
+        self.assertEqual(await f.callbacks(alice), [req], "what the call was told is stored")
         self.assertEqual(await f.callbacks(bob), [])
         self.assertFalse(await f.update_callback(bob, req.id, status="done"))
         self.assertTrue(await f.update_callback(alice, req.id, status="done", attempts=1))
@@ -300,6 +303,7 @@ class TenantDataTests:
 
         msg = await f.add_dtmf(alice, "12345#", caller_id="6135550123", extension_id=root.id)
         self.assertEqual([m.digits for m in await f.dtmf_messages(alice)], ["12345#"])
+        self.assertEqual(await f.dtmf_messages(alice), [msg])
         self.assertEqual(await f.dtmf_messages(bob), [])
         self.assertFalse(await f.mark_dtmf_emailed(bob, msg.id))
         self.assertTrue(await f.mark_dtmf_emailed(alice, msg.id))

@@ -112,12 +112,14 @@ class AdminWebTests(WebCase):
         self.assertIn("a debit of 30.00 would make it negative", page.text)
         self.assertEqual((await self.store.accounts.get_user(user_id)).balance, 255000)
         self.assertEqual((await self.store.accounts.find_user_by_did("3500")).id, user_id)
-        # lock the user: the change, the journal with who did it and from where
+        # lock the user and change the PIN: the changes, the journal with who did them and
+        # from where, the PIN said to be changed but never shown
         values = _form_values(page.text)
-        values.update(status="locked")
+        values.update(status="locked", pin="4321")
         page = await browser.post(f"/ai/users/{user_id}", values)
         self.assertIn("User saved.", page.text)
-        self.assertEqual((await self.store.accounts.get_user(user_id)).status, "locked")
+        locked = await self.store.accounts.get_user(user_id)
+        self.assertEqual((locked.status, locked.pin), ("locked", "4321"))
         journal = await browser.get("/ai/journal")
         self.assertIn("admin admin", journal.text)
         entries = await self.store.journal.all(limit=200)
@@ -128,9 +130,8 @@ class AdminWebTests(WebCase):
         self.assertIn(("users", "balance", "0", "255000"), changed)
         self.assertIn(("user_groups", "type limit Queue", "-1", "0"), changed)
         self.assertIn(("tariffs", "", "", "(created)"), changed)
-        self.assertIn(("users", "pin", "", "(changed)"), {
-            (e.object_kind, e.field, e.old_value, e.new_value) for e in entries} | {
-            ("users", "pin", "", "(changed)")})
+        self.assertIn(("users", "pin", "(changed)", "(changed)"), changed)
+        self.assertFalse([e for e in entries if {"1234", "4321"} & {e.old_value, e.new_value}])
 
     async def test_every_screen_answers(self) -> None:
         browser = await self.admin_browser()

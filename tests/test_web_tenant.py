@@ -5,7 +5,6 @@ and a second tenant who can reach none of it."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import subprocess
@@ -30,10 +29,7 @@ def _sound(path: Path, seconds: float, *args: str) -> bytes:
 class TenantWebTests(WebCase):
     def setUp(self) -> None:
         super().setUp()
-        self.media = self.tmp / "media"
-        self.settings = dataclasses.replace(
-            self.settings, path=dataclasses.replace(self.settings.path, media_dir=self.media))
-        self.tenant_app.settings = self.settings
+        self.media = self.tenant_media()
 
     async def _tenant(self, code: str = "10001", pin: str = "4321", **group: Any
                       ) -> tuple[User, Browser]:
@@ -217,6 +213,12 @@ class TenantWebTests(WebCase):
         two = await ivr.add_child(user.id, root.id, "2", "Playback", {}, name="Two")
         leaf = await ivr.add_child(user.id, one.id, "5", "Pause", {"seconds": 1})
         await browser.get(f"/ui/ivr/{one.id}")
+        page = await browser.post(f"/ui/ivr/{one.id}", {"name": "Renamed", "number": "2"})
+        self.assertEqual(page.code, 400)
+        self.assertIn("There is an extension 2 in this menu already", page.text)
+        kept = await ivr.get(user.id, one.id)
+        assert kept is not None
+        self.assertEqual((kept.path, kept.name), ("1", "One"), "a refused save changes nothing")
         page = await browser.post(f"/ui/ivr/{one.id}/move", {"parent": two.id, "number": "3"})
         self.assertIn("Extension 1 is 2*3 now.", page.text)
         moved = await ivr.get(user.id, leaf.id)
@@ -306,6 +308,7 @@ class TenantWebTests(WebCase):
         page = await browser.get("/ui/messages")
         self.assertIn("79001234567", page.text)
         self.assertEqual(page.text.count('class="pill">new<'), 2)
+        self.assertIn("2 messages</a> (2 new)", (await browser.get("/ui/")).text)
         audio = await browser.get(f"/ui/messages/{wav.id}/audio")
         self.assertEqual((audio.code, audio.header("Content-Type")), (200, "audio/wav"))
         body = await browser.request("GET", f"/ui/messages/{raw.id}/audio?download=1")

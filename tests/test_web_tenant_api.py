@@ -5,7 +5,6 @@ variables, calls and journal — and another tenant reaching none of it."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from tests.support.api import ApiClientCase, text
@@ -94,6 +93,12 @@ class TenantApiTests(TenantApiCase):
         self.assertEqual(answer.code, 200, answer.body)
         self.assertEqual((answer.json["extension"]["path"],
                           answer.json["extension"]["settings"]["mode"]), ("4", "parallel"))
+        answer = await self.call("PATCH", f"/ui/api/extensions/{root['id']}", auth=auth,
+                                 json_body={"name": "Renamed", "number": "1"})
+        self.assertEqual(answer.code, 400)
+        self.assertIn("The main menu has no number", answer.json["error"])
+        answer = await self.call("GET", f"/ui/api/extensions/{root['id']}", auth=auth)
+        self.assertEqual(answer.json["extension"]["name"], "Main", "a refusal changes nothing")
         answer = await self.call("GET", "/ui/api/extensions.xml", auth=auth)
         self.assertEqual([e.findtext("cdr_number") for e in answer.xml.iter("extension")],
                          ["0", "4"])
@@ -217,12 +222,9 @@ class TenantApiTests(TenantApiCase):
         self.assertEqual((await self.call("DELETE", "/ui/api/variables/office_open",
                                           auth=auth)).code, 404)
         # a recording, as WAV, for a script that collects voicemail
-        folder = self.tmp / "media" / "u" / str(user.id) / "messages"
+        folder = self.tenant_media() / "u" / str(user.id) / "messages"
         folder.mkdir(parents=True)
         (folder / "m1.wav").write_bytes(b"RIFF" + b"\0" * 100)
-        self.tenant_app.settings = dataclasses.replace(
-            self.settings, path=dataclasses.replace(self.settings.path,
-                                                    media_dir=self.tmp / "media"))
         message = await self.store.messages.add(user.id, extension_id=None,
                                                 file_name=str(folder / "m1"),
                                                 file_format="wav", duration=1)

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 
 _random = random.Random(os.urandom(32))
-_lock = threading.Lock()
 
 
 def new_id() -> str:
@@ -17,9 +15,9 @@ def new_id() -> str:
 
 
 def reseed() -> None:
-    """After a fork, so parent and child never make the same ids."""
-    with _lock:
-        _random.seed(os.urandom(32))
+    """After a fork, so parent and child never make the same ids (the child has one
+    thread then: nothing to lock)."""
+    _random.seed(os.urandom(32))
 
 
 if hasattr(os, "register_at_fork"):

@@ -70,9 +70,7 @@ class LevelGate:
         if event.get("xvb_always"):  # the start-up and stop lines, whatever LEVEL says
             return PredicateResult.yes
         bit = bit_for(event)
-        if bit == 0 or self.level & bit:
-            return PredicateResult.yes
-        if self.full and event.get("access_code") in self.full and bit <= VERBOSE:
+        if bit == 0 or self.enabled(bit, event.get("access_code", "")):
             return PredicateResult.yes
         return PredicateResult.no
 

@@ -148,7 +148,7 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
                     authorizer=authorizer)
     if ami_client is not None:
         dialer = Dialer(ami_client, reactor)
-        room = NodeRoom(settings.common.server_id, store.accounts, counters,
+        room = NodeRoom(settings.common.server_id, directory.node, counters,
                         settings.callblast.load_threshold)
         CallblastScheduler(settings, store, directory, counters, dialer, room,
                            reactor).setServiceParent(top)

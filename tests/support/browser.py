@@ -249,6 +249,12 @@ class Chromium:
         found = await self.run(lambda d: d.get_cookie(name))
         return None if found is None else str(found["value"])
 
+    async def refused_by_policy(self) -> list[str]:
+        """What the browser refused to apply since the last look (a Content-Security-Policy
+        violation: an inline style or script the pages' CSP forbids)."""
+        logs = await self.run(lambda d: d.get_log("browser"))
+        return [str(e["message"]) for e in logs if e.get("source") == "security"]
+
     # ------------------------------------------------------------------ screens
 
     async def phone(self, width: int = 390, height: int = 844) -> None:

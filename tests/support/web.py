@@ -3,10 +3,12 @@ the CSRF token of the last page, redirects followed (or not) as a browser does."
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -126,6 +128,15 @@ class WebCase(DatabaseCase):
         self.listener = reactor.listenTCP(0, web_site(root.app.resource()), interface="127.0.0.1")
         self.addCleanup(self.listener.stopListening)  # type: ignore[attr-defined]
         self.base = f"http://127.0.0.1:{self.listener.getHost().port}"
+
+    def tenant_media(self) -> Path:
+        """Give the tenants' web a media directory (greetings, messages) of this test's own;
+        its path."""
+        media = self.tmp / "media"
+        self.settings = dataclasses.replace(
+            self.settings, path=dataclasses.replace(self.settings.path, media_dir=media))
+        self.tenant_app.settings = self.settings
+        return media
 
     def browser(self) -> Browser:
         return Browser(self.base)

@@ -92,7 +92,7 @@ class CallCharge:
     async def start(self) -> bool:
         """Hold the first step; False when the balance cannot pay for the call to start."""
         wanted = self.price.cost(HOLD_SECONDS)
-        least = self.price.cost(MIN_SECONDS) if self.price.per_minute else self.price.per_call
+        least = self.price.cost(MIN_SECONDS)  # the per-call price alone when unpriced by time
         got = await self.billing.hold(self.user_id, self.call_id, wanted, least, self._covers,
                                       self.server_id)
         self.held = got

@@ -270,7 +270,7 @@ class RadiusAccounting:
         self.server_id = server_id
         self.send_events = send_events
 
-    def _packet(self, call: Call, status: str) -> AcctPacket:
+    def _packet(self, status: str) -> AcctPacket:
         p = self.client.accounting_packet()
         p["Acct-Status-Type"] = status
         return p
@@ -290,7 +290,7 @@ class RadiusAccounting:
         p["h323-call-type"] = "VoIP"
 
     def started(self, call: Call) -> Deferred[bool]:
-        p = self._packet(call, "Start")
+        p = self._packet("Start")
         p["Cisco-AVPair"] = [f"xvb-call-type={call.call_type}"]
         p["h323-setup-time"] = h323_time(call.started)
         self._h323(p, call)
@@ -301,7 +301,7 @@ class RadiusAccounting:
         if not self.send_events:
             return None
         f = record.fields
-        p = self._packet(call, "Interim-Update")
+        p = self._packet("Interim-Update")
         p["Cisco-AVPair"] = [f"xvb-event-type={f['TYPE']}",
                              f"xvb-event-duration={f['STOP_TIMESTAMP'] - f['START_TIMESTAMP']}",
                              f"xvb-event-ext={f['EXT_NUMBER']}"]
@@ -309,7 +309,7 @@ class RadiusAccounting:
         return self.client.send(p)
 
     def stopped(self, call: Call, stop: float) -> Deferred[bool]:
-        p = self._packet(call, "Stop")
+        p = self._packet("Stop")
         p["Cisco-AVPair"] = [f"xvb-call-type={call.call_type}"]
         p["Acct-Session-Time"] = max(0, int(stop) - int(call.started))
         p["h323-setup-time"] = h323_time(call.started)

@@ -30,12 +30,28 @@ class Spool:
         self.reactor = reactor
         path.parent.mkdir(parents=True, exist_ok=True)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.has_rows = self.aside.exists() or (path.exists() and path.stat().st_size > 0)
+        # Known on the reactor thread only: appends asked for and not yet on disk, and
+        # whether the files held rows when the writer last said.
+        self._pending = 0
+        self._on_disk = self.aside.exists() or (path.exists() and path.stat().st_size > 0)
         self._thread = threading.Thread(target=self._run, name="xvbd-cdr-spool", daemon=True)
         self._thread.start()
 
+    @property
+    def has_rows(self) -> bool:
+        """Are there rows waiting (on disk, or on their way there)?  From the moment
+        :meth:`append` is called, so a record written after a spooled one cannot overtake
+        it."""
+        return self._pending > 0 or self._on_disk
+
     def append(self, rows: Sequence[Row]) -> Deferred[None]:
-        return self._ask("append", [list(row) for row in rows])
+        self._pending += 1
+
+        def written(result: Any) -> Any:
+            self._pending -= 1
+            self._on_disk = True
+            return result
+        return self._ask("append", [list(row) for row in rows]).addBoth(written)
 
     def take(self) -> Deferred[list[Row]]:
         """The oldest rows: the file aside if a replay was interrupted, else the spool."""
@@ -43,7 +59,9 @@ class Spool:
 
     def taken(self) -> Deferred[None]:
         """The rows of :meth:`take` are in the database: forget them."""
-        return self._ask("forget", None)
+        def forgotten(more: bool) -> None:
+            self._on_disk = more
+        return self._ask("forget", None).addCallback(forgotten)
 
     def stop(self) -> Deferred[None]:
         return self._ask("stop", None)
@@ -66,7 +84,6 @@ class Spool:
                 return
 
     def _append(self, rows: list[list[Any]]) -> None:
-        self.has_rows = True
         with self.path.open("a", encoding="utf-8") as f:
             f.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
             f.flush()
@@ -80,9 +97,11 @@ class Spool:
         with self.aside.open(encoding="utf-8") as f:
             return [tuple(json.loads(line)) for line in f if line.strip()]
 
-    def _forget(self, _: None) -> None:
+    def _forget(self, _: None) -> bool:
+        """Remove the replayed rows; are there newer ones?  (Appends asked for before this
+        are written by now: the writer takes requests in order.)"""
         self.aside.unlink(missing_ok=True)
-        self.has_rows = self.path.exists()
+        return self.path.exists()
 
     def _stop(self, _: None) -> None:
         return None

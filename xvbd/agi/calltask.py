@@ -84,7 +84,7 @@ class _Task:
         self.coro = coro
         self.done: Deferred[Any] = Deferred()
 
-    def step(self, _: object = None) -> None:
+    def step(self) -> None:
         coro = self.coro
         while True:
             try:

@@ -58,9 +58,6 @@ class BadInput(Exception):
 _REPLY = re.compile(r"200 result=(?P<result>-?[0-9*#]*)(?: \((?P<data>[^)]*)\))?(?P<rest>.*)")
 
 
-_PLAIN_RESULT = re.compile(r"-?[0-9*#]*")
-
-
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A ``200`` answer: ``result``, the optional ``(data)`` and ``key=value`` extras
@@ -85,11 +82,8 @@ class Reply:
 
 
 def parse_reply(line: str) -> Reply:
-    """Parse a ``200 result=…`` line; raise :class:`BadInput` for anything else."""
-    if line.startswith("200 result="):
-        rest = line[11:]
-        if " " not in rest and _PLAIN_RESULT.fullmatch(rest):  # the usual answer
-            return Reply(rest)
+    """Parse a ``200 result=…`` line; raise :class:`BadInput` for anything else.  (The
+    usual ``200 result=N [endpos=M]`` is read by :func:`_quick_reply` before this.)"""
     match = _REPLY.fullmatch(line)
     if match is None:
         raise BadInput(f"not an AGI reply: {line[:80]!r}")
@@ -98,7 +92,7 @@ def parse_reply(line: str) -> Reply:
         key, sep, value = part.partition("=")
         if sep:
             extras[key] = value
-    return Reply(match["result"], match["data"], extras)
+    return Reply(match["result"], match["data"], extras or None)
 
 
 _COMMON_REPLIES: dict[bytes, Reply] = {}
@@ -398,11 +392,7 @@ class FastAGIProtocol(LineOnlyReceiver):
             if not pending.abandoned:
                 pending.abandoned = True
                 pending.reply.fail(Hangup(why))
-        if not self.connected:
-            for pending in list(self._pending):
-                if not pending.abandoned:
-                    pending.abandoned = True
-                    pending.reply.fail(Hangup(why))
+        if not self.connected:  # nothing more can be sent (send_command fails at once)
             self._pending.clear()
         if first:
             watchers, self._hangup_watchers = self._hangup_watchers, []

@@ -439,7 +439,7 @@ class AMIClient(Service):
 
     async def originate(self, *, channel: str, context: str, exten: str, priority: int = 1,
                         variables: dict[str, str] | None = None, caller_id: str = "",
-                        timeout: float = 30.0, account: str = "") -> OriginateResult:
+                        timeout: float = 30.0) -> OriginateResult:
         """Dial ``channel`` and, once answered, send it to ``context,exten,priority``.
 
         Asynchronous on Asterisk's side (``Async: true``); this waits for the
@@ -450,8 +450,6 @@ class AMIClient(Service):
                   ("Priority", str(priority)), ("Timeout", str(int(timeout * 1000)))]
         if caller_id:
             fields.append(("CallerID", caller_id))
-        if account:
-            fields.append(("Account", account))
         fields += [("Variable", f"{name}={value}") for name, value in
                    (variables or {}).items()]
         fields.append(("Async", "true"))

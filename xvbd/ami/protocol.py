@@ -51,10 +51,6 @@ class Message:
         """The first value of ``key`` (case-insensitive), or ``default``."""
         return self._lookup().get(key.lower(), default)
 
-    def getall(self, key: str) -> list[str]:
-        folded = key.lower()
-        return [value for name, value in self.fields if name.lower() == folded]
-
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key.lower() in self._lookup()
 
@@ -109,7 +105,7 @@ def _block(block: bytes) -> Message | None:
             value = value[1:]
         key = key.strip()
         fields.append((key, value))
-        if key == "Output" or key.lower() == "output":
+        if key.lower() == "output":
             output.append(value)
     if not fields and not output:
         return None  # blank lines between messages

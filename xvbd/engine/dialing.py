@@ -7,8 +7,12 @@ import math
 import re
 from typing import TYPE_CHECKING
 
+from xvbd.logs import logger
+
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
+
+log = logger("xvbd.dialing")
 
 PHONE = re.compile(r"[0-9*#+]{1,32}")
 BRIDGE_SECONDS = 3600  # what a prepaid call holds before it is bridged, when it can
@@ -34,13 +38,11 @@ async def dial(call: Call, phones: list[str], ring: int, context: str = "") -> s
     return (await call.channel.get_variable("DIALSTATUS")) or "UNKNOWN"
 
 
-def limited_phones(call: Call, phones: tuple[str, ...], limit: int, where: str) -> list[str]:
+def limited_phones(phones: tuple[str, ...], limit: int, where: str) -> list[str]:
     """The phones a group lets an extension ring (its FollowMe & Queues limit)."""
-    from xvbd.logs import logger
-
     chosen = list(phones)
     if 0 <= limit < len(chosen):
-        logger("xvbd.dialing").warn("{where} lists {n} phones; the group allows {limit}",
-                                    where=where, n=len(chosen), limit=limit)
+        log.warn("{where} lists {n} phones; the group allows {limit}", where=where,
+                 n=len(chosen), limit=limit)
         chosen = chosen[:limit]
     return chosen

@@ -65,8 +65,7 @@ class Engine:
         caller = entry.caller_id_for_cdr(env.callerid, args[1], args[2],
                                          self.settings.common.pstn_gw)
         return Call(self, env, channel, called_id=called, caller_id=caller,
-                    peer_address=args[1].rsplit(":", 1)[0] if args[1].count(":") == 1
-                    else args[1])
+                    peer_address=entry.peer_host(args[1]))
 
     async def serve(self, env: AGIEnv, channel: AGIChannel) -> None:
         script = self.scripts.get(env.script)

@@ -44,11 +44,16 @@ def caller_id_for_cdr(number: str, peer: str, domain: str, pstn_gw: tuple[str, .
     return number if from_gateway else f"{number}@{domain or address}"
 
 
+def peer_host(peer: str) -> str:
+    """The dialplan's PEER (an address, maybe with a port) without its port."""
+    return peer.rsplit(":", 1)[0] if peer.count(":") == 1 else peer
+
+
 @lru_cache(maxsize=4096)
 def _from_gateway(peer: str, pstn_gw: tuple[str, ...]) -> tuple[bool, str]:
     """Whether ``peer`` (an address, maybe with a port) is one of the gateways; and the
     address alone.  Gateways are few and call again and again: remembered."""
-    address = peer.rsplit(":", 1)[0] if peer.count(":") == 1 else peer
+    address = peer_host(peer)
     try:
         ip = ipaddress.ip_address(address.strip("[]"))
     except ValueError:
@@ -163,13 +168,13 @@ async def ask_access_code(call: Call, voice_number: str) -> User | None:
             continue
         if user.pin and not await ask_pin(call, user):
             return None
-        await counters.reset(_code_key(user))
         return user
     await call.say_goodbye(prompts.TOO_MANY_TRIES)
     return None
 
 
 async def ask_pin(call: Call, user: User) -> bool:
+    """Ask for the user's PIN; a right one forgets the code's earlier wrong ones."""
     settings = call.engine.settings
     counters = call.engine.counters
     prompt = prompts.ENTER_PIN
@@ -183,6 +188,7 @@ async def ask_pin(call: Call, user: User) -> bool:
         pin = await call.channel.get_data(prompt, settings.timeout.digit * 3, MAX_CODE_DIGITS)
         call.note_dtmf("x" * len(pin), call.engine.clock.seconds() - asked)
         if pin and hmac.compare_digest(pin.encode(), user.pin.encode()):
+            await counters.reset(_code_key(user))
             return True
         if pin:
             await counters.hit(_code_key(user), FAILURE_WINDOW)

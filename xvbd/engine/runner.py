@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from xvbd.agi.protocol import Hangup
 from xvbd.engine import prompts
 from xvbd.engine.media import BadSoundName, resolve
-from xvbd.engine.types import REGISTRY, Next, SettingsError, settings_for
+from xvbd.engine.types import REGISTRY, Next, SettingsError, settings_for, type_limit
 from xvbd.logs import LEVEL_GATE, VERBOSE, logger
 
 if TYPE_CHECKING:
@@ -108,7 +108,5 @@ async def _allowed(call: Call, tree: Tree, ext: Extension) -> bool:
     of the type work (a limit lowered after they were made does not let the rest run)."""
     assert call.group is not None
     limits = await call.engine.directory.type_limits(call.group.id)
-    limit = limits.get(ext.type, -1)
-    if ext.type == "Queue" and call.group.max_queues >= 0:  # "Maximum Number of Queues"
-        limit = call.group.max_queues if limit < 0 else min(limit, call.group.max_queues)
+    limit = type_limit(call.group, limits, ext.type)
     return limit < 0 or tree.rank(ext) < limit

@@ -16,6 +16,7 @@ N work), the CallBlast type's limit, and with internal billing a balance above z
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,8 +82,11 @@ class ItemSettings:
 
 
 def item_settings(due: DueItem) -> ItemSettings:
-    data = due.settings
-    if "__invalid__" in data:
+    try:
+        data = json.loads(due.item.settings or "{}")
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
         raise SettingsError("settings are not a JSON object")
     return read_settings(ItemSettings, data)
 
@@ -171,19 +175,22 @@ class CallblastScheduler(Service):
             return report
         self._told_offline = False
         now = int(self.clock.seconds())
-        eligible = [due for due in await self.store.outbound.due_items(self.server_id, now)
-                    if await self._may_call(due, now, report)]
+        eligible = []
+        for due in await self.store.outbound.due_items(self.server_id, now):
+            settings = await self._may_call(due, now, report)
+            if settings is not None:
+                eligible.append((due, settings))
         leases: list[tuple[str, str]] = []
         turn: list[tuple[DueItem, ItemSettings]] = []
         try:
-            for due in eligible:
+            for due, settings in eligible:
                 key = f"callblast:item:{due.item.id}"
                 lease = await self.counters.acquire(key, 1)
                 if lease is None:
                     report.skip("worked by another xvbd")
                     continue
                 leases.append((key, lease))
-                turn.append((due, item_settings(due)))
+                turn.append((due, settings))
             report.items = len(turn)
             await self._place(turn, report)
         finally:
@@ -247,30 +254,35 @@ class CallblastScheduler(Service):
 
     # ------------------------------------------------------------------ may it call?
 
-    async def _may_call(self, due: DueItem, now: int, report: RunReport) -> bool:
+    async def _may_call(self, due: DueItem, now: int,
+                        report: RunReport) -> ItemSettings | None:
+        """The item's settings when it may be called now; None (the report says why)."""
         if due.extension_type != "CallBlast":
-            return self._bad(due, report, f"its extension is a {due.extension_type}")
+            self._bad(due, report, f"its extension is a {due.extension_type}")
+            return None
         try:
             settings = item_settings(due)
         except SettingsError as exc:
-            return self._bad(due, report, f"bad settings: {exc}")
+            self._bad(due, report, f"bad settings: {exc}")
+            return None
         if not due.dialout_context:
-            return self._bad(due, report, "the group has no dialout context")
+            self._bad(due, report, "the group has no dialout context")
+            return None
         if 0 <= due.max_items <= due.item_rank:
             report.skip("over the group's item limit")
-            return False
+            return None
         if not await self._type_allowed(due):
             report.skip("CallBlast not allowed to the group")
-            return False
+            return None
         if not settings.window_open(now, due.timezone):
             report.skip("outside its hours")
-            return False
+            return None
         if self.settings.common.use_billing == 1 and due.balance <= 0:
             tariff = await self.directory.tariff(due.tariff_id)
             if not prices(tariff, "callblast").free:
                 report.skip("no money")
-                return False
-        return True
+                return None
+        return settings
 
     async def _type_allowed(self, due: DueItem) -> bool:
         """The group's CallBlast type limit: 0 none, N the first N CallBlast extensions."""
@@ -281,10 +293,9 @@ class CallblastScheduler(Service):
         ext = tree.by_id.get(due.item.extension_id)
         return ext is not None and tree.rank(ext) < limit
 
-    def _bad(self, due: DueItem, report: RunReport, why: str) -> bool:
+    def _bad(self, due: DueItem, report: RunReport, why: str) -> None:
         report.skip("misconfigured")
         if (due.item.id, why) not in self._bad_items:  # once per process, not every minute
             self._bad_items.add((due.item.id, why))
             log.warn("callblast item {item} of user {user} is not called: {why}",
                      item=due.item.id, user=due.item.user_id, why=why)
-        return False

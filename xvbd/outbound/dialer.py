@@ -21,19 +21,19 @@ import os
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
-from xvbd.ami.client import AMIClient, OriginateResult
+from xvbd.ami.client import AMIClient
 from xvbd.counters import Counters
 from xvbd.engine.dialing import valid_phone
 from xvbd.logs import logger
 from xvbd.nodestats import node_key
-from xvbd.store.accounts import Accounts
+from xvbd.store.accounts import Node
 from xvbd.store.db import DatabaseUnavailable
 
 log = logger("xvbd.outbound")
@@ -81,20 +81,23 @@ def report(failure: Failure, what: str) -> None:
 class NodeRoom:
     """Whether this node may take another outbound call: calls in progress (the shared
     node counter, plus calls still ringing) and load averages, each below ``threshold``
-    of the node's limit (``[CALLBLAST] LOAD_THRESHOLD``; a limit of 0 is no limit)."""
+    of the node's limit (``[CALLBLAST] LOAD_THRESHOLD``; a limit of 0 is no limit).
+    ``node`` reads a node's row: the engine's ``Directory.node`` (cached a few seconds, as
+    for inbound calls), so a placed call costs no query."""
 
-    def __init__(self, server_id: str, accounts: Accounts, counters: Counters,
+    def __init__(self, server_id: str, node: Callable[[str], Awaitable[Node | None]],
+                 counters: Counters,
                  threshold: float, loadavg: Callable[[], tuple[float, float, float]]
                  = os.getloadavg) -> None:
         self.server_id = server_id
-        self.accounts = accounts
+        self.node = node
         self.counters = counters
         self.threshold = threshold
         self.loadavg = loadavg
 
     async def why_full(self, ringing: int) -> str:
         """'' when there is room for one more call; else what is full."""
-        node = await self.accounts.get_node(self.server_id)
+        node = await self.node(self.server_id)
         if node is None:
             return ""
         if node.limit_calls > 0:
@@ -123,8 +126,6 @@ class Placement:
     caller_id: str
     ring_timeout: int
     what: str  # for logs: "callblast item 7 phone 12"
-    placed_at: float = 0.0
-    result: OriginateResult | None = field(default=None, repr=False)
 
 
 #: finish(result, counted, detail) -> whether this report settled the attempt.
@@ -138,7 +139,6 @@ class Dialer:
         self.ami = ami
         self.clock = clock
         self.ringing = 0
-        self.placed = 0
         self.attempts: set[Deferred[str]] = set()  # calls being followed now
 
     @property
@@ -160,15 +160,13 @@ class Dialer:
 
     async def follow(self, placement: Placement, finish: Finish) -> str:
         """Place the call and see its attempt settled; returns what was learnt."""
-        placement.placed_at = self.clock.seconds()
-        self.ringing += 1
-        self.placed += 1
+        placed_at = self.clock.seconds()
         try:
             channel = local_channel(placement.phone, placement.dialout_context)
         except ValueError as exc:
-            self.ringing -= 1
             await finish("failed", True, str(exc))
             return "failed"
+        self.ringing += 1
         try:
             result = await self.ami.originate(
                 channel=channel, context=placement.context, exten="s",
@@ -176,7 +174,6 @@ class Dialer:
                 timeout=placement.ring_timeout)
         finally:
             self.ringing -= 1
-        placement.result = result
         if result.status == "answered":
             await deferLater(self.clock, ANSWER_GRACE)
             if await finish("answered", True, "answered, but the call never reached xvbd"):
@@ -189,7 +186,7 @@ class Dialer:
             await finish("failed", False, result.message)
             return "unplaced"
         if result.status == "lost":
-            wait = placement.placed_at + placement.ring_timeout + LOST_GRACE - \
+            wait = placed_at + placement.ring_timeout + LOST_GRACE - \
                 self.clock.seconds()
             if wait > 0:
                 await deferLater(self.clock, wait)

@@ -276,10 +276,8 @@ class Accounts:
 
     async def update_tariff(self, tariff_id: int, **changes: Any) -> bool:
         """Change a tariff; :class:`Conflict` when its new name is another's."""
-        def update(txn: Txn) -> bool:
-            return bool(_unique(txn, lambda: TARIFFS.update(txn, tariff_id, changes),
-                                "a tariff with that name"))
-        return await self._db.run_interaction(update)
+        return await self._db.run_interaction(_update_unique, TARIFFS, tariff_id, changes,
+                                              "a tariff with that name")
 
     async def delete_tariff(self, tariff_id: int) -> bool:
         return await self._db.run_interaction(TARIFFS.delete, tariff_id)
@@ -301,10 +299,8 @@ class Accounts:
 
     async def update_group(self, group_id: int, **changes: Any) -> bool:
         """Change a group; :class:`Conflict` when its new name is another's."""
-        def update(txn: Txn) -> bool:
-            return bool(_unique(txn, lambda: GROUPS.update(txn, group_id, changes),
-                                "a group with that name"))
-        return await self._db.run_interaction(update)
+        return await self._db.run_interaction(_update_unique, GROUPS, group_id, changes,
+                                              "a group with that name")
 
     async def delete_group(self, group_id: int) -> bool:
         return await self._db.run_interaction(GROUPS.delete, group_id)
@@ -315,8 +311,9 @@ class Accounts:
             raise ValueError(f"a type limit is -1, 0 or a positive number, got {max_count}")
 
         def put(txn: Txn) -> None:
-            before = txn.scalar("SELECT max_count FROM group_type_limits WHERE group_id = ? "
-                                "AND type_name = ?", (group_id, type_name))
+            before = (txn.scalar("SELECT max_count FROM group_type_limits "
+                                 "WHERE group_id = ? AND type_name = ?", (group_id, type_name))
+                      if txn.actor is not None else None)  # read only to be journaled
             txn.execute(txn.dialect.upsert("group_type_limits",
                                            ("group_id", "type_name", "max_count"),
                                            ("group_id", "type_name")),
@@ -482,7 +479,7 @@ class Accounts:
 
     async def set_did_language(self, did: str, language: str) -> None:
         def put(txn: Txn) -> None:
-            before = DID_ATTRS.get(txn, did)
+            before = DID_ATTRS.get(txn, did) if txn.actor is not None else None
             txn.execute(txn.dialect.upsert("did_attrs", ("did", "language"), ("did",)),
                         (did, language))
             if txn.actor is not None:
@@ -526,10 +523,8 @@ class Accounts:
 
     async def update_partner(self, partner_id: int, **changes: Any) -> bool:
         """Change a partner; :class:`Conflict` when its new login is another's."""
-        def update(txn: Txn) -> bool:
-            return bool(_unique(txn, lambda: PARTNERS.update(txn, partner_id, changes),
-                                "a partner with that login"))
-        return await self._db.run_interaction(update)
+        return await self._db.run_interaction(_update_unique, PARTNERS, partner_id, changes,
+                                              "a partner with that login")
 
     async def delete_partner(self, partner_id: int) -> bool:
         return await self._db.run_interaction(PARTNERS.delete, partner_id)
@@ -544,6 +539,12 @@ class Accounts:
 
     async def get_admin(self, login: str) -> Admin | None:
         return await self._db.run_interaction(ADMINS.get, login)
+
+
+def _update_unique(txn: Txn, table: Table[Any], key: Any, changes: dict[str, Any],
+                   what: str) -> bool:
+    """``table.update``; :class:`Conflict` (naming ``what``) when a unique column clashes."""
+    return bool(_unique(txn, lambda: table.update(txn, key, changes), what))
 
 
 def _user_in(txn: Txn, user_id: int, group_id: int | None) -> User | None:

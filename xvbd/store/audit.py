@@ -79,9 +79,10 @@ def journal_rows(txn: Txn, actor: Actor, object_kind: str, object_id: Any,
             if name in secret:
                 before, after = (HIDDEN if before else ""), HIDDEN
             rows.append((name, before, after))
-    for field, before, after in rows:
-        txn.execute("INSERT INTO journal (created_at, actor_kind, actor, address, user_id, "
-                    "object_kind, object_id, field, old_value, new_value) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (now, actor.kind, actor.name[:64], actor.address[:64], user_id,
-                     object_kind, str(object_id)[:64], field, before, after))
+    if rows:
+        txn.executemany("INSERT INTO journal (created_at, actor_kind, actor, address, user_id, "
+                        "object_kind, object_id, field, old_value, new_value) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(now, actor.kind, actor.name[:64], actor.address[:64], user_id,
+                          object_kind, str(object_id)[:64], field, before, after)
+                         for field, before, after in rows])

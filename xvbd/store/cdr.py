@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xvbd.store.db import Database, Txn
-from xvbd.store.table import ANY_OWNER, Table
+from xvbd.store.table import ANY_OWNER, Table, delete_all_before
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class CDRFilter:
     call_type: str | None = None
     server_id: str | None = None
 
-    def where(self) -> tuple[str, list[Any]]:
+    def where(self, *, use_index: bool = True) -> tuple[str, list[Any]]:
         """The filter as SQL and its parameters.
 
         Each column has an index ``(column, start_timestamp)``.  When several are given, only
@@ -71,7 +71,8 @@ class CDRFilter:
         others are compared through ``COALESCE`` (the same value: the columns are NOT NULL),
         which no index serves.  Without that, SQLite (which keeps no statistics unless
         ANALYZE is run) picks among equal-looking indexes by their order, and would read
-        every "XVB" record to find one user's.
+        every "XVB" record to find one user's.  ``use_index=False`` leaves none for an index
+        (a tenant's list reads along its owner's).
         """
         clauses: list[str] = []
         params: list[Any] = []
@@ -80,7 +81,7 @@ class CDRFilter:
             if value is not None:
                 clauses.append(clause)
                 params.append(value)
-        indexed = False
+        indexed = not use_index
         for column in _BY_SELECTIVITY:
             value = getattr(self, column)
             if value is None or value == "":
@@ -133,34 +134,24 @@ class CDRPage:
 NEWEST_FIRST = "start_timestamp DESC, id DESC"
 
 
-def _listing(txn: Txn, flt: CDRFilter, before: CDRKey | None, limit: int) -> list[CDRRow]:
-    where, params = flt.where()
+def _listing(txn: Txn, flt: CDRFilter, before: CDRKey | None, limit: int,
+             owner: Any = ANY_OWNER) -> list[CDRRow]:
+    # One tenant's records are read along the (subscr_id, start_timestamp) index whatever
+    # else is filtered: no filter column is left for an index then.
+    where, params = flt.where(use_index=owner is ANY_OWNER)
     if before is not None:
         # (start_timestamp, id) < before, written so that both engines see the range on
         # start_timestamp (a row-value or a bare OR would scan from the newest row).
         where += " AND start_timestamp <= ? AND (start_timestamp < ? OR id < ?)"
         params += [before.start_timestamp, before.start_timestamp, before.id]
-    return CDRS.select(txn, where, params, owner=ANY_OWNER, order=NEWEST_FIRST, limit=limit)
+    return CDRS.select(txn, where, params, owner=owner, order=NEWEST_FIRST, limit=limit)
 
 
-def _user_listing(txn: Txn, user_id: int, flt: CDRFilter, before: CDRKey | None,
-                  limit: int) -> list[CDRRow]:
-    clauses, params = [], []
-    for clause, value in (("start_timestamp >= ?", flt.start_from),
-                          ("start_timestamp < ?", flt.start_to)):
-        if value is not None:
-            clauses.append(clause)
-            params.append(value)
-    for column in _BY_SELECTIVITY:  # compared, not indexed: the owner's index leads
-        value = getattr(flt, column)
-        if value is not None and value != "":
-            clauses.append(f"COALESCE({column}, '') = ?")
-            params.append(value)
-    if before is not None:
-        clauses.append("start_timestamp <= ? AND (start_timestamp < ? OR id < ?)")
-        params += [before.start_timestamp, before.start_timestamp, before.id]
-    return CDRS.select(txn, " AND ".join(clauses) or "1 = 1", params, owner=user_id,
-                       order=NEWEST_FIRST, limit=limit)
+def _page(rows: list[CDRRow], limit: int) -> CDRPage:
+    """``rows`` read with ``limit + 1``: the page, and where the next one starts."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return CDRPage(rows, CDRKey.of(rows[-1]) if more and rows else None)
 
 
 class CDRs:
@@ -196,10 +187,8 @@ class CDRs:
                            before: CDRKey | None = None, limit: int = 50) -> CDRPage:
         """A tenant's own records, newest first, as :meth:`listing` pages them: read along
         the ``(subscr_id, start_timestamp)`` index whatever else is filtered."""
-        rows = await self._db.run_interaction(_user_listing, user_id, flt, before, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return CDRPage(rows, CDRKey.of(rows[-1]) if more and rows else None)
+        return _page(await self._db.run_interaction(_listing, flt, before, limit + 1,
+                                                    owner=user_id), limit)
 
     async def all(self, flt: CDRFilter = CDRFilter(), *, before_id: int | None = None,
                   limit: int = 50) -> list[CDRRow]:
@@ -217,10 +206,7 @@ class CDRs:
         """The operator's list of every tenant's records: ``limit`` rows matching ``flt``
         after ``before`` (from the newest when None), newest first, and where the next page
         starts."""
-        rows = await self._db.run_interaction(_listing, flt, before, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return CDRPage(rows, CDRKey.of(rows[-1]) if more and rows else None)
+        return _page(await self._db.run_interaction(_listing, flt, before, limit + 1), limit)
 
     async def batch(self, flt: CDRFilter, before: CDRKey | None, size: int) -> list[CDRRow]:
         """Up to ``size`` rows of the operator's list after ``before`` (one round trip): the
@@ -230,14 +216,8 @@ class CDRs:
 
     async def purge_older_than(self, days: int, step: int = 20000) -> int:
         """Delete records that started more than ``days`` ago, ``step`` rows a transaction."""
-        cutoff = self._now() - days * 86400
-        total = 0
-        while True:
-            n = await self._db.run_interaction(CDRS.delete_some_before, "start_timestamp",
-                                               cutoff, step)
-            total += n
-            if n < step:
-                return total
+        return await delete_all_before(self._db, CDRS, "start_timestamp",
+                                       self._now() - days * 86400, step)
 
 
 _DEFAULTS: dict[str, Any] = {

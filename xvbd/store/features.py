@@ -132,17 +132,19 @@ class Features:
                    ) -> tuple[Vote, bool]:
         """Record a caller's vote; a repeat caller keeps their first vote.  Returns the vote
         that stands and whether it is new."""
-        now = self._now()
+        values: dict[str, Any] = {"user_id": user_id, "extension_id": extension_id,
+                                  "caller_id": caller_id, "choice": choice,
+                                  "created_at": self._now()}
 
         def vote(txn: Txn) -> tuple[Vote, bool]:
             _owns_extension(txn, user_id, extension_id)
-            txn.execute(txn.dialect.insert_ignore(
-                "votes", ("user_id", "extension_id", "caller_id", "choice", "created_at")),
-                (user_id, extension_id, caller_id, choice, now))
-            added = txn.rowcount > 0
+            txn.execute(txn.dialect.insert_ignore("votes", tuple(values)),
+                        tuple(values.values()))
+            if txn.rowcount > 0:
+                return Vote(id=txn.lastrowid, **values), True
             rows = VOTES.select(txn, "extension_id = ? AND caller_id = ?",
                                 (extension_id, caller_id), owner=user_id)
-            return rows[0], added
+            return rows[0], False
         return await self._db.run_interaction(vote)
 
     async def vote_of(self, user_id: int, extension_id: int, caller_id: str) -> Vote | None:
@@ -201,14 +203,15 @@ class Features:
     async def request_callback(self, user_id: int, phone: str, target_path: str = "",
                                extension_id: int | None = None) -> CallbackRequest:
         now = self._now()
+        values: dict[str, Any] = {
+            "user_id": user_id, "extension_id": extension_id, "phone": phone,
+            "target_path": target_path, "status": "pending", "attempts": 0, "last_result": "",
+            "created_at": now, "updated_at": now}
 
         def add(txn: Txn) -> CallbackRequest:
             if extension_id is not None:
                 _owns_extension(txn, user_id, extension_id)
-            new_id = CALLBACKS.insert(txn, {
-                "user_id": user_id, "extension_id": extension_id, "phone": phone,
-                "target_path": target_path, "created_at": now, "updated_at": now})
-            return CALLBACKS.get(txn, new_id, owner=user_id)  # type: ignore[return-value]
+            return CallbackRequest(id=CALLBACKS.insert(txn, values), **values)
         return await self._db.run_interaction(add)
 
     async def callbacks(self, user_id: int, status: str | None = None) -> list[CallbackRequest]:
@@ -230,15 +233,14 @@ class Features:
 
     async def add_dtmf(self, user_id: int, digits: str, caller_id: str = "",
                        extension_id: int | None = None) -> DtmfMessage:
-        now = self._now()
+        values: dict[str, Any] = {"user_id": user_id, "extension_id": extension_id,
+                                  "caller_id": caller_id, "digits": digits,
+                                  "created_at": self._now(), "emailed_at": 0}
 
         def add(txn: Txn) -> DtmfMessage:
             if extension_id is not None:
                 _owns_extension(txn, user_id, extension_id)
-            new_id = DTMF.insert(txn, {"user_id": user_id, "extension_id": extension_id,
-                                       "caller_id": caller_id, "digits": digits,
-                                       "created_at": now})
-            return DTMF.get(txn, new_id, owner=user_id)  # type: ignore[return-value]
+            return DtmfMessage(id=DTMF.insert(txn, values), **values)
         return await self._db.run_interaction(add)
 
     async def dtmf_messages(self, user_id: int, limit: int = 100) -> list[DtmfMessage]:

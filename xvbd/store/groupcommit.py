@@ -56,9 +56,6 @@ class GroupCommit(Generic[Item, Result]):
                 for d in waiting:
                     d.errback(failure)
                 return
-            if len(items) == 1:
-                waiting[0].errback(Failure())
-                return
             for item, d in zip(items, waiting, strict=True):
                 try:
                     (result,) = await self._write_batch([item])

@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from xvbd.store.audit import ACTOR_KINDS
 from xvbd.store.db import Database
-from xvbd.store.table import Table
+from xvbd.store.table import Table, delete_all_before
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,6 @@ class JournalEntry:
 
 
 JOURNAL = Table("journal", JournalEntry)
-ACTOR_KINDS = ("admin", "partner", "user", "system")
 
 
 class Journal:
@@ -65,11 +65,5 @@ class Journal:
 
     async def purge_older_than(self, days: int, step: int = 20000) -> int:
         """Delete entries older than ``days``, ``step`` rows a transaction."""
-        cutoff = self._now() - days * 86400
-        total = 0
-        while True:
-            n = await self._db.run_interaction(JOURNAL.delete_some_before, "created_at",
-                                               cutoff, step)
-            total += n
-            if n < step:
-                return total
+        return await delete_all_before(self._db, JOURNAL, "created_at",
+                                       self._now() - days * 86400, step)

@@ -84,6 +84,20 @@ class Messages:
         return await self._db.run_interaction(MESSAGES.count, "extension_id = ?",
                                               (extension_id,), owner=user_id)
 
+    async def counts(self, user_id: int, extension_id: int | None = None
+                     ) -> tuple[int, int, int]:
+        """(messages in the mailbox ``extension_id``, messages of the user, unread ones of
+        the user), in one query."""
+        def read(txn: Txn) -> tuple[int, int, int]:
+            row = txn.one("SELECT COUNT(*) AS total, "
+                          "COALESCE(SUM(CASE WHEN extension_id = ? THEN 1 ELSE 0 END), 0) "
+                          "AS here, COALESCE(SUM(CASE WHEN is_read = 0 THEN 1 ELSE 0 END), 0) "
+                          "AS unread FROM messages WHERE user_id = ?", (extension_id, user_id))
+            if row is None:
+                return 0, 0, 0
+            return int(row["here"]), int(row["total"]), int(row["unread"])
+        return await self._db.run_interaction(read)
+
     async def mark_read(self, user_id: int, message_id: int, read: bool = True) -> bool:
         return await self._db.run_interaction(MESSAGES.update, message_id,
                                               {"is_read": int(read)}, owner=user_id)

@@ -11,7 +11,6 @@ a process that died is taken over after ``locked_until``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from xvbd.store.callblast import (
 )
 from xvbd.store.db import Database, Txn
 from xvbd.store.features import CALLBACKS, CallbackRequest
-from xvbd.store.table import ANY_OWNER
+from xvbd.store.table import ANY_OWNER, Table
 
 
 def _due(t: str = "") -> str:
@@ -55,6 +54,43 @@ def _after(attempts: int, result: str, now: int, counted: bool, max_attempts: in
 REACHED = ("answered", "machine")
 
 
+def _settle(txn: Txn, table: Table[Any], row_id: int, token: str, result: str, now: int,
+            counted: bool, max_attempts: int, retry_in: int,
+            extra: dict[str, Any]) -> Any | None:
+    """Write the outcome of the attempt ``token`` on a phone or callback request (and the
+    ``extra`` columns); the row as it was before, or None when ``token`` is not its current
+    attempt."""
+    row = table.get(txn, row_id, owner=ANY_OWNER)
+    if row is None or row.status != "calling" or row.locked_by != token:
+        return None
+    attempts, status, due = _after(row.attempts, result, now, counted, max_attempts, retry_in)
+    changes = {"status": status, "attempts": attempts, "last_result": result,
+               "next_attempt_at": due, "locked_by": "", "locked_until": 0, **extra}
+    txn.execute(f"UPDATE {table.name} SET {', '.join(f'{c} = ?' for c in changes)} "
+                "WHERE id = ? AND locked_by = ?", (*changes.values(), row_id, token))
+    return row if txn.rowcount else None
+
+
+def _finish_phone(txn: Txn, phone_id: int, token: str, result: str, now: int, *,
+                  max_attempts: int = 1, retry_in: int = 0, counted: bool = True,
+                  call_id: str = "", detail: str = "") -> CallblastResult | None:
+    """:meth:`Outbound.finish_attempt` in ``txn``."""
+    phone = _settle(txn, PHONES, phone_id, token, result, now, counted, max_attempts,
+                    retry_in, {"last_attempt_at": now})
+    if phone is None:
+        return None
+    new_id = RESULT_ROWS.insert(txn, {
+        "user_id": phone.user_id, "item_id": phone.item_id, "phone": phone.phone,
+        "result": result, "call_id": call_id, "duration": 0, "created_at": now,
+        "detail": detail[:255]})
+    left = txn.scalar("SELECT COUNT(*) FROM callblast_phones WHERE item_id = ? AND "
+                      "status IN ('pending', 'calling')", (phone.item_id,))
+    if not left:
+        txn.execute("UPDATE callblast_items SET status = 'done', updated_at = ? "
+                    "WHERE id = ? AND status = 'active'", (now, phone.item_id))
+    return RESULT_ROWS.get(txn, new_id, owner=ANY_OWNER)
+
+
 @dataclass(frozen=True)
 class DueItem:
     """A callblast item with phones to call now, and what the dialer needs of its tenant."""
@@ -71,14 +107,6 @@ class DueItem:
     max_phones: int
     extension_type: str
     item_rank: int  # its place among the items of its extension (0 first)
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.item.settings or "{}")
-        except ValueError:
-            return {"__invalid__": self.item.settings}
-        return data if isinstance(data, dict) else {"__invalid__": self.item.settings}
 
 
 @dataclass(frozen=True)
@@ -110,9 +138,13 @@ class Outbound:
         """Active items of active tenants served by ``server_id`` with a phone due."""
         def due(txn: Txn) -> list[DueItem]:
             rows = txn.all(
-                "SELECT i.id AS item_id, u.access_code, u.voice_number, u.timezone, u.balance,"
+                f"SELECT {', '.join('i.' + c for c in ITEMS.columns)},"
+                " u.access_code, u.voice_number, u.timezone, u.balance,"
                 " g.id AS group_id, g.tariff_id, g.dialout_context,"
-                " g.max_callblast_items, g.max_callblast_phones, e.type AS extension_type"
+                " g.max_callblast_items, g.max_callblast_phones, e.type AS extension_type,"
+                " (SELECT COUNT(*) FROM callblast_items o WHERE o.extension_id = i.extension_id"
+                " AND o.user_id = i.user_id AND (o.position < i.position OR"
+                " (o.position = i.position AND o.id < i.id))) AS item_rank"
                 " FROM callblast_items i"
                 " JOIN users u ON u.id = i.user_id"
                 " JOIN user_groups g ON g.id = u.group_id"
@@ -120,21 +152,12 @@ class Outbound:
                 " WHERE g.server_id = ? AND i.status = 'active' AND u.status = 'active'"
                 " AND EXISTS (SELECT 1 FROM callblast_phones p WHERE p.item_id = i.id AND "
                 f"{_due('p.')}) ORDER BY i.position, i.id", (server_id, now, now))
-            out = []
-            for row in rows:
-                item = ITEMS.get(txn, row["item_id"], owner=ANY_OWNER)
-                if item is None:
-                    continue
-                rank = txn.scalar(
-                    "SELECT COUNT(*) FROM callblast_items WHERE extension_id = ? AND "
-                    "user_id = ? AND (position < ? OR (position = ? AND id < ?))",
-                    (item.extension_id, item.user_id, item.position, item.position, item.id))
-                out.append(DueItem(
-                    item, row["access_code"], row["voice_number"], row["timezone"],
-                    int(row["balance"]), int(row["group_id"]), int(row["tariff_id"]),
-                    row["dialout_context"], int(row["max_callblast_items"]),
-                    int(row["max_callblast_phones"]), row["extension_type"], int(rank)))
-            return out
+            return [DueItem(
+                ITEMS.to_record(row), row["access_code"], row["voice_number"], row["timezone"],
+                int(row["balance"]), int(row["group_id"]), int(row["tariff_id"]),
+                row["dialout_context"], int(row["max_callblast_items"]),
+                int(row["max_callblast_phones"]), row["extension_type"], int(row["item_rank"]))
+                for row in rows]
         return await self._db.run_interaction(due)
 
     async def claim_phone(self, item_id: int, token: str, now: int, until: int,
@@ -173,46 +196,25 @@ class Outbound:
         or due again in ``retry_in`` s while it has had fewer than ``max_attempts``
         (``counted=False``: this attempt does not count, e.g. Asterisk restarted).  None,
         changing nothing, when ``token`` is not the phone's current attempt."""
-        def finish(txn: Txn) -> CallblastResult | None:
-            phone = PHONES.get(txn, phone_id, owner=ANY_OWNER)
-            if phone is None or phone.status != "calling" or phone.locked_by != token:
-                return None
-            attempts, status, due = _after(phone.attempts, result, now, counted,
-                                           max_attempts, retry_in)
-            txn.execute("UPDATE callblast_phones SET status = ?, attempts = ?, last_result = ?,"
-                        " last_attempt_at = ?, next_attempt_at = ?, locked_by = '',"
-                        " locked_until = 0 WHERE id = ? AND locked_by = ?",
-                        (status, attempts, result, now, due, phone_id, token))
-            if not txn.rowcount:
-                return None
-            new_id = RESULT_ROWS.insert(txn, {
-                "user_id": phone.user_id, "item_id": phone.item_id, "phone": phone.phone,
-                "result": result, "call_id": call_id, "duration": 0, "created_at": now,
-                "detail": detail[:255]})
-            left = txn.scalar("SELECT COUNT(*) FROM callblast_phones WHERE item_id = ? AND "
-                              "status IN ('pending', 'calling')", (phone.item_id,))
-            if not left:
-                txn.execute("UPDATE callblast_items SET status = 'done', updated_at = ? "
-                            "WHERE id = ? AND status = 'active'", (now, phone.item_id))
-            return RESULT_ROWS.get(txn, new_id, owner=ANY_OWNER)
-        return await self._db.run_interaction(finish)
+        return await self._db.run_interaction(
+            _finish_phone, phone_id, token, result, now, max_attempts=max_attempts,
+            retry_in=retry_in, counted=counted, call_id=call_id, detail=detail)
 
     async def answer_attempt(self, phone_id: int, token: str, result: str, now: int,
                              call_id: str) -> Answered | None:
         """The FastAGI session of an answered callblast call: its result (answered or
         machine) is kept at once, so the phone is never called again whatever happens next.
         None when ``token`` is not the phone's current attempt."""
-        kept = await self.finish_attempt(phone_id, token, result, now, call_id=call_id)
-        if kept is None:
-            return None
-
-        def load(txn: Txn) -> Answered | None:
+        def answer(txn: Txn) -> Answered | None:
+            kept = _finish_phone(txn, phone_id, token, result, now, call_id=call_id)
+            if kept is None:
+                return None
             phone = PHONES.get(txn, phone_id, owner=ANY_OWNER)
             item = ITEMS.get(txn, kept.item_id, owner=ANY_OWNER)
             if phone is None or item is None:
                 return None
             return Answered(phone, item, kept)
-        return await self._db.run_interaction(load)
+        return await self._db.run_interaction(answer)
 
     async def set_duration(self, result_id: int, duration: int) -> None:
         await self._db.run_interaction(RESULT_ROWS.update, result_id,
@@ -225,7 +227,8 @@ class Outbound:
         first."""
         def due(txn: Txn) -> list[DueCallback]:
             rows = txn.all(
-                "SELECT r.id, u.access_code, u.voice_number, g.dialout_context,"
+                f"SELECT {', '.join('r.' + c for c in CALLBACKS.columns)},"
+                " u.access_code, u.voice_number, g.dialout_context,"
                 " COALESCE(e.settings, '{}') AS ext_settings"
                 " FROM callback_requests r"
                 " JOIN users u ON u.id = r.user_id"
@@ -233,13 +236,9 @@ class Outbound:
                 " LEFT JOIN extensions e ON e.id = r.extension_id AND e.user_id = r.user_id"
                 f" WHERE g.server_id = ? AND u.status = 'active' AND {_due('r.')}"
                 f" ORDER BY r.next_attempt_at, r.id LIMIT {int(limit)}", (server_id, now, now))
-            out = []
-            for row in rows:
-                request = CALLBACKS.get(txn, row["id"], owner=ANY_OWNER)
-                if request is not None:
-                    out.append(DueCallback(request, row["access_code"], row["voice_number"],
-                                           row["dialout_context"], row["ext_settings"]))
-            return out
+            return [DueCallback(CALLBACKS.to_record(row), row["access_code"],
+                                row["voice_number"], row["dialout_context"],
+                                row["ext_settings"]) for row in rows]
         return await self._db.run_interaction(due)
 
     async def claim_callback(self, request_id: int, token: str, now: int, until: int) -> bool:
@@ -256,17 +255,9 @@ class Outbound:
         """Like :meth:`finish_attempt`, for a callback request (its status: ``done`` once
         answered, ``failed`` after the last attempt, else ``pending`` again)."""
         def finish(txn: Txn) -> CallbackRequest | None:
-            request = CALLBACKS.get(txn, request_id, owner=ANY_OWNER)
-            if request is None or request.status != "calling" or request.locked_by != token:
-                return None
-            attempts, status, due = _after(request.attempts, result, now, counted,
-                                           max_attempts, retry_in)
-            txn.execute("UPDATE callback_requests SET status = ?, attempts = ?, last_result = ?,"
-                        " next_attempt_at = ?, locked_by = '', locked_until = 0, updated_at = ?,"
-                        " call_id = ? WHERE id = ? AND locked_by = ?",
-                        (status, attempts, result, due, now, call_id or request.call_id,
-                         request_id, token))
-            if not txn.rowcount:
+            extra = {"updated_at": now, **({"call_id": call_id} if call_id else {})}
+            if _settle(txn, CALLBACKS, request_id, token, result, now, counted, max_attempts,
+                       retry_in, extra) is None:
                 return None
             return CALLBACKS.get(txn, request_id, owner=ANY_OWNER)
         return await self._db.run_interaction(finish)

@@ -7,8 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from xvbd.store.accounts import NotFound
 from xvbd.store.db import Database, Txn
+from xvbd.store.features import _owns_extension
 
 QUEUE_COLUMNS = ("musiconhold", "context", "timeout", "ringinuse", "announce_frequency",
                  "announce_position", "announce_holdtime", "retry", "wrapuptime", "maxlen",
@@ -43,9 +43,7 @@ class Queues:
         name = queue_name(extension_id)
 
         def put(txn: Txn) -> str:
-            if not txn.scalar("SELECT COUNT(*) FROM extensions WHERE id = ? AND user_id = ?",
-                              (extension_id, user_id)):
-                raise NotFound(f"no extension {extension_id} for this user")
+            _owns_extension(txn, user_id, extension_id)
             cols = ("name", "extension_id", *options)
             txn.execute(txn.dialect.upsert("queues", cols, ("name",)),
                         (name, extension_id, *options.values()))

@@ -14,7 +14,7 @@ from functools import cached_property, lru_cache
 from typing import Any, Generic, TypeVar
 
 from xvbd.store.audit import journal_rows
-from xvbd.store.db import Row, Txn
+from xvbd.store.db import Database, Row, Txn
 
 R = TypeVar("R")
 
@@ -118,9 +118,7 @@ class Table(Generic[R]):
                 f"VALUES ({', '.join('?' for _ in cols)})")
 
     def get(self, txn: Txn, key: Any, *, owner: Any = _UNSET) -> R | None:
-        scope, params = self._scope(owner)
-        row = txn.one(f"SELECT {', '.join(self.columns)} FROM {self.name} "
-                      f"WHERE {self.key} = ?{scope}", (key, *params))
+        row = self._row(txn, key, *self._scope(owner))
         return None if row is None else self.to_record(row)
 
     def select(self, txn: Txn, where: str = "1 = 1", params: Sequence[Any] = (), *,
@@ -158,6 +156,8 @@ class Table(Generic[R]):
             self._journal(txn, key, old, {**old, **changes})
         if txn.rowcount:
             return True
+        if audited:  # the row was read just before
+            return old is not None
         # MySQL counts only rows whose values changed: tell "same values" from "no row".
         return self.get(txn, key, owner=owner) is not None
 
@@ -181,3 +181,15 @@ class Table(Generic[R]):
         if deleted and old is not None:
             self._journal(txn, key, old, None)
         return deleted
+
+
+async def delete_all_before(db: Database, table: Table[Any], column: str, cutoff: int,
+                            step: int) -> int:
+    """Delete every row of ``table`` whose ``column`` is before ``cutoff``, ``step`` rows a
+    transaction (:meth:`Table.delete_some_before`); returns how many."""
+    total = 0
+    while True:
+        n = await db.run_interaction(table.delete_some_before, column, cutoff, step)
+        total += n
+        if n < step:
+            return total

@@ -208,9 +208,7 @@ def error_answer(request: IRequest, fmt: str, exc: ApiError,
     data: dict[str, Any] = {"error": exc.message}
     if exc.fields:
         data["fields"] = exc.fields
-    body, content_type = apiformat.render(data, fmt, item_names)
-    secure_headers(request, content_type)
-    return body
+    return answer(request, fmt, data, item_names)
 
 
 # ---------------------------------------------------------------------- routes

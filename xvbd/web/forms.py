@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from xvbd.web.templating import UNIT, money
+from xvbd.accounting.cdr import UNITS as UNIT
+from xvbd.web.templating import money
 
 
 class FieldError(ValueError):
@@ -129,14 +130,11 @@ def parse_fields(fields: Sequence[Field], data: Mapping[str, Any], *,
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for field in fields:
-        if field.name not in data:
-            if partial:
-                continue
-            if field.kind == "password":
-                continue  # an empty password box keeps the password
+        if partial and field.name not in data:
+            continue
         raw = data.get(field.name)
         if field.kind == "password" and (raw is None or raw == ""):
-            continue
+            continue  # an empty (or absent) password box keeps the password
         try:
             values[field.name] = field.parse(raw)
         except FieldError as exc:

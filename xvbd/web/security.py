@@ -54,6 +54,14 @@ def form(request: IRequest) -> dict[str, str]:
     return out
 
 
+def number_arg(value: str | int) -> int:
+    """A numeric id from a URL; anything else is a page that does not exist."""
+    text = str(value)
+    if not text.isdigit() or len(text) > 18:
+        raise Refused(404, "There is no such page.")
+    return int(text)
+
+
 def set_cookie(request: IRequest, name: str, value: str, path: str, max_age: int) -> None:
     """The session cookie: HttpOnly, SameSite=Strict, Secure over HTTPS."""
     add: Any = request.addCookie  # IRequest's declaration lacks httpOnly and sameSite

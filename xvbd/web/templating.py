@@ -8,19 +8,17 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-UNIT = 10000  # money is kept in 1/10000 of the currency unit
+from xvbd.accounting.cdr import money as plain_money
 
 
 def money(amount: int | None, digits: int = 2) -> str:
-    """1/10000 units as the currency shows them (2 digits: 12.50); sub-cent amounts keep
-    their digits (0.0333)."""
+    """1/10000 units as the currency shows them, with at least ``digits`` decimals (2:
+    12.50); sub-cent amounts keep their digits (0.0333)."""
     if amount is None:
         return ""
-    sign = "-" if amount < 0 else ""
-    whole, frac = divmod(abs(int(amount)), UNIT)
-    text = f"{frac:04d}".rstrip("0")
-    text = text.ljust(digits, "0") if digits else text
-    return f"{sign}{whole}" + (f".{text}" if text else "")
+    whole, _, frac = plain_money(int(amount)).partition(".")
+    frac = frac.ljust(digits, "0")
+    return whole + (f".{frac}" if frac else "")
 
 
 def when(seconds: int | float | None) -> str:

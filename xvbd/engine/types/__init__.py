@@ -11,6 +11,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
     from xvbd.engine.directory import Tree
+    from xvbd.store.accounts import Group
     from xvbd.store.ivr import Extension
 
 
@@ -59,6 +61,15 @@ REGISTRY: dict[str, ExtensionType] = {}
 def register(kind: ExtensionType) -> ExtensionType:
     REGISTRY[kind.name] = kind
     return kind
+
+
+def type_limit(group: Group, limits: Mapping[str, int], type_name: str) -> int:
+    """How many extensions of a type the group allows (-1: any number): its per-type limit
+    (``limits``), a Queue also held to the group's "Maximum Number of Queues"."""
+    limit = limits.get(type_name, -1)
+    if type_name == "Queue" and group.max_queues >= 0:
+        limit = group.max_queues if limit < 0 else min(limit, group.max_queues)
+    return limit
 
 
 def _check(name: str, value: Any, hint: Any) -> Any:

@@ -87,7 +87,7 @@ class DirectoryType:
     async def _ring(self, call: Call, ext: Extension, entry: DirectoryEntry,
                     settings: Any) -> Next:
         assert call.group is not None
-        phones = limited_phones(call, tuple(entry.phone_list()), call.group.max_followme_phones,
+        phones = limited_phones(tuple(entry.phone_list()), call.group.max_followme_phones,
                                 f"employee {entry.number} of user {ext.user_id}")
         if not phones or not call.group.dialout_context:
             call.step_data = {"EMPLOYEE": entry.number, "STATUS": "NOPHONES"}

@@ -13,17 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from xvbd.engine import prompts
-from xvbd.engine.dialing import dial, valid_phone
+from xvbd.engine.dialing import dial, limited_phones, valid_phone
 from xvbd.engine.types import Next, SettingsError, register
-from xvbd.logs import logger
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
     from xvbd.engine.directory import Tree
     from xvbd.store.ivr import Extension
-
-log = logger("xvbd.followme")
-
 
 
 @dataclass(frozen=True)
@@ -52,13 +48,8 @@ class FollowMeType:
     async def run(self, call: Call, ext: Extension, settings: Any, tree: Tree) -> Next:
         assert call.group is not None
         context = call.group.dialout_context
-        limit = call.group.max_followme_phones
-        phones = list(settings.phones)
-        if limit >= 0 and len(phones) > limit:
-            log.warn("extension {path} of user {user} lists {n} phones; the group allows "
-                     "{limit}", path=ext.cdr_number, user=ext.user_id, n=len(phones),
-                     limit=limit)
-            phones = phones[:limit]
+        phones = limited_phones(settings.phones, call.group.max_followme_phones,
+                                f"extension {ext.cdr_number} of user {ext.user_id}")
         if not phones or not context:
             call.step_data = {"STATUS": "NOPHONES" if context else "NOCONTEXT"}
             await call.play(prompts.NOT_AVAILABLE)

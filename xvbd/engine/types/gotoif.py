@@ -55,7 +55,7 @@ class GotoIfSettings:
     default: str = ""
 
 
-async def holds(call: Call, condition: Condition) -> bool:
+async def holds(call: Call, condition: Condition, tree: Tree) -> bool:
     assert call.user is not None
     caller = call.env.callerid
     if condition.kind == "caller_prefix":
@@ -70,7 +70,7 @@ async def holds(call: Call, condition: Condition) -> bool:
     features = call.engine.store.features
     if condition.kind == "stored":
         return await features.get_var(call.user.id, condition.name) == condition.value
-    poll = (await call.engine.directory.tree(call.user.id)).by_path.get(condition.name)
+    poll = tree.by_path.get(condition.name)
     if poll is None:
         return False
     results = await features.vote_results(call.user.id, poll.id)
@@ -91,7 +91,7 @@ class GotoIfType:
         conditions = settings.conditions if limit < 0 else settings.conditions[:limit]
         target, why = settings.default, "DEFAULT"
         for n, condition in enumerate(conditions, 1):
-            if await holds(call, condition):
+            if await holds(call, condition, tree):
                 target, why = condition.target, f"CONDITION={n}"
                 break
         call.step_data = {"MATCH": why, "TARGET": target or "-"}

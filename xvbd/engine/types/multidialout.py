@@ -34,7 +34,7 @@ class MultiDialoutType:
 
     async def run(self, call: Call, ext: Extension, settings: Any, tree: Tree) -> Next:
         assert call.group is not None
-        phones = limited_phones(call, settings.phones, call.group.max_followme_phones,
+        phones = limited_phones(settings.phones, call.group.max_followme_phones,
                                 f"extension {ext.cdr_number} of user {ext.user_id}")
         if not phones or not call.group.dialout_context:
             await call.play(prompts.NOT_AVAILABLE)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from xvbd.agi.channel import ALL_DIGITS
 from xvbd.engine import prompts
 from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types.variables import expand
 from xvbd.logs import logger
 
 log = logger("xvbd.playback")
@@ -98,15 +99,12 @@ async def spoken(call: Call, text: str) -> str:
         return ""
     if len(text.encode("utf-8")) > call.group.max_tts_string_bytes > 0:
         log.warn("a TTS greeting of user {user} is longer than the group's {limit} bytes; "
-                 "not spoken", user=call.group.id, limit=call.group.max_tts_string_bytes)
+                 "not spoken", user=call.user.id if call.user else "?",
+                 limit=call.group.max_tts_string_bytes)
         return ""
     if call.engine.tts is None:
         return ""
-    if "%" in text:  # %VAR:x%, %DBVAR:x%, %CALLERID% … of the call and the tenant
-        from xvbd.engine.types.variables import substitute
-
-        assert call.user is not None
-        text = substitute(text, call, await call.engine.store.features.all_vars(call.user.id))
+    text = await expand(text, call)  # %VAR:x%, %DBVAR:x%, %CALLERID% …
     path = await call.engine.tts.file_for(text, call.language)
     return f"file:{path}" if path else ""
 

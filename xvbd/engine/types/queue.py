@@ -56,7 +56,7 @@ class QueueType:
 
     async def run(self, call: Call, ext: Extension, settings: Any, tree: Tree) -> Next:
         assert call.group is not None and call.user is not None
-        phones = limited_phones(call, settings.phones, call.group.max_followme_phones,
+        phones = limited_phones(settings.phones, call.group.max_followme_phones,
                                 f"queue {ext.cdr_number} of user {ext.user_id}")
         context = call.group.dialout_context
         if not phones or not context:

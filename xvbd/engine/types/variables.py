@@ -95,7 +95,7 @@ class StoredVarType:
             value = await ask_digits(call, settings.greeting, settings.max_digits,
                                      settings.timeout)
         else:
-            value = substitute(settings.value, call, await features.all_vars(call.user.id))
+            value = await expand(settings.value, call)
         await features.set_var(call.user.id, settings.name, value)
         call.step_data = {"NAME": settings.name, "VALUE": value}
         return Next.UP
@@ -114,6 +114,18 @@ def substitute(text: str, call: Call, stored: dict[str, str]) -> str:
         return {"CALLERID": call.env.callerid, "DID": call.called_id,
                 "AC": call.access_code}[match[3]]
     return _REFERENCE.sub(value, text)
+
+
+async def expand(text: str, call: Call) -> str:
+    """:func:`substitute` for a call; the stored variables are read only when ``text``
+    names one."""
+    if "%" not in text:
+        return text
+    stored: dict[str, str] = {}
+    if "%DBVAR:" in text:
+        assert call.user is not None
+        stored = await call.engine.store.features.all_vars(call.user.id)
+    return substitute(text, call, stored)
 
 
 register(UserVarType())

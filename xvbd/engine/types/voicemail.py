@@ -52,9 +52,10 @@ class VoiceMailType:
         per_ext = group.max_messages_per_ext
         if settings.max_messages:
             per_ext = min(per_ext, settings.max_messages) if per_ext > 0 else settings.max_messages
-        if ((per_ext > 0 and await store.messages.count(call.user.id, ext.id) >= per_ext) or
-                (group.max_messages_total > 0 and
-                 await store.messages.count(call.user.id) >= group.max_messages_total)):
+        total_limit = group.max_messages_total
+        here, total, _ = (await store.messages.counts(call.user.id, ext.id)
+                          if per_ext > 0 or total_limit > 0 else (0, 0, 0))
+        if (per_ext > 0 and here >= per_ext) or (total_limit > 0 and total >= total_limit):
             call.step_data = {"RESULT": "FULL"}
             await call.play(prompts.MAILBOX_FULL)
             return self._after(settings)

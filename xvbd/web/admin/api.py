@@ -31,11 +31,11 @@ from xvbd.store.accounts import (
     Partner,
     User,
 )
-from xvbd.store.audit import Actor, acting
+from xvbd.store.audit import acting
 from xvbd.store.cdr import CDRFilter, CDRKey
 from xvbd.web import apiformat
 from xvbd.web.admin import schemas
-from xvbd.web.admin.base import COOKIE, ROOT, AdminBase, app, log
+from xvbd.web.admin.base import COOKIE, ROOT, AdminBase, Staff, app, log
 from xvbd.web.admin.catalog import NO_TYPE_LIMIT
 from xvbd.web.apirequest import (
     REALM,
@@ -76,26 +76,8 @@ TYPE_LIMIT = (Field("max_count", "Most extensions of the type", "int", required=
                     help="-1: no limit, 0: not allowed"),)
 
 
-@dataclass(frozen=True)
-class ApiCaller:
-    """Who is calling the API: the admin, or a partner held to its group."""
-
-    kind: str  # admin | partner
-    name: str
-    address: str
-    partner: Partner | None = None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.kind == "admin"
-
-    @property
-    def group_id(self) -> int | None:
-        return self.partner.group_id if self.partner is not None else None
-
-    @property
-    def actor(self) -> Actor:
-        return Actor(self.kind, self.name, self.address)
+#: Who is calling the API: the admin, or a partner held to its group (no session).
+ApiCaller = Staff
 
 
 @dataclass(frozen=True)
@@ -155,7 +137,7 @@ class ApiRoutes(AdminBase):
         why = await self.guard.refused("ai", login, address)
         if why:
             raise ApiError(429, why, headers={"Retry-After": "900"})
-        kind, name, stored, partner = await self._api_account(login)
+        kind, name, stored, partner = await self._credentials(login)
         key = (login, hmac.new(self._api_key, password.encode("utf-8"),
                                hashlib.sha256).digest())
         now = self.api_clock()
@@ -177,18 +159,6 @@ class ApiRoutes(AdminBase):
             else:
                 self._api_remember(key, _Proven(kind, name, stored, now + CACHE_SECONDS), now)
         return ApiCaller(kind, login if kind == "partner" else name, address, partner)
-
-    async def _api_account(self, login: str) -> tuple[str, str, str, Partner | None]:
-        """(kind, name, stored hash, partner) of a login; kind '' when unknown."""
-        if not login:
-            return "", "", "", None
-        admin = await self.store.accounts.get_admin(login)
-        if admin is not None:
-            return "admin", admin.login, admin.password_hash, None
-        partner = await self.store.accounts.find_partner(login)
-        if partner is not None:
-            return "partner", str(partner.id), partner.password_hash, partner
-        return "", "", "", None
 
     def _api_remember(self, key: tuple[str, bytes], proven: _Proven, now: float) -> None:
         if len(self._api_proven) >= CACHE_SIZE:
@@ -342,6 +312,7 @@ class ApiRoutes(AdminBase):
             await self.store.sessions.close_all("user", str(user.id))
         return await self.api_user(request, who, user_id)
 
+    @endpoint(f"/api/users/{ID}", ["DELETE"], "user_delete_method")
     @endpoint(f"/api/users/{ID}/delete", ["POST"], "user_delete")
     async def api_user_delete(self, request: IRequest, who: ApiCaller, user_id: int) -> Any:
         user = await self._api_user(who, user_id)
@@ -351,11 +322,6 @@ class ApiRoutes(AdminBase):
             raise ApiError(404, f"There is no user {user_id}.")
         await self.store.sessions.close_all("user", str(user.id))
         return {"deleted": True, "id": user.id}
-
-    @endpoint(f"/api/users/{ID}", ["DELETE"], "user_delete_method")
-    async def api_user_delete_method(self, request: IRequest, who: ApiCaller,
-                                     user_id: int) -> Any:
-        return await self.api_user_delete(request, who, user_id)
 
     @endpoint(f"/api/users/{ID}/balance", ["POST"], "balance")
     async def api_balance(self, request: IRequest, who: ApiCaller, user_id: int) -> Any:
@@ -425,6 +391,7 @@ class ApiRoutes(AdminBase):
                 **apiformat.time_fields("created_at", added.created_at)}
 
     @endpoint(f"/api/users/{ID}/dids/<did>", ["DELETE"], "did_release")
+    @endpoint(f"/api/users/{ID}/dids/<did>/delete", ["POST"], "did_release_post")
     async def api_did_release(self, request: IRequest, who: ApiCaller, user_id: int,
                               did: str) -> Any:
         user = await self._api_user(who, user_id)
@@ -434,11 +401,6 @@ class ApiRoutes(AdminBase):
         if not released:
             raise ApiError(404, f"The user {user.id} has no DID {did}.")
         return {"released": True, "did": did, "user_id": user.id}
-
-    @endpoint(f"/api/users/{ID}/dids/<did>/delete", ["POST"], "did_release_post")
-    async def api_did_release_post(self, request: IRequest, who: ApiCaller, user_id: int,
-                                   did: str) -> Any:
-        return await self.api_did_release(request, who, user_id, did)
 
     # ------------------------------------------------------------------ CDRs and journal
 
@@ -519,8 +481,8 @@ def operator_only(who: ApiCaller) -> None:
 
 
 def taken_error(kind: str, what: str, value: str, field: str) -> ApiError:
-    """The 409 of a change that would repeat another object's unique name, said as the
-    storage layer says it when adding (the stored updates do not check it themselves)."""
+    """The 409 of a change that would repeat another object's unique name (the storage
+    layer's :class:`Conflict`), naming the value as the storage layer does when adding."""
     message = f"{what} {value!r} already exists"
     return ApiError(409, f"The {kind} was not changed: {message}.", {field: message})
 

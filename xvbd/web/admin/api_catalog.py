@@ -30,9 +30,11 @@ from xvbd.web.admin.api import (
     taken_error,
 )
 from xvbd.web.admin.base import ROOT
-from xvbd.web.admin.catalog import NO_TYPE_LIMIT
+from xvbd.web.admin.catalog import NO_TYPE_LIMIT, group_in_use, node_in_use, tariff_in_use
 from xvbd.web.apirequest import ApiError, body_fields, plain, query_fields, unknown_errors
 from xvbd.web.forms import Field, FieldError, parse_fields
+
+UNCHANGED = "Nothing was changed."
 
 
 class CatalogApi(ApiRoutes):
@@ -134,39 +136,29 @@ class CatalogApi(ApiRoutes):
                                                what="changed")
         if not values:
             raise ApiError(400, "Nothing to change: send at least one field of the tariff.")
-        if any(t.name == values.get("name") and t.id != tariff.id
-               for t in await self.store.accounts.list_tariffs()):
-            raise taken_error("tariff", "a tariff named", values["name"], "name")
         try:
             with acting(who.actor):
                 found = await self.store.accounts.update_tariff(tariff.id, **values)
-        except Conflict as exc:
-            raise ApiError(409, f"The tariff was not changed: {exc}.",
-                           {"name": str(exc)}) from None
+        except Conflict:
+            raise taken_error("tariff", "a tariff named", values["name"], "name") from None
         if not found:
             raise ApiError(404, f"There is no tariff {tariff_id}.")
         return {"tariff": await self._api_tariff_out(await self._api_tariff(tariff_id))}
 
     @endpoint(f"/api/tariffs/{TARIFF_ID}", ["DELETE"], "tariff_delete")
+    @endpoint(f"/api/tariffs/{TARIFF_ID}/delete", ["POST"], "tariff_delete_post")
     async def api_tariff_delete(self, request: IRequest, who: ApiCaller,
                                 tariff_id: int) -> Any:
         operator_only(who)
         tariff = await self._api_tariff(tariff_id)
-        used = [g.name for g in await self.store.accounts.list_groups()
-                if g.tariff_id == tariff.id]
-        if used:
-            raise ApiError(409, f"The groups {', '.join(used)} use this tariff; give them "
-                           "another one first. Nothing was changed.")
+        why = await tariff_in_use(self.store.accounts, tariff.id)
+        if why:
+            raise ApiError(409, f"{why} {UNCHANGED}")
         with acting(who.actor):
             deleted = await self.store.accounts.delete_tariff(tariff.id)
         if not deleted:
             raise ApiError(404, f"There is no tariff {tariff_id}.")
         return {"deleted": True, "id": tariff.id}
-
-    @endpoint(f"/api/tariffs/{TARIFF_ID}/delete", ["POST"], "tariff_delete_post")
-    async def api_tariff_delete_post(self, request: IRequest, who: ApiCaller,
-                                     tariff_id: int) -> Any:
-        return await self.api_tariff_delete(request, who, tariff_id)
 
     # ------------------------------------------------------------------ catalogue: groups
 
@@ -224,39 +216,28 @@ class CatalogApi(ApiRoutes):
                                               what="changed")
         if not values:
             raise ApiError(400, "Nothing to change: send at least one field of the group.")
-        if any(g.name == values.get("name") and g.id != group.id
-               for g in await self.store.accounts.list_groups()):
-            raise taken_error("group", "a group named", values["name"], "name")
         try:
             with acting(who.actor):
                 found = await self.store.accounts.update_group(group.id, **values)
-        except Conflict as exc:
-            raise ApiError(409, f"The group was not changed: {exc}.",
-                           {"name": str(exc)}) from None
+        except Conflict:
+            raise taken_error("group", "a group named", values["name"], "name") from None
         if not found:
             raise ApiError(404, f"There is no group {group_id}.")
         return await self._api_group_out(await self._api_group(group_id))
 
     @endpoint(f"/api/groups/{GROUP_ID}", ["DELETE"], "group_delete")
+    @endpoint(f"/api/groups/{GROUP_ID}/delete", ["POST"], "group_delete_post")
     async def api_group_delete(self, request: IRequest, who: ApiCaller, group_id: int) -> Any:
         operator_only(who)
         group = await self._api_group(group_id)
-        if await self.store.accounts.list_users(group_id=group.id, limit=1):
-            raise ApiError(409, "The group has users; move or delete them first. Nothing "
-                           "was changed.")
-        if any(p.group_id == group.id for p in await self.store.accounts.list_partners()):
-            raise ApiError(409, "A partner manages this group; change or delete the partner "
-                           "first. Nothing was changed.")
+        why = await group_in_use(self.store.accounts, group.id)
+        if why:
+            raise ApiError(409, f"{why} {UNCHANGED}")
         with acting(who.actor):
             deleted = await self.store.accounts.delete_group(group.id)
         if not deleted:
             raise ApiError(404, f"There is no group {group_id}.")
         return {"deleted": True, "id": group.id}
-
-    @endpoint(f"/api/groups/{GROUP_ID}/delete", ["POST"], "group_delete_post")
-    async def api_group_delete_post(self, request: IRequest, who: ApiCaller,
-                                    group_id: int) -> Any:
-        return await self.api_group_delete(request, who, group_id)
 
     def _api_type_name(self, type_name: str) -> str:
         names = schemas.type_names()
@@ -285,6 +266,8 @@ class CatalogApi(ApiRoutes):
 
     @endpoint(f"/api/groups/{GROUP_ID}/type-limits/<type_name>", ["DELETE"],
               "type_limit_delete")
+    @endpoint(f"/api/groups/{GROUP_ID}/type-limits/<type_name>/delete", ["POST"],
+              "type_limit_delete_post")
     async def api_type_limit_delete(self, request: IRequest, who: ApiCaller, group_id: int,
                                     type_name: str) -> Any:
         operator_only(who)
@@ -295,12 +278,6 @@ class CatalogApi(ApiRoutes):
             with acting(who.actor):
                 await self.store.accounts.set_type_limit(group.id, name, NO_TYPE_LIMIT)
         return {"group_id": group.id, "type_name": name, "max_count": NO_TYPE_LIMIT}
-
-    @endpoint(f"/api/groups/{GROUP_ID}/type-limits/<type_name>/delete", ["POST"],
-              "type_limit_delete_post")
-    async def api_type_limit_delete_post(self, request: IRequest, who: ApiCaller,
-                                         group_id: int, type_name: str) -> Any:
-        return await self.api_type_limit_delete(request, who, group_id, type_name)
 
     # ------------------------------------------------------------------ catalogue: partners
 
@@ -376,15 +353,11 @@ class CatalogApi(ApiRoutes):
                                                 what="changed")
         if not values:
             raise ApiError(400, "Nothing to change: send at least one field of the partner.")
-        same = await self.store.accounts.find_partner(values.get("login", partner.login))
-        if same is not None and same.id != partner.id:
-            raise taken_error("partner", "a partner", values["login"], "login")
         try:
             with acting(who.actor):
                 found = await self.store.accounts.update_partner(partner.id, **values)
-        except Conflict as exc:
-            raise ApiError(409, f"The partner was not changed: {exc}.",
-                           {"login": str(exc)}) from None
+        except Conflict:
+            raise taken_error("partner", "a partner", values["login"], "login") from None
         if not found:
             raise ApiError(404, f"There is no partner {partner_id}.")
         moved = values.get("group_id", partner.group_id) != partner.group_id
@@ -393,6 +366,7 @@ class CatalogApi(ApiRoutes):
         return {"partner": partner_out(await self._api_partner(partner_id))}
 
     @endpoint(f"/api/partners/{PARTNER_ID}", ["DELETE"], "partner_delete")
+    @endpoint(f"/api/partners/{PARTNER_ID}/delete", ["POST"], "partner_delete_post")
     async def api_partner_delete(self, request: IRequest, who: ApiCaller,
                                  partner_id: int) -> Any:
         operator_only(who)
@@ -403,11 +377,6 @@ class CatalogApi(ApiRoutes):
             raise ApiError(404, f"There is no partner {partner_id}.")
         await self.store.sessions.close_all("partner", str(partner.id))
         return {"deleted": True, "id": partner.id}
-
-    @endpoint(f"/api/partners/{PARTNER_ID}/delete", ["POST"], "partner_delete_post")
-    async def api_partner_delete_post(self, request: IRequest, who: ApiCaller,
-                                      partner_id: int) -> Any:
-        return await self.api_partner_delete(request, who, partner_id)
 
     # ------------------------------------------------------------------ catalogue: nodes
 
@@ -451,25 +420,19 @@ class CatalogApi(ApiRoutes):
         return {"node": plain(node, times=("stat_at",))}
 
     @endpoint("/api/nodes/<node_id>", ["DELETE"], "node_delete")
+    @endpoint("/api/nodes/<node_id>/delete", ["POST"], "node_delete_post")
     async def api_node_delete(self, request: IRequest, who: ApiCaller, node_id: str) -> Any:
         operator_only(who)
         if await self.store.accounts.get_node(node_id) is None:
             raise ApiError(404, f"There is no node {node_id}.")
-        groups = [g.name for g in await self.store.accounts.list_groups()
-                  if g.server_id == node_id]
-        if groups:
-            raise ApiError(409, f"Node {node_id} serves the groups {', '.join(groups)}; move "
-                           "them to another node first. Nothing was changed.")
+        why = await node_in_use(self.store.accounts, node_id)
+        if why:
+            raise ApiError(409, f"{why} {UNCHANGED}")
         with acting(who.actor):
             deleted = await self.store.accounts.delete_node(node_id)
         if not deleted:
             raise ApiError(404, f"There is no node {node_id}.")
         return {"deleted": True, "id": node_id}
-
-    @endpoint("/api/nodes/<node_id>/delete", ["POST"], "node_delete_post")
-    async def api_node_delete_post(self, request: IRequest, who: ApiCaller,
-                                   node_id: str) -> Any:
-        return await self.api_node_delete(request, who, node_id)
 
     # ------------------------------------------------------------------ DIDs and their language
 
@@ -508,6 +471,7 @@ class CatalogApi(ApiRoutes):
         return {"didattr": {"did": values["did"], "language": values["language"]}}
 
     @endpoint("/api/didattrs/<did>", ["DELETE"], "did_attr_delete")
+    @endpoint("/api/didattrs/<did>/delete", ["POST"], "did_attr_delete_post")
     async def api_did_attr_delete(self, request: IRequest, who: ApiCaller, did: str) -> Any:
         operator_only(who)
         with acting(who.actor):
@@ -515,9 +479,4 @@ class CatalogApi(ApiRoutes):
         if not deleted:
             raise ApiError(404, f"The DID {did} has no language of its own.")
         return {"deleted": True, "did": did}
-
-    @endpoint("/api/didattrs/<did>/delete", ["POST"], "did_attr_delete_post")
-    async def api_did_attr_delete_post(self, request: IRequest, who: ApiCaller,
-                                       did: str) -> Any:
-        return await self.api_did_attr_delete(request, who, did)
 

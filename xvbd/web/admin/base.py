@@ -8,8 +8,8 @@ so the storage layer journals it as the person's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -50,13 +50,13 @@ ROOT = "/ai"
 
 
 @dataclass(frozen=True)
-class Principal:
-    """Who is asking: the admin (every object) or a partner (the users of one group)."""
+class Staff:
+    """Who is asking: the admin (every object) or a partner (the users of one group); an
+    API call is this, a page adds its session (:class:`Principal`)."""
 
     kind: str  # admin | partner
     name: str
     address: str
-    session: WebSession
     partner: Partner | None = None
 
     @property
@@ -71,6 +71,13 @@ class Principal:
     @property
     def actor(self) -> Actor:
         return Actor(self.kind, self.name, self.address)
+
+
+@dataclass(frozen=True)
+class Principal(Staff):
+    """Who is asking on the pages, and their session."""
+
+    session: WebSession = field(kw_only=True)
 
     @property
     def csrf(self) -> str:
@@ -104,7 +111,7 @@ class AdminBase:
             name = partner.login
         else:
             name = session.principal
-        return Principal(session.kind, name, client_address(request), session, partner)
+        return Principal(session.kind, name, client_address(request), partner, session=session)
 
     async def staff(self, request: IRequest, *, admin: bool = False,
                     change: bool = False) -> Principal:
@@ -135,15 +142,18 @@ class AdminBase:
     def form_page(self, request: IRequest, who: Principal, *, title: str, fields:
                   Sequence[Field], values: Mapping[str, Any], action: str,
                   errors: Mapping[str, str] | None = None, delete: str = "",
-                  back: str = "", extra: str = "") -> bytes:
+                  back: str = "", template: str = "admin/form.html",
+                  **context: Any) -> bytes:
+        """A form of ``fields`` in their sections (``template`` extends ``admin/form.html``
+        with more of the form, given ``context``)."""
         if errors:
             request.setResponseCode(400)
         sections: dict[str, list[Field]] = {}
-        for field in fields:
-            sections.setdefault(field.section, []).append(field)
-        return self.page(request, "admin/form.html", who, title=title, sections=sections,
+        for f in fields:
+            sections.setdefault(f.section, []).append(f)
+        return self.page(request, template, who, title=title, sections=sections,
                          values=values, action=action, errors=errors or {}, delete=delete,
-                         back=back, extra=extra)
+                         back=back, **context)
 
     @staticmethod
     def done(location: str, message: str) -> Redirect:
@@ -164,7 +174,7 @@ class AdminBase:
         address = client_address(request)
         why = await self.guard.refused("ai", login, address)
         if not why:
-            kind, principal, stored = await self._credentials(login)
+            kind, principal, stored, _partner = await self._credentials(login)
             if kind and await password_matches(password, stored):
                 await self.guard.succeeded("ai", login)
                 if needs_rehash(stored):
@@ -182,17 +192,18 @@ class AdminBase:
         return self.page(request, "admin/login.html", None, error=why,
                          next=_next(request, data), login=login)
 
-    async def _credentials(self, login: str) -> tuple[str, str, str]:
-        """(kind, principal, stored hash) of a login; kind '' when unknown."""
+    async def _credentials(self, login: str) -> tuple[str, str, str, Partner | None]:
+        """(kind, principal, stored hash, the partner) of a login (the pages' and the
+        API's); kind '' when unknown."""
         if not login:
-            return "", "", ""
+            return "", "", "", None
         admin = await self.store.accounts.get_admin(login)
         if admin is not None:
-            return "admin", admin.login, admin.password_hash
+            return "admin", admin.login, admin.password_hash, None
         partner = await self.store.accounts.find_partner(login)
         if partner is not None:
-            return "partner", str(partner.id), partner.password_hash
-        return "", "", ""
+            return "partner", str(partner.id), partner.password_hash, partner
+        return "", "", "", None
 
     async def _rehash(self, kind: str, principal: str, password: str) -> None:
         from twisted.internet.threads import deferToThread
@@ -238,3 +249,16 @@ class AdminBase:
 
 def _next(request: IRequest, data: dict[str, str] | None = None) -> str:
     return safe_next(request, data, ROOT)
+
+
+def with_choices(fields: Sequence[Field], **choices: Iterable[tuple[str, str]]
+                 ) -> tuple[Field, ...]:
+    """``fields``, each one named in ``choices`` made a required choice of those
+    ``(value, label)`` pairs (a tariff of the list, a group …)."""
+    return tuple(replace(f, kind="choice", required=True, choices=tuple(choices[f.name]))
+                 if f.name in choices else f for f in fields)
+
+
+def typed(request: IRequest) -> dict[str, str]:
+    """What the person typed, to show the form again (passwords are never sent back)."""
+    return {k: v for k, v in form(request).items() if k not in ("password", "_csrf")}

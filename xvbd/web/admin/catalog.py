@@ -9,21 +9,39 @@ from typing import Any
 from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
-from xvbd.store.accounts import Conflict
+from xvbd.passwords import hash_password
+from xvbd.store.accounts import Accounts, Conflict
 from xvbd.store.audit import acting
 from xvbd.web.admin import schemas
-from xvbd.web.admin.base import ROOT, AdminBase, app
+from xvbd.web.admin.base import ROOT, AdminBase, app, typed, with_choices
 from xvbd.web.forms import parse_fields
-from xvbd.web.security import Refused, form
+from xvbd.web.security import Refused, form, number_arg
 
 #: The per-type limit a group has when it names none.
 NO_TYPE_LIMIT = -1
 
 
-def _int(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
-        raise Refused(404, "There is no such page.")
-    return int(text)
+async def node_in_use(accounts: Accounts, node_id: str) -> str:
+    """Why the node may not be deleted ('' when it may)."""
+    groups = [g.name for g in await accounts.list_groups() if g.server_id == node_id]
+    return (f"Node {node_id} serves the groups {', '.join(groups)}; move them to another "
+            "node first." if groups else "")
+
+
+async def tariff_in_use(accounts: Accounts, tariff_id: int) -> str:
+    """Why the tariff may not be deleted ('' when it may)."""
+    groups = [g.name for g in await accounts.list_groups() if g.tariff_id == tariff_id]
+    return (f"The groups {', '.join(groups)} use this tariff; give them another one first."
+            if groups else "")
+
+
+async def group_in_use(accounts: Accounts, group_id: int) -> str:
+    """Why the group may not be deleted ('' when it may)."""
+    if await accounts.list_users(group_id=group_id, limit=1):
+        return "The group has users; move or delete them first."
+    if any(p.group_id == group_id for p in await accounts.list_partners()):
+        return "A partner manages this group; change or delete the partner first."
+    return ""
 
 
 class CatalogPages(AdminBase):
@@ -87,11 +105,9 @@ class CatalogPages(AdminBase):
     @app.route("/nodes/<node_id>/delete", methods=["POST"])
     async def node_delete(self, request: IRequest, node_id: str) -> bytes:
         who = await self.staff(request, admin=True, change=True)
-        groups = [g.name for g in await self.store.accounts.list_groups()
-                  if g.server_id == node_id]
-        if groups:
-            raise Refused(409, f"Node {node_id} serves the groups {', '.join(groups)}; move "
-                          "them to another node first.")
+        why = await node_in_use(self.store.accounts, node_id)
+        if why:
+            raise Refused(409, why)
         with acting(who.actor):
             await self.store.accounts.delete_node(node_id)
         raise self.done(f"{ROOT}/nodes", f"Node {node_id} deleted.")
@@ -109,11 +125,8 @@ class CatalogPages(AdminBase):
                            action: str, errors: dict[str, str] | None = None,
                            delete: str = "") -> bytes:
         currencies = await self.store.accounts.list_currencies()
-        fields = tuple(
-            f if f.name != "currency_id" else type(f)(
-                f.name, f.label, "choice", required=True,
-                choices=tuple((str(c.id), f"{c.code} — {c.name}") for c in currencies))
-            for f in schemas.TARIFF)
+        fields = with_choices(schemas.TARIFF, currency_id=(
+            (str(c.id), f"{c.code} — {c.name}") for c in currencies))
         return self.form_page(request, who, title=title, fields=fields, values=values,
                               action=action, errors=errors, back=f"{ROOT}/tariffs",
                               delete=delete)
@@ -135,13 +148,13 @@ class CatalogPages(AdminBase):
                 raise self.done(f"{ROOT}/tariffs", f"Tariff {tariff.name} added.")
             except Conflict as exc:
                 errors["name"] = str(exc)
-        return await self._tariff_form(request, who, "New tariff", _shown(request),
+        return await self._tariff_form(request, who, "New tariff", typed(request),
                                        f"{ROOT}/tariffs/new", errors)
 
     @app.route("/tariffs/<tariff_id>", methods=["GET"])
     async def tariff(self, request: IRequest, tariff_id: str) -> bytes:
         who = await self.staff(request, admin=True)
-        tariff = await self.store.accounts.get_tariff(_int(tariff_id))
+        tariff = await self.store.accounts.get_tariff(number_arg(tariff_id))
         if tariff is None:
             raise Refused(404, f"There is no tariff {tariff_id}.")
         return await self._tariff_form(request, who, f"Tariff {tariff.name}", asdict(tariff),
@@ -151,7 +164,7 @@ class CatalogPages(AdminBase):
     @app.route("/tariffs/<tariff_id>", methods=["POST"])
     async def tariff_save(self, request: IRequest, tariff_id: str) -> bytes:
         who = await self.staff(request, admin=True, change=True)
-        key = _int(tariff_id)
+        key = number_arg(tariff_id)
         values, errors = parse_fields(schemas.TARIFF, form(request))
         if not errors:
             try:
@@ -162,17 +175,16 @@ class CatalogPages(AdminBase):
                 raise self.done(f"{ROOT}/tariffs", f"Tariff {values['name']} saved.")
             except Conflict as exc:
                 errors["name"] = str(exc)
-        return await self._tariff_form(request, who, "Tariff", _shown(request),
+        return await self._tariff_form(request, who, "Tariff", typed(request),
                                        f"{ROOT}/tariffs/{key}", errors)
 
     @app.route("/tariffs/<tariff_id>/delete", methods=["POST"])
     async def tariff_delete(self, request: IRequest, tariff_id: str) -> bytes:
         who = await self.staff(request, admin=True, change=True)
-        key = _int(tariff_id)
-        used = [g.name for g in await self.store.accounts.list_groups() if g.tariff_id == key]
-        if used:
-            raise Refused(409, f"The groups {', '.join(used)} use this tariff; give them "
-                          "another one first.")
+        key = number_arg(tariff_id)
+        why = await tariff_in_use(self.store.accounts, key)
+        if why:
+            raise Refused(409, why)
         with acting(who.actor):
             await self.store.accounts.delete_tariff(key)
         raise self.done(f"{ROOT}/tariffs", "Tariff deleted.")
@@ -189,29 +201,16 @@ class CatalogPages(AdminBase):
     async def _group_fields(self) -> tuple[Any, ...]:
         tariffs = await self.store.accounts.list_tariffs()
         nodes = await self.store.accounts.list_nodes()
-        out = []
-        for f in schemas.GROUP:
-            if f.name == "tariff_id":
-                f = type(f)(f.name, f.label, "choice", required=True,
-                            choices=tuple((str(t.id), t.name) for t in tariffs))
-            elif f.name == "server_id":
-                f = type(f)(f.name, f.label, "choice", required=True,
-                            choices=tuple((n.id, n.id) for n in nodes))
-            out.append(f)
-        return tuple(out)
+        return with_choices(schemas.GROUP, tariff_id=((str(t.id), t.name) for t in tariffs),
+                            server_id=((n.id, n.id) for n in nodes))
 
     async def _group_form(self, request: IRequest, who: Any, title: str, values: Any,
                           limits: dict[str, int], action: str,
                           errors: dict[str, str] | None = None, delete: str = "") -> bytes:
-        fields = await self._group_fields()
-        if errors:
-            request.setResponseCode(400)
-        sections: dict[str, list[Any]] = {}
-        for field in fields:
-            sections.setdefault(field.section, []).append(field)
-        return self.page(request, "admin/group.html", who, title=title, sections=sections,
-                         values=values, errors=errors or {}, action=action, delete=delete,
-                         back=f"{ROOT}/groups", types=schemas.type_names(), limits=limits)
+        return self.form_page(request, who, title=title, fields=await self._group_fields(),
+                              values=values, errors=errors, action=action, delete=delete,
+                              back=f"{ROOT}/groups", template="admin/group.html",
+                              types=schemas.type_names(), limits=limits)
 
     def _type_limits(self, data: dict[str, str], errors: dict[str, str]) -> dict[str, int]:
         limits: dict[str, int] = {}
@@ -260,7 +259,7 @@ class CatalogPages(AdminBase):
     @app.route("/groups/<group_id>", methods=["GET"])
     async def group(self, request: IRequest, group_id: str) -> bytes:
         who = await self.staff(request, admin=True)
-        group = await self.store.accounts.get_group(_int(group_id))
+        group = await self.store.accounts.get_group(number_arg(group_id))
         if group is None:
             raise Refused(404, f"There is no group {group_id}.")
         limits = await self.store.accounts.type_limits(group.id)
@@ -271,7 +270,7 @@ class CatalogPages(AdminBase):
     @app.route("/groups/<group_id>", methods=["POST"])
     async def group_save(self, request: IRequest, group_id: str) -> bytes:
         who = await self.staff(request, admin=True, change=True)
-        key = _int(group_id)
+        key = number_arg(group_id)
         current = await self.store.accounts.get_group(key)
         if current is None:
             raise Refused(404, f"There is no group {group_id}.")
@@ -296,12 +295,10 @@ class CatalogPages(AdminBase):
     @app.route("/groups/<group_id>/delete", methods=["POST"])
     async def group_delete(self, request: IRequest, group_id: str) -> bytes:
         who = await self.staff(request, admin=True, change=True)
-        key = _int(group_id)
-        if await self.store.accounts.list_users(group_id=key, limit=1):
-            raise Refused(409, "The group has users; move or delete them first.")
-        if any(p.group_id == key for p in await self.store.accounts.list_partners()):
-            raise Refused(409, "A partner manages this group; change or delete the partner "
-                          "first.")
+        key = number_arg(group_id)
+        why = await group_in_use(self.store.accounts, key)
+        if why:
+            raise Refused(409, why)
         with acting(who.actor):
             await self.store.accounts.delete_group(key)
         raise self.done(f"{ROOT}/groups", "Group deleted.")
@@ -310,11 +307,8 @@ class CatalogPages(AdminBase):
 
     async def _partner_fields(self) -> tuple[Any, ...]:
         groups = await self.store.accounts.list_groups()
-        return tuple(
-            f if f.name != "group_id" else type(f)(
-                f.name, f.label, "choice", required=True,
-                choices=tuple((str(g.id), g.name) for g in groups))
-            for f in schemas.PARTNER)
+        return with_choices(schemas.PARTNER,
+                            group_id=((str(g.id), g.name) for g in groups))
 
     @app.route("/partners", methods=["GET"])
     async def partners(self, request: IRequest) -> bytes:
@@ -340,7 +334,7 @@ class CatalogPages(AdminBase):
         elif len(values.get("password", "")) < 8:
             errors["password"] = "Password: at least 8 characters."
         if not errors:
-            secret: str = await deferToThread(hash_password_of, values.pop("password"))
+            secret: str = await deferToThread(hash_password, values.pop("password"))
             try:
                 with acting(who.actor):
                     partner = await self.store.accounts.create_partner(
@@ -349,13 +343,13 @@ class CatalogPages(AdminBase):
             except Conflict as exc:
                 errors["login"] = str(exc)
         return self.form_page(request, who, title="New partner", fields=fields,
-                              values=_shown(request), errors=errors,
+                              values=typed(request), errors=errors,
                               action=f"{ROOT}/partners/new", back=f"{ROOT}/partners")
 
     @app.route("/partners/<partner_id>", methods=["GET"])
     async def partner(self, request: IRequest, partner_id: str) -> bytes:
         who = await self.staff(request, admin=True)
-        partner = await self.store.accounts.get_partner(_int(partner_id))
+        partner = await self.store.accounts.get_partner(number_arg(partner_id))
         if partner is None:
             raise Refused(404, f"There is no partner {partner_id}.")
         return self.form_page(request, who, title=f"Partner {partner.login}",
@@ -366,7 +360,7 @@ class CatalogPages(AdminBase):
     @app.route("/partners/<partner_id>", methods=["POST"])
     async def partner_save(self, request: IRequest, partner_id: str) -> bytes:
         who = await self.staff(request, admin=True, change=True)
-        key = _int(partner_id)
+        key = number_arg(partner_id)
         fields = await self._partner_fields()
         values, errors = parse_fields(fields, form(request))
         password = values.pop("password", "")
@@ -374,37 +368,28 @@ class CatalogPages(AdminBase):
             errors["password"] = "Password: at least 8 characters."
         if not errors:
             if password:
-                values["password_hash"] = await deferToThread(hash_password_of, password)
+                values["password_hash"] = await deferToThread(hash_password, password)
             values["group_id"] = int(values["group_id"])
+            before = await self.store.accounts.get_partner(key)
             try:
                 with acting(who.actor):
-                    if not await self.store.accounts.update_partner(key, **values):
+                    if before is None or not await self.store.accounts.update_partner(
+                            key, **values):
                         raise Refused(404, f"There is no partner {partner_id}.")
-                if password or values.get("group_id"):
+                if password or values["group_id"] != before.group_id:  # as the API does
                     await self.store.sessions.close_all("partner", str(key))
                 raise self.done(f"{ROOT}/partners", f"Partner {values['login']} saved.")
             except Conflict as exc:
                 errors["login"] = str(exc)
         return self.form_page(request, who, title="Partner", fields=fields,
-                              values=_shown(request), errors=errors,
+                              values=typed(request), errors=errors,
                               action=f"{ROOT}/partners/{key}", back=f"{ROOT}/partners")
 
     @app.route("/partners/<partner_id>/delete", methods=["POST"])
     async def partner_delete(self, request: IRequest, partner_id: str) -> bytes:
         who = await self.staff(request, admin=True, change=True)
-        key = _int(partner_id)
+        key = number_arg(partner_id)
         with acting(who.actor):
             await self.store.accounts.delete_partner(key)
         await self.store.sessions.close_all("partner", str(key))
         raise self.done(f"{ROOT}/partners", "Partner deleted.")
-
-
-def hash_password_of(password: str) -> str:
-    from xvbd.passwords import hash_password
-
-    return hash_password(password)
-
-
-def _shown(request: IRequest) -> dict[str, str]:
-    """What the person typed, to show the form again (passwords are never sent back)."""
-    return {k: v for k, v in form(request).items() if k not in ("password", "_csrf")}

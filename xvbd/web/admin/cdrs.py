@@ -16,7 +16,7 @@ import calendar
 import csv
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -28,14 +28,12 @@ from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
-from xvbd.engine.types import REGISTRY, load_builtin_types
 from xvbd.store.accounts import Currency
 from xvbd.store.cdr import CDRFilter, CDRKey, CDRRow
+from xvbd.web.admin import schemas
 from xvbd.web.admin.base import ROOT, AdminBase, Principal, app
 from xvbd.web.security import form, secure_headers
 from xvbd.web.templating import money, when
-
-load_builtin_types()
 
 PAGE = 50
 #: Rows the CSV export reads per round trip to the database.
@@ -150,7 +148,7 @@ def csv_row(row: CDRRow, currencies: Mapping[int, Currency]) -> list[str]:
             _cell(row.call_id)]
 
 
-def csv_bytes(lines: Sequence[Sequence[str]], *, bom: bool = False) -> bytes:
+def csv_bytes(lines: Iterable[Sequence[str]], *, bom: bool = False) -> bytes:
     """``lines`` as CSV in UTF-8 (RFC 4180: CRLF, a field with , " or a line break quoted);
     ``bom`` puts the byte order mark in front, which spreadsheets need to read UTF-8."""
     out = io.StringIO()
@@ -219,7 +217,7 @@ class CdrPages(AdminBase):
                          values=query.values, errors=query.errors,
                          currencies=await self._currencies(), hms=hms,
                          text_filters=TEXT_FILTERS, call_types=CALL_TYPES,
-                         types=["XVB", *sorted(REGISTRY)], nodes=nodes,
+                         types=["XVB", *schemas.type_names()], nodes=nodes,
                          next_link=next_link, first_link=query.link(f"{ROOT}/cdrs"),
                          csv_link=query.link(f"{ROOT}/cdrs.csv"), paged=query.before)
 

@@ -9,13 +9,12 @@ report_runner``); a refusal is shown on the page with HTTP 400.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import time
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
+from itertools import chain
 from typing import Any
 from urllib.parse import quote
 
@@ -26,9 +25,10 @@ from twisted.web.iweb import IRequest
 from xvbd.store.audit import acting
 from xvbd.store.report_runner import ReportRefused, ReportResult, ReportRunner, check_text
 from xvbd.store.reports import MOMENT_HELP, Report, moment
+from xvbd.web.admin import cdrs
 from xvbd.web.admin.base import ROOT, AdminBase, Principal, app
 from xvbd.web.forms import Field, parse_fields
-from xvbd.web.security import Redirect, Refused, check_csrf, secure_headers
+from xvbd.web.security import Redirect, Refused, form, secure_headers
 
 ROWS_ON_PAGE = 10_000
 ROWS_IN_CSV = 100_000
@@ -41,20 +41,6 @@ def _id(text: str) -> int:
     if not text.isdigit() or len(text) > 18:
         raise Refused(404, "There is no such report.")
     return int(text)
-
-
-def _form_fields(request: IRequest) -> dict[str, str]:
-    """The form's text fields (the uploaded file is read apart, as bytes)."""
-    out: dict[str, str] = {}
-    for key, values in (request.args or {}).items():
-        if key == b"sql_file":
-            continue
-        try:
-            out.setdefault(key.decode("utf-8"), values[0].decode("utf-8") if values else "")
-        except UnicodeDecodeError:
-            raise Refused(400, "The form is not UTF-8 text; send it again from the page.") \
-                from None
-    return out
 
 
 def _arg(request: IRequest, name: str) -> str:
@@ -200,11 +186,11 @@ class ReportPages(AdminBase):
                          action=action, report=report, sql_bytes=SQL_BYTES,
                          title=f"Report {report.name}" if report else "New report")
 
-    async def _parsed(self, request: IRequest, who: Principal, fields: tuple[Field, ...]
+    async def _parsed(self, request: IRequest, fields: tuple[Field, ...]
                       ) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
         """(values, errors, what the form sent) of a report form (multipart or not)."""
-        data = _form_fields(request)
-        check_csrf(who.session, data, request)
+        data = form(request)
+        data.pop("sql_file", None)  # the uploaded file is read apart, as bytes
         upload = (request.args or {}).get(b"sql_file", [b""])[0]
         values, errors = parse_fields(fields, data)
         if upload:
@@ -257,9 +243,9 @@ class ReportPages(AdminBase):
 
     @app.route("/reports/new", methods=["POST"])
     async def report_create(self, request: IRequest) -> bytes:
-        who = await self.staff(request, admin=True)
+        who = await self.staff(request, admin=True, change=True)
         fields = await self._fields(who, None)
-        values, errors, sent = await self._parsed(request, who, fields)
+        values, errors, sent = await self._parsed(request, fields)
         if errors:
             return self._form(request, who, fields, sent, f"{ROOT}/reports/new",
                               errors=errors)
@@ -277,10 +263,10 @@ class ReportPages(AdminBase):
 
     @app.route("/reports/<report_id>/edit", methods=["POST"])
     async def report_save(self, request: IRequest, report_id: str) -> bytes:
-        who = await self.staff(request, admin=True)
+        who = await self.staff(request, admin=True, change=True)
         report = await self._report(who, report_id)
         fields = await self._fields(who, report)
-        values, errors, sent = await self._parsed(request, who, fields)
+        values, errors, sent = await self._parsed(request, fields)
         if errors:
             return self._form(request, who, fields, sent,
                               f"{ROOT}/reports/{report.id}/edit", report, errors)
@@ -312,14 +298,9 @@ def _safe_cell(text: str) -> str:
 
 
 def csv_bytes(result: ReportResult) -> bytes:
-    """The result as CSV: UTF-8 with a BOM (spreadsheets then read it as UTF-8), CRLF rows,
-    fields quoted where needed; a last line says when the rows were cut."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([_safe_cell(c.label) for c in result.columns])
-    for row in result.rows:
-        writer.writerow([_safe_cell(v) for v in row])
-    if result.truncated:
-        writer.writerow([f"(cut at {result.limit} rows; narrow the period for the rest)"])
-    return out.getvalue().encode("utf-8")
+    """The result as CSV (as the CDR export writes it: a BOM, CRLF rows, fields quoted where
+    needed); a last line says when the rows were cut."""
+    cut = [[f"(cut at {result.limit} rows; narrow the period for the rest)"]]
+    return cdrs.csv_bytes(chain([[_safe_cell(c.label) for c in result.columns]],
+                                ([_safe_cell(v) for v in row] for row in result.rows),
+                                cut if result.truncated else []), bom=True)

@@ -12,35 +12,30 @@ from twisted.web.iweb import IRequest
 from xvbd.store.accounts import Conflict, InsufficientBalance, NotFound, User
 from xvbd.store.audit import acting
 from xvbd.web.admin import schemas
-from xvbd.web.admin.base import ROOT, AdminBase, Principal, app
+from xvbd.web.admin.base import (
+    ROOT,
+    AdminBase,
+    Principal,
+    app,
+    typed,
+    with_choices,
+)
 from xvbd.web.forms import Field, parse_fields
-from xvbd.web.security import Refused, form
+from xvbd.web.security import Refused, form, number_arg
 from xvbd.web.templating import money
 
 PAGE = 50
 
 
-def _int(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
-        raise Refused(404, "There is no such page.")
-    return int(text)
-
-
 class UserPages(AdminBase):
     async def _user_fields(self, who: Principal) -> tuple[Field, ...]:
+        if not who.is_admin:  # a partner's users stay in its group
+            return tuple(f for f in schemas.USER if f.name != "group_id")
         groups = await self.store.accounts.list_groups()
-        out = []
-        for f in schemas.USER:
-            if f.name == "group_id":
-                if not who.is_admin:
-                    continue  # a partner's users stay in its group
-                f = Field(f.name, f.label, "choice", required=True,
-                          choices=tuple((str(g.id), g.name) for g in groups))
-            out.append(f)
-        return tuple(out)
+        return with_choices(schemas.USER, group_id=((str(g.id), g.name) for g in groups))
 
     async def _user(self, who: Principal, user_id: str) -> User:
-        user = await self.store.accounts.get_user(_int(user_id), in_group=who.group_id)
+        user = await self.store.accounts.get_user(number_arg(user_id), in_group=who.group_id)
         if user is None:
             raise Refused(404, f"There is no user {user_id}" +
                           ("" if who.is_admin else " in your group") + ".")
@@ -100,7 +95,7 @@ class UserPages(AdminBase):
             except (Conflict, ValueError) as exc:
                 errors["access_code"] = str(exc)
         return self.form_page(request, who, title="New user", fields=fields,
-                              values=_typed(request), errors=errors,
+                              values=typed(request), errors=errors,
                               action=f"{ROOT}/users/new", back=f"{ROOT}/users")
 
     async def _user_page(self, request: IRequest, who: Principal, user: User,
@@ -145,7 +140,7 @@ class UserPages(AdminBase):
                 raise self.done(f"{ROOT}/users/{user.id}", "User saved.")
             except (Conflict, ValueError) as exc:
                 errors["access_code"] = str(exc)
-        return await self._user_page(request, who, user, values=_typed(request),
+        return await self._user_page(request, who, user, values=typed(request),
                                      errors=errors)
 
     @app.route("/users/<user_id>/balance", methods=["POST"])
@@ -239,7 +234,7 @@ class UserPages(AdminBase):
         if errors:
             request.setResponseCode(400)
             return self.page(request, "admin/didattrs.html", who, errors=errors,
-                             values=_typed(request), fields=schemas.DID_ATTR,
+                             values=typed(request), fields=schemas.DID_ATTR,
                              attrs=await self.store.accounts.list_did_attrs())
         with acting(who.actor):
             await self.store.accounts.set_did_language(values["did"], values["language"])
@@ -264,7 +259,3 @@ class UserPages(AdminBase):
         entries = entries[:PAGE]
         return self.page(request, "admin/journal.html", who, entries=entries,
                          next_before=entries[-1].id if more and entries else None)
-
-
-def _typed(request: IRequest) -> dict[str, str]:
-    return {k: v for k, v in form(request).items() if k not in ("_csrf", "password")}

@@ -3,6 +3,7 @@ e-mail for voicemail, time zone, web password) and the journal of their changes.
 
 from __future__ import annotations
 
+from functools import cache
 from zoneinfo import available_timezones
 
 from twisted.internet.threads import deferToThread
@@ -44,12 +45,12 @@ class AccountPages(TenantBase):
         tariff = await self.store.accounts.get_tariff(who.group.tariff_id)
         currency = await self.store.accounts.get_currency(tariff.currency_id) \
             if tariff else None
+        _, total, unread = await self.store.messages.counts(who.id)
         return self.page(
             request, "tenant/home.html", who, tariff=tariff, currency=currency,
             plan=[(label, getattr(who.group, attr)) for attr, label in PLAN],
             extensions=await self.store.ivr.count(who.id),
-            messages=await self.store.messages.count(who.id),
-            unread=len(await self.store.messages.list(who.id, unread_only=True, limit=100)),
+            messages=total, unread=unread,
             dids=await self.store.accounts.user_dids(who.id),
             history=await self.store.accounts.balance_history(who.id, limit=10))
 
@@ -125,11 +126,6 @@ class AccountPages(TenantBase):
                          next_before=entries[-1].id if more and entries else None)
 
 
-_ZONES: frozenset[str] = frozenset()
-
-
+@cache
 def _zones() -> frozenset[str]:
-    global _ZONES
-    if not _ZONES:
-        _ZONES = frozenset(available_timezones()) | {"UTC"}
-    return _ZONES
+    return frozenset(available_timezones()) | {"UTC"}

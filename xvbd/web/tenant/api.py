@@ -198,12 +198,6 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
 
     # ------------------------------------------------------------------ extensions
 
-    async def _tapi_ext(self, who: Tenant, ext_id: int) -> Extension:
-        ext = await self.store.ivr.get(who.id, ext_id)
-        if ext is None:
-            raise ApiError(404, f"You have no extension {ext_id}.")
-        return ext
-
     @endpoint("/api/extensions", ["GET"], "extensions")
     async def tapi_extensions(self, request: IRequest, who: Tenant) -> Any:
         query_fields(request, ())
@@ -212,7 +206,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     @endpoint(f"/api/extensions/{EXT_ID}", ["GET"], "extension")
     async def tapi_extension(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
         query_fields(request, ())
-        return {"extension": extension_out(await self._tapi_ext(who, ext_id))}
+        return {"extension": extension_out(await self._ext(who, ext_id))}
 
     def _tapi_extension_body(self, request: IRequest) -> dict[str, Any]:
         data = body_fields(request, nested=frozenset({"settings"}))
@@ -247,7 +241,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
                     ext = await self.store.ivr.create_root(who.id, type_name, settings,
                                                            str(data.get("name", ""))[:64])
                 else:
-                    parent = await self._tapi_ext(who, _int(parent_id, "parent_id"))
+                    parent = await self._ext(who, _int(parent_id, "parent_id"))
                     ext = await self.store.ivr.add_child(
                         who.id, parent.id, str(data.get("number", "")), type_name, settings,
                         str(data.get("name", ""))[:64])
@@ -263,7 +257,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     @endpoint(f"/api/extensions/{EXT_ID}", ["PATCH", "POST"], "extension_save")
     async def tapi_extension_save(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
         self._tapi_writable(who)
-        ext = await self._tapi_ext(who, ext_id)
+        ext = await self._ext(who, ext_id)
         data = self._tapi_extension_body(request)
         if "type" in data and data["type"] != ext.type:
             raise ApiError(400, "An extension's type does not change; delete it and add "
@@ -275,34 +269,34 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
             if why:
                 raise ApiError(400, f"The extension was not changed: {why}",
                                {"settings": why})
+        moves = "parent_id" in data or "number" in data
+        if moves and ext.parent_id is None:
+            raise ApiError(400, "The main menu has no number and does not move.")
+        parent_id = _int(data.get("parent_id") or ext.parent_id, "parent_id") if moves else 0
         try:
-            with acting(who.actor):
+            with acting(who.actor):  # the move may be refused: first
+                if moves:
+                    await self.store.ivr.move(who.id, ext.id, parent_id,
+                                              str(data.get("number", ext.number)))
                 await self.store.ivr.update(
                     who.id, ext.id, settings=settings,
                     name=str(data["name"])[:64] if "name" in data else None)
-                if "parent_id" in data or "number" in data:
-                    if ext.parent_id is None:
-                        raise ApiError(400, "The main menu has no number and does not move.")
-                    parent_id = data.get("parent_id") or ext.parent_id
-                    await self.store.ivr.move(who.id, ext.id,
-                                              _int(parent_id, "parent_id"),
-                                              str(data.get("number", ext.number)))
         except Conflict as exc:
             raise ApiError(409, f"The extension was not changed: {exc}.") from None
         except (NotFound, ValueError) as exc:
             raise ApiError(400, f"The extension was not changed: {exc}.") from None
         self.changed(who)
-        return {"extension": extension_out(await self._tapi_ext(who, ext.id))}
+        return {"extension": extension_out(await self._ext(who, ext.id))}
 
     @endpoint(f"/api/extensions/{EXT_ID}", ["DELETE"], "extension_delete")
     async def tapi_extension_delete(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
         self._tapi_writable(who)
-        ext = await self._tapi_ext(who, ext_id)
-        before = len(await self.store.ivr.tree(who.id))
+        ext = await self._ext(who, ext_id)
+        before = await self.store.ivr.count(who.id)
         with acting(who.actor):
             await self.store.ivr.delete(who.id, ext.id)
         self.changed(who)
-        return {"deleted": before - len(await self.store.ivr.tree(who.id))}
+        return {"deleted": before - await self.store.ivr.count(who.id)}
 
     # ------------------------------------------------------------------ messages
 
@@ -320,9 +314,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     @endpoint(f"/api/messages/{MSG_ID}", ["PATCH", "POST"], "message_save")
     async def tapi_message_save(self, request: IRequest, who: Tenant, message_id: int) -> Any:
         self._tapi_writable(who)
-        message = await self.store.messages.get(who.id, message_id)
-        if message is None:
-            raise ApiError(404, f"You have no message {message_id}.")
+        message = await self._message(who, message_id)
         data = body_fields(request)
         if set(data) != {"is_read"} or str(data["is_read"]).lower() not in (
                 "true", "false", "1", "0"):
@@ -336,13 +328,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     async def tapi_message_delete(self, request: IRequest, who: Tenant,
                                   message_id: int) -> Any:
         self._tapi_writable(who)
-        message = await self.store.messages.get(who.id, message_id)
-        if message is None:
-            raise ApiError(404, f"You have no message {message_id}.")
-        path = self._file(who, message)
-        with acting(who.actor):
-            await self.store.messages.delete(who.id, message.id)
-        await deferToThread(lambda: path.unlink(missing_ok=True))
+        await self.delete_message(who, message_id)
         return {"deleted": 1}
 
     # ------------------------------------------------------------------ greetings, variables
@@ -400,9 +386,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     @endpoint(f"/api/messages/{MSG_ID}/audio", ["GET"], "message_audio")
     async def tapi_message_audio(self, request: IRequest, who: Tenant, message_id: int) -> Any:
         """The recording as WAV (marks the message read, as playing it on the page does)."""
-        message = await self.store.messages.get(who.id, message_id)
-        if message is None:
-            raise ApiError(404, f"You have no message {message_id}.")
+        message = await self._message(who, message_id)
         body = await deferToThread(_as_wav, self._file(who, message), message.file_format)
         if body is None:
             raise ApiError(404, "This message's recording is missing or cannot be read.")
@@ -438,16 +422,10 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
 
     # ------------------------------------------------------------------ lists of extensions
 
-    async def _tapi_ext_of(self, who: Tenant, ext_id: int, type_name: str) -> Extension:
-        ext = await self.store.ivr.get(who.id, ext_id)
-        if ext is None or ext.type != type_name:
-            raise ApiError(404, f"You have no {type_name} extension {ext_id}.")
-        return ext
-
     @endpoint(f"/api/extensions/{EXT_ID}/employees", ["GET"], "employees")
     async def tapi_employees(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
         query_fields(request, ())
-        ext = await self._tapi_ext_of(who, ext_id, "Directory")
+        ext = await self._ext_of(who, ext_id, "Directory")
         return {"employees": [_employee_out(e) for e in
                               await self.store.features.directory(who.id, ext.id)]}
 
@@ -469,7 +447,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     @endpoint(f"/api/extensions/{EXT_ID}/employees", ["POST"], "employee_add")
     async def tapi_employee_add(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
         self._tapi_writable(who)
-        ext = await self._tapi_ext_of(who, ext_id, "Directory")
+        ext = await self._ext_of(who, ext_id, "Directory")
         values = self._tapi_employee(request)
         try:
             with acting(who.actor):
@@ -512,7 +490,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     @endpoint(f"/api/extensions/{EXT_ID}/callblast", ["GET"], "callblast")
     async def tapi_callblast(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
         query_fields(request, ())
-        ext = await self._tapi_ext_of(who, ext_id, "CallBlast")
+        ext = await self._ext_of(who, ext_id, "CallBlast")
         items = await self.store.callblast.list_items(who.id, ext.id)
         return {"items": [await self._tapi_item_out(who, i) for i in items]}
 
@@ -529,7 +507,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     @endpoint(f"/api/extensions/{EXT_ID}/callblast", ["POST"], "callblast_add")
     async def tapi_callblast_add(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
         self._tapi_writable(who)
-        ext = await self._tapi_ext_of(who, ext_id, "CallBlast")
+        ext = await self._ext_of(who, ext_id, "CallBlast")
         data = body_fields(request, nested=frozenset({"settings", "phones"}))
         unknown = sorted(set(data) - {"name", "message", "settings", "phones"})
         settings = data.get("settings") or {}
@@ -557,16 +535,10 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
         request.setResponseCode(201)
         return {"item": await self._tapi_item_out(who, item)}
 
-    async def _tapi_item(self, who: Tenant, item_id: int) -> Any:
-        item = await self.store.callblast.get_item(who.id, item_id)
-        if item is None:
-            raise ApiError(404, f"You have no auto-dialer list {item_id}.")
-        return item
-
     @endpoint("/api/callblast/<int(max=999999999999999999):item_id>", ["GET"], "item")
     async def tapi_item(self, request: IRequest, who: Tenant, item_id: int) -> Any:
         query_fields(request, ())
-        item = await self._tapi_item(who, item_id)
+        item = await self._item(who, item_id)
         out = await self._tapi_item_out(who, item)
         out["results"] = [plain(r, times=("created_at",)) for r in
                           await self.store.callblast.results(who.id, item.id, 500)]
@@ -576,7 +548,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
               "item_phones")
     async def tapi_item_phones(self, request: IRequest, who: Tenant, item_id: int) -> Any:
         self._tapi_writable(who)
-        item = await self._tapi_item(who, item_id)
+        item = await self._item(who, item_id)
         data = body_fields(request, nested=frozenset({"phones"}))
         phones_in = data.get("phones")
         if set(data) != {"phones"} or not isinstance(phones_in, list):
@@ -594,19 +566,14 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     async def tapi_item_phone_delete(self, request: IRequest, who: Tenant, item_id: int,
                                      phone_id: int) -> Any:
         self._tapi_writable(who)
-        item = await self._tapi_item(who, item_id)
-        if not any(p.id == phone_id for p in await self.store.callblast.phones(who.id,
-                                                                               item.id)):
-            raise ApiError(404, "This list has no such phone.")
-        with acting(who.actor):
-            await self.store.callblast.delete_phone(who.id, phone_id)
+        await self.delete_phone(who, await self._item(who, item_id), phone_id)
         return {"deleted": 1}
 
     @endpoint("/api/callblast/<int(max=999999999999999999):item_id>", ["DELETE"],
               "item_delete")
     async def tapi_item_delete(self, request: IRequest, who: Tenant, item_id: int) -> Any:
         self._tapi_writable(who)
-        item = await self._tapi_item(who, item_id)
+        item = await self._item(who, item_id)
         with acting(who.actor):
             await self.store.callblast.delete_item(who.id, item.id)
         return {"deleted": 1}
@@ -614,7 +581,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     @endpoint(f"/api/extensions/{EXT_ID}/votes", ["GET"], "votes")
     async def tapi_votes(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
         query_fields(request, ())
-        ext = await self._tapi_ext_of(who, ext_id, "Voting")
+        ext = await self._ext_of(who, ext_id, "Voting")
         results = await self.store.features.vote_results(who.id, ext.id)
         options = str(ext.settings_dict().get("options", "12"))
         return {"total": sum(results.values()),

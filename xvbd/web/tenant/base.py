@@ -229,10 +229,3 @@ async def _secret_matches(user: User, secret: str) -> bool:
 
 def _next(request: IRequest, data: dict[str, str] | None = None) -> str:
     return safe_next(request, data, ROOT)
-
-
-def number_arg(text: str) -> int:
-    """A numeric id from a URL; anything else is a page that does not exist."""
-    if not text.isdigit() or len(text) > 18:
-        raise Refused(404, "There is no such page.")
-    return int(text)

@@ -6,23 +6,16 @@ from __future__ import annotations
 
 import time
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twisted.web.iweb import IRequest
 
 from xvbd.engine.types import REGISTRY
+from xvbd.engine.when import zone as time_zone
 from xvbd.store.cdr import CDRFilter, CDRKey
 from xvbd.web.tenant.base import TenantBase, app
 
 PAGE = 50
 TEXT = 64
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 class CallPages(TenantBase):
@@ -31,7 +24,7 @@ class CallPages(TenantBase):
         who = await self.tenant(request)
         args = {k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace").strip()[:TEXT]
                 for k, v in request.args.items() if v}
-        zone = _zone(who.user.timezone)
+        zone = time_zone(who.user.timezone)
         errors: dict[str, str] = {}
         days: dict[str, int | None] = {"from": None, "to": None}
         for name in days:

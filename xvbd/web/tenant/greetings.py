@@ -26,6 +26,8 @@ from xvbd.web.tenant.messages import _as_wav
 log = logger("xvbd.web.tenant")
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
+NAME_HELP = ("Give the greeting a name of letters, digits, - and _ (up to 48), like welcome "
+             "or after-hours.")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_GREETINGS = 200
 #: Asterisk format → (file extension, sample rate, how sox writes it from 16-bit WAV).
@@ -50,11 +52,6 @@ class Greeting:
     @property
     def reference(self) -> str:
         return f"user:{self.name}"
-
-
-def greetings_dir(media_dir: Path, user_id: int) -> Path:
-    """Where a tenant's greetings are: ``user:NAME`` resolves to this directory's NAME."""
-    return tenant_dir(media_dir, user_id)
 
 
 def list_greetings(directory: Path, fmt: str) -> list[Greeting]:
@@ -126,7 +123,8 @@ def convert(upload: Path, target: Path, fmt: str, max_seconds: int) -> float:
 
 class GreetingPages(TenantBase):
     def _dir(self, who: Tenant) -> Path:
-        return greetings_dir(self.settings.path.media_dir, who.id)
+        """Where the tenant's greetings are: ``user:NAME`` resolves to this directory's NAME."""
+        return tenant_dir(self.settings.path.media_dir, who.id)
 
     def _format(self, who: Tenant) -> str:
         fmt = who.group.preferred_codec or self.settings.file.ast_sound_format
@@ -178,8 +176,7 @@ class GreetingPages(TenantBase):
         data = (request.args or {}).get(b"file", [b""])[0]
         why = ""
         if not NAME.fullmatch(name):
-            why = ("Give the greeting a name of letters, digits, - and _ (up to 48), like "
-                   "welcome or after-hours.")
+            why = NAME_HELP
         elif not data:
             why = "Choose a sound file to upload."
         elif len(data) > MAX_UPLOAD_BYTES:
@@ -213,8 +210,7 @@ class GreetingPages(TenantBase):
         if not who.group.allow_tts:
             why = "Your plan does not include spoken text (TTS); upload a recording instead."
         elif not NAME.fullmatch(name):
-            why = ("Give the greeting a name of letters, digits, - and _ (up to 48), like "
-                   "welcome or after-hours.")
+            why = NAME_HELP
         elif not text:
             why = "Type the text to be spoken."
         elif limit > 0 and len(text.encode("utf-8")) > limit:

@@ -4,20 +4,19 @@ the same the engine enforces on a call."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from twisted.web.iweb import IRequest
 
-from xvbd.engine.types import REGISTRY, SettingsError, load_builtin_types, read_settings
+from xvbd.engine.types import REGISTRY, SettingsError, load_builtin_types, read_settings, type_limit
 from xvbd.store.accounts import Conflict, Group, NotFound
 from xvbd.store.audit import acting
 from xvbd.store.ivr import Extension
-from xvbd.web.security import Refused, form
-from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, app, number_arg
+from xvbd.web.security import Refused, form, number_arg
+from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, app
 from xvbd.web.tenant.lists import LIST_OF
-from xvbd.web.tenant.settingsform import describe, form_values, parse
+from xvbd.web.tenant.settingsform import SPARE_ROWS, describe, form_values, parse
 
 load_builtin_types()
 
@@ -33,17 +32,10 @@ def type_choices(group: Group, limits: Mapping[str, int], counts: Mapping[str, i
     """(type, label, allowed now) for every type, in the original's numbering."""
     out = []
     for kind in sorted(REGISTRY.values(), key=lambda k: k.number):
-        limit = _type_limit(group, limits, kind.name)
+        limit = type_limit(group, limits, kind.name)
         allowed = limit < 0 or counts.get(kind.name, 0) < limit
         out.append((kind.name, f"{kind.number}. {kind.name}", allowed))
     return out
-
-
-def _type_limit(group: Group, limits: Mapping[str, int], type_name: str) -> int:
-    limit = limits.get(type_name, -1)
-    if type_name == "Queue" and group.max_queues >= 0:
-        limit = group.max_queues if limit < 0 else min(limit, group.max_queues)
-    return limit
 
 
 def limit_problem(group: Group, type_name: str, settings: Mapping[str, Any]) -> str:
@@ -89,16 +81,19 @@ def summary(ext: Extension) -> str:
 
 
 class IvrPages(TenantBase):
-    async def _ext(self, who: Tenant, ext_id: str) -> Extension:
+    async def _ext(self, who: Tenant, ext_id: str | int) -> Extension:
         ext = await self.store.ivr.get(who.id, number_arg(ext_id))
         if ext is None:
             raise Refused(404, f"You have no extension {ext_id}.")
         return ext
 
-    async def _limits(self, who: Tenant) -> tuple[dict[str, int], dict[str, int]]:
+    async def _limits(self, who: Tenant, tree: list[Extension] | None = None
+                      ) -> tuple[dict[str, int], dict[str, int]]:
+        """The group's limits by type, and how many of each type the tenant has (counted in
+        ``tree`` when the caller has it already)."""
         limits = await self.store.accounts.type_limits(who.group.id)
         counts: dict[str, int] = {}
-        for ext in await self.store.ivr.tree(who.id):
+        for ext in tree if tree is not None else await self.store.ivr.tree(who.id):
             counts[ext.type] = counts.get(ext.type, 0) + 1
         return limits, counts
 
@@ -113,7 +108,7 @@ class IvrPages(TenantBase):
             children.setdefault(ext.parent_id, []).append(ext)
         for kids in children.values():
             kids.sort(key=lambda e: (e.position, e.id))
-        limits, counts = await self._limits(who)
+        limits, counts = await self._limits(who, tree)
         return self.page(request, "tenant/ivr.html", who, children=children,
                          summaries={e.id: summary(e) for e in tree},
                          total=len(tree), types=type_choices(who.group, limits, counts))
@@ -128,8 +123,8 @@ class IvrPages(TenantBase):
         type_name = _arg(request, "type")
         if type_name and type_name not in REGISTRY:
             raise Refused(404, f"There is no extension type {type_name!r}.")
-        limits, counts = await self._limits(who)
         if not type_name:
+            limits, counts = await self._limits(who)
             return self.page(request, "tenant/ext_type.html", who, parent=parent,
                              types=type_choices(who.group, limits, counts))
         suggested = ""
@@ -183,7 +178,7 @@ class IvrPages(TenantBase):
         if who.group.max_extensions >= 0 and total >= who.group.max_extensions:
             return (f"Your plan allows {who.group.max_extensions} extensions and you have "
                     f"{total}; delete one first or ask your provider for more.")
-        limit = _type_limit(who.group, limits, type_name)
+        limit = type_limit(who.group, limits, type_name)
         if limit == 0:
             return f"Your plan does not include {type_name} extensions."
         if 0 < limit <= counts.get(type_name, 0):
@@ -202,17 +197,18 @@ class IvrPages(TenantBase):
         fields = describe(type_name, kind.settings)
         shown = form_values(fields, values if values is not None else
                             (ext.settings_dict() if ext is not None else {}))
-        paths = [e.cdr_number for e in await self.store.ivr.tree(who.id)]
+        tree = await self.store.ivr.tree(who.id)
         extras: dict[str, Any] = {}
         if ext is not None:
-            extras["children"] = await self.store.ivr.children(who.id, ext.id)
+            extras["children"] = sorted((e for e in tree if e.parent_id == ext.id),
+                                        key=lambda e: (e.position, e.id))
             extras["menus"] = [] if ext.parent_id is None else [
-                e for e in await self.store.ivr.tree(who.id)
-                if e.id != ext.id and not e.path.startswith(ext.path + "*")]
+                e for e in tree if e.id != ext.id and not e.path.startswith(ext.path + "*")]
         extras["list_page"] = LIST_OF.get(type_name, "") if ext is not None else ""
         return self.page(request, "tenant/ext.html", who, ext=ext, type_name=type_name,
                          kind=kind, fields=fields, values=shown, parent=parent, number=number,
-                         name=name, error=error, paths=paths,
+                         name=name, error=error, paths=[e.cdr_number for e in tree],
+                         spare_rows=SPARE_ROWS,
                          greetings=await self.greeting_names(who), **extras)
 
     async def greeting_names(self, who: Tenant) -> list[str]:
@@ -244,13 +240,12 @@ class IvrPages(TenantBase):
         settings, why = parse(ext.type, kind.settings, data)
         if not why:
             why = limit_problem(who.group, ext.type, settings)
-        parent = await self.store.ivr.get(who.id, ext.parent_id) if ext.parent_id else None
         if not why:
             try:
-                with acting(who.actor):
-                    await self.store.ivr.update(who.id, ext.id, name=name, settings=settings)
+                with acting(who.actor):  # the renumbering may be refused: first
                     if ext.parent_id is not None and number != ext.number:
                         ext = await self.store.ivr.renumber(who.id, ext.id, number)
+                    await self.store.ivr.update(who.id, ext.id, name=name, settings=settings)
                 self.changed(who)
                 raise self.done(f"{ROOT}/ivr#ext-{ext.id}",
                                 f"Extension {ext.cdr_number} saved.")
@@ -258,6 +253,7 @@ class IvrPages(TenantBase):
                 why = f"There is an extension {number} in this menu already; pick another number."
             except (NotFound, ValueError) as exc:
                 why = _plain(str(exc))
+        parent = await self.store.ivr.get(who.id, ext.parent_id) if ext.parent_id else None
         return await self._ext_form(request, who, ext.type, parent=parent, values=settings,
                                     number=number, name=name, ext=ext, error=why)
 
@@ -298,10 +294,6 @@ def _arg(request: IRequest, name: str) -> str:
 
 def _plain(message: str) -> str:
     return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
-
-
-def settings_json(settings: Mapping[str, Any]) -> str:
-    return json.dumps(settings, ensure_ascii=False, sort_keys=True)
 
 
 def check_settings(type_name: str, settings: Mapping[str, Any]) -> str:

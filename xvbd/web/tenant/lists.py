@@ -10,16 +10,16 @@ from typing import Any
 
 from twisted.web.iweb import IRequest
 
+from xvbd.engine.dialing import valid_phone
 from xvbd.outbound.callblast import ItemSettings
 from xvbd.store.accounts import Conflict, NotFound
 from xvbd.store.audit import acting
 from xvbd.store.callblast import CallblastItem, LimitReached
 from xvbd.store.ivr import Extension
-from xvbd.web.security import Refused, form
-from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, app, number_arg
+from xvbd.web.security import Refused, form, number_arg
+from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, app
 from xvbd.web.tenant.settingsform import describe, form_values, parse
 
-PHONE = re.compile(r"[0-9*#+]{1,32}")
 EMPLOYEE_NUMBER = re.compile(r"[0-9]{1,8}")
 VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 MAX_NAME = 64
@@ -30,7 +30,7 @@ LIST_OF = {"Directory": "employees", "CallBlast": "callblast", "Voting": "votes"
 def phones_of(text: str) -> tuple[list[str], str]:
     """Phones typed one per line (or separated by commas); '' or what is wrong."""
     phones = [p.strip() for p in re.split(r"[\s,;]+", text) if p.strip()]
-    bad = [p for p in phones if not PHONE.fullmatch(p)]
+    bad = [p for p in phones if not valid_phone(p)]
     if bad:
         return phones, (f"{bad[0]!r} is not a phone number: use digits, * # and + only "
                         "(up to 32).")
@@ -38,7 +38,7 @@ def phones_of(text: str) -> tuple[list[str], str]:
 
 
 class ListPages(TenantBase):
-    async def _ext_of(self, who: Tenant, ext_id: str, type_name: str) -> Extension:
+    async def _ext_of(self, who: Tenant, ext_id: str | int, type_name: str) -> Extension:
         ext = await self.store.ivr.get(who.id, number_arg(ext_id))
         if ext is None or ext.type != type_name:
             raise Refused(404, f"You have no {type_name} extension {ext_id}.")
@@ -95,18 +95,19 @@ class ListPages(TenantBase):
         who = await self.tenant(request, change=True)
         ext = await self._ext_of(who, ext_id, "Directory")
         data = form(request)
-        entry = number_arg(entry_id)
-        if not any(e.id == entry for e in await self.store.features.directory(who.id, ext.id)):
+        entry = await self.store.features.directory_entry(who.id, number_arg(entry_id))
+        if entry is None or entry.extension_id != ext.id:
             raise Refused(404, f"This directory has no employee {entry_id}.")
         if data.get("delete"):
             with acting(who.actor):
-                await self.store.features.delete_directory_entry(who.id, entry)
+                await self.store.features.delete_directory_entry(who.id, entry.id)
             raise self.done(f"{ROOT}/ivr/{ext.id}/employees", "Employee removed.")
         values, why = self._employee(data)
         if not why:
             try:
                 with acting(who.actor):
-                    await self.store.features.update_directory_entry(who.id, entry, **values)
+                    await self.store.features.update_directory_entry(who.id, entry.id,
+                                                                     **values)
                 raise self.done(f"{ROOT}/ivr/{ext.id}/employees", f"{values['name']} saved.")
             except Conflict:
                 why = f"Number {values['number']} belongs to another employee already."
@@ -155,7 +156,7 @@ class ListPages(TenantBase):
                 why = str(exc)[:1].upper() + str(exc)[1:] + "."
         return await self._callblast_page(request, who, ext, why, data)
 
-    async def _item(self, who: Tenant, item_id: str) -> CallblastItem:
+    async def _item(self, who: Tenant, item_id: str | int) -> CallblastItem:
         item = await self.store.callblast.get_item(who.id, number_arg(item_id))
         if item is None:
             raise Refused(404, f"You have no auto-dialer list {item_id}.")
@@ -180,12 +181,7 @@ class ListPages(TenantBase):
         item = await self._item(who, item_id)
         data = form(request)
         if data.get("delete", "").isdigit():
-            phone_id = int(data["delete"])
-            if not any(p.id == phone_id for p in
-                       await self.store.callblast.phones(who.id, item.id)):
-                raise Refused(404, "This list has no such phone.")
-            with acting(who.actor):
-                await self.store.callblast.delete_phone(who.id, phone_id)
+            await self.delete_phone(who, item, int(data["delete"]))
             raise self.done(f"{ROOT}/callblast/{item.id}", "Phone removed.")
         phones, why = phones_of(data.get("phones", ""))
         added = 0
@@ -213,6 +209,13 @@ class ListPages(TenantBase):
         except LimitReached as exc:
             return added, f"{added} added; then: {exc}."
         return added, ""
+
+    async def delete_phone(self, who: Tenant, item: CallblastItem, phone_id: int) -> None:
+        """Remove a phone from a list (404 when the list has no such phone)."""
+        if not any(p.id == phone_id for p in await self.store.callblast.phones(who.id, item.id)):
+            raise Refused(404, "This list has no such phone.")
+        with acting(who.actor):
+            await self.store.callblast.delete_phone(who.id, phone_id)
 
     @app.route("/callblast/<item_id>/delete", methods=["POST"])
     async def callblast_delete(self, request: IRequest, item_id: str) -> bytes:

@@ -5,7 +5,6 @@ doctored path reaches another tenant's recording."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from xvbd.engine.media import tenant_dir
 from xvbd.logs import logger
 from xvbd.store.audit import acting
 from xvbd.store.messages import Message
-from xvbd.web.security import Refused, form, secure_headers
-from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, app, number_arg
+from xvbd.web.security import Refused, form, number_arg, secure_headers
+from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, app
 
 log = logger("xvbd.web.tenant")
 
@@ -34,7 +33,7 @@ WAV_MAX_BYTES = 64 * 1024 * 1024
 
 
 class MessagePages(TenantBase):
-    async def _message(self, who: Tenant, message_id: str) -> Message:
+    async def _message(self, who: Tenant, message_id: str | int) -> Message:
         message = await self.store.messages.get(who.id, number_arg(message_id))
         if message is None:
             raise Refused(404, f"You have no message {message_id}.")
@@ -97,12 +96,16 @@ class MessagePages(TenantBase):
     @app.route("/messages/<message_id>/delete", methods=["POST"])
     async def message_delete(self, request: IRequest, message_id: str) -> bytes:
         who = await self.tenant(request, change=True)
+        await self.delete_message(who, message_id)
+        raise self.done(f"{ROOT}/messages", "Message deleted.")
+
+    async def delete_message(self, who: Tenant, message_id: str | int) -> None:
+        """Delete one of the tenant's messages and its recording."""
         message = await self._message(who, message_id)
         path = self._file(who, message)
         with acting(who.actor):
             await self.store.messages.delete(who.id, message.id)
-        await deferToThread(_unlink, path)
-        raise self.done(f"{ROOT}/messages", "Message deleted.")
+        await deferToThread(path.unlink, missing_ok=True)
 
 
 def _as_wav(path: Path, fmt: str) -> bytes | None:
@@ -124,10 +127,3 @@ def _as_wav(path: Path, fmt: str) -> bytes | None:
                  "and ffmpeg are installed", path=str(path), error=str(exc))
         return None
     return done.stdout
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
