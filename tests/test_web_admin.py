@@ -235,6 +235,9 @@ class PartnerWebTests(WebCase):
                                   {"amount": "11", "reason": "too much"})
         self.assertIn("at most 10.00 at a time for your partner account", page.text)
         page = await partner.post(f"/ai/users/{alice.id}/balance",
+                                  {"amount": "0", "reason": ""})
+        self.assertIn("Amount: not zero. Reason is required", page.text)
+        page = await partner.post(f"/ai/users/{alice.id}/balance",
                                   {"amount": "10", "reason": "top-up"})
         self.assertIn("Balance changed; it is 10.00 now.", page.text)
         entry = (await self.store.journal.for_user(alice.id))[0]

@@ -330,16 +330,9 @@ class ApiRoutes(AdminBase):
         errors = unknown_errors(schemas.BALANCE, data, "a balance change")
         values, bad = parse_fields(schemas.BALANCE, data)
         errors.update(bad)
-        if "amount" not in errors and values.get("amount") == 0:
-            errors["amount"] = "Amount: not zero."
-        partner = who.partner
-        if partner is not None:
-            if not partner.can_change_balance:
-                raise ApiError(403, "Your partner account may not change balances.")
-            limit = partner.balance_limit
-            if "amount" not in errors and limit and abs(values["amount"]) > limit:
-                errors["amount"] = (f"Amount: at most {money(limit)} at a time for your "
-                                    "partner account.")
+        problem = who.balance_change_problem(None if "amount" in errors else values["amount"])
+        if problem:
+            errors["amount"] = problem
         if errors:
             raise ApiError(400, "The balance was not changed: some fields are not right.",
                            errors)

@@ -40,7 +40,7 @@ from xvbd.web.security import (
     session_id,
     set_cookie,
 )
-from xvbd.web.templating import Pages
+from xvbd.web.templating import Pages, money
 
 log = logger("xvbd.web.admin")
 
@@ -71,6 +71,22 @@ class Staff:
     @property
     def actor(self) -> Actor:
         return Actor(self.kind, self.name, self.address)
+
+    def balance_change_problem(self, amount: int | None) -> str:
+        """What is wrong with changing a balance by ``amount`` (1/10000 units; None when the
+        amount is already refused) for this staff member, "" when nothing; a partner
+        without the right is refused (403) whatever the amount."""
+        partner = self.partner
+        if partner is not None and not partner.can_change_balance:
+            raise Refused(403, "Your partner account may not change balances.")
+        if amount is None:
+            return ""
+        if amount == 0:
+            return "Amount: not zero."
+        if partner is not None and partner.balance_limit and abs(amount) > partner.balance_limit:
+            return (f"Amount: at most {money(partner.balance_limit)} at a time for your "
+                    "partner account.")
+        return ""
 
 
 @dataclass(frozen=True)

@@ -148,17 +148,8 @@ class UserPages(AdminBase):
         who = await self.staff(request, change=True)
         user = await self._user(who, user_id)
         values, errors = parse_fields(schemas.BALANCE, form(request))
-        why = " ".join(errors.values())
-        if not why and values["amount"] == 0:
-            why = "Amount: not zero."
-        if not why and not who.is_admin:
-            partner = who.partner
-            assert partner is not None
-            if not partner.can_change_balance:
-                raise Refused(403, "Your partner account may not change balances.")
-            if partner.balance_limit and abs(values["amount"]) > partner.balance_limit:
-                why = (f"Amount: at most {money(partner.balance_limit)} at a time for your "
-                       "partner account.")
+        problem = who.balance_change_problem(None if "amount" in errors else values["amount"])
+        why = " ".join(filter(None, [problem, *errors.values()]))
         if not why:
             try:
                 with acting(who.actor):
