@@ -281,6 +281,16 @@ def test_unknown_keys_and_sections_are_warned_about() -> None:
     assert "SERVER_ID" in s.warnings[1], "the warning lists the keys that exist"
 
 
+def test_a_radius_authorizer_without_external_billing_is_warned_about() -> None:
+    text = ("[RADIUS]\nACCT_HOST = 10.0.0.5\nACCT_SECRET = s\nAUTH_HOST = 10.0.0.6\n")
+    (warning,) = parse_settings("[COMMON]\nUSE_BILLING = 0\n" + text, "x.conf").warnings
+    assert warning == ("x.conf:6: [RADIUS] AUTH_HOST is used only with [COMMON] USE_BILLING "
+                       "= -1 (external billing), which is 0; it is ignored")
+    external = parse_settings("[COMMON]\nUSE_BILLING = -1\n" + text, "x.conf")
+    assert external.warnings == ()
+    assert external.radius.auth_host is not None and external.radius.auth_host.port == 1812
+
+
 def test_values_in_quotes_and_keys_in_any_case() -> None:
     s = parse_settings("[common]\nserver_id = 'FCC-NN'\n[file]\nAST_SOUND_FORMAT = \"ul\"\n")
     assert (s.common.server_id, s.file.ast_sound_format) == ("FCC-NN", "ul")

@@ -11,7 +11,7 @@ from twisted.internet import reactor
 from tests.peers.agi import Caller
 from tests.support.db import on_both_backends
 from tests.support.engine import EngineCase
-from tests.support.web import Browser
+from tests.support.web import PAGES, Browser
 from xvbd.web.root import WebRoot, web_site
 from xvbd.web.tenant import TenantApp
 
@@ -19,7 +19,8 @@ from xvbd.web.tenant import TenantApp
 class WebBuiltMenuTests(EngineCase):
     def setUp(self) -> None:
         super().setUp()
-        app = TenantApp(self.settings, self.store, self.counters, directory=self.directory)
+        app = TenantApp(self.settings, self.store, self.counters, PAGES,
+                        directory=self.directory)
         root = WebRoot(self.db, "FCC-NN", clock=reactor, tenant=app)
         listener = reactor.listenTCP(0, web_site(root.app.resource()), interface="127.0.0.1")
         self.addCleanup(listener.stopListening)  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ import configparser
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -778,6 +778,11 @@ def parse_settings(content: str, source: str = "<string>") -> Settings:
     problems = _cross_checks(settings, at)
     if problems:
         raise ConfigError(problems)
+    if settings.radius.auth_host is not None and settings.common.use_billing != -1:
+        settings = replace(settings, warnings=(*settings.warnings, (
+            f"{at('RADIUS', 'AUTH_HOST')}[RADIUS] AUTH_HOST is used only with [COMMON] "
+            f"USE_BILLING = -1 (external billing), which is {settings.common.use_billing}; "
+            "it is ignored")))
     return settings
 
 

@@ -42,6 +42,7 @@ from xvbd.store import Database, Store
 from xvbd.store.migrations import SchemaError, check_schema
 from xvbd.web.admin import AdminApp
 from xvbd.web.root import WebRoot, web_site
+from xvbd.web.templating import Pages
 from xvbd.web.tenant import TenantApp
 
 log = logger("xvbd")
@@ -155,9 +156,10 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         callbacks = CallbackDialer(settings, store, dialer, room, reactor)
         callbacks.setServiceParent(top)
         engine.callback_requested = callbacks.kick
+    pages = Pages()
     web = WebRoot(db, settings.common.server_id, clock=reactor,
-                  admin=AdminApp(settings, store, counters),
-                  tenant=TenantApp(settings, store, counters, directory=directory))
+                  admin=AdminApp(settings, store, counters, pages),
+                  tenant=TenantApp(settings, store, counters, pages, directory=directory))
     ListenerService("web", "[WEB] LISTEN", settings.web.listen, web_site(web.app.resource()),
                     reactor).setServiceParent(top)
     agi_factory = FastAGIFactory(engine, clock=reactor, env_timeout=settings.agi.env_timeout)

@@ -22,11 +22,13 @@ from xvbd.counters import LocalCounters
 from xvbd.passwords import hash_password
 from xvbd.web.admin import AdminApp
 from xvbd.web.root import WebRoot, web_site
+from xvbd.web.templating import Pages
 from xvbd.web.tenant import TenantApp
 
 #: Hashes take tens of milliseconds; tests make each once.
 ADMIN_HASH = hash_password("admin-secret")
 PARTNER_HASH = hash_password("partner-secret")
+PAGES = Pages()  # every template compiled once for the whole run, as the process does at start
 
 
 @dataclass
@@ -121,8 +123,8 @@ class WebCase(DatabaseCase):
         self.settings: Settings = parse_settings(f"[COMMON]\nSERVER_ID = WEB-NODE\n"
                                                  f"{self.web_config}", "test.conf")
         self.counters = LocalCounters(reactor)
-        self.admin_app = AdminApp(self.settings, self.store, self.counters)
-        self.tenant_app = TenantApp(self.settings, self.store, self.counters)
+        self.admin_app = AdminApp(self.settings, self.store, self.counters, PAGES)
+        self.tenant_app = TenantApp(self.settings, self.store, self.counters, PAGES)
         root = WebRoot(self.db, "WEB-NODE", clock=reactor, admin=self.admin_app,
                        tenant=self.tenant_app)
         self.listener = reactor.listenTCP(0, web_site(root.app.resource()), interface="127.0.0.1")

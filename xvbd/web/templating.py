@@ -51,9 +51,11 @@ def journaled(value: str, field: str) -> str:
 
 
 def environment() -> Environment:
+    # auto_reload off: a render never looks at the disk (no stat() on the reactor thread)
     env = Environment(loader=PackageLoader("xvbd.web", "templates"),
                       autoescape=select_autoescape(("html", "xml"), default=True),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      auto_reload=False, cache_size=-1)
     env.filters.update(money=money, when=when, duration=duration, journaled=journaled)
     return env
 
@@ -63,6 +65,8 @@ class Pages:
 
     def __init__(self) -> None:
         self.env = environment()
+        for name in self.env.list_templates():  # all compiled now: a broken one stops start
+            self.env.get_template(name)
 
     def render(self, template: str, /, **context: Any) -> bytes:
         return self.env.get_template(template).render(**context).encode("utf-8")
