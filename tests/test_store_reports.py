@@ -126,7 +126,7 @@ def test_the_period_is_bound_never_pasted() -> None:
 def test_the_cache_keeps_a_result_for_its_ttl_and_forgets_an_edited_report() -> None:
     now = [0.0]
     cache = ResultCache(lambda: now[0])
-    result = ReportResult((), [], False, 10, 0.0, None, None)
+    result = ReportResult((), [], False, 10)
     cache.put((1, None, None, 10), 60, result, cache.generation(1))
     cache.put((2, None, None, 10), 0, result, cache.generation(2))
     assert cache.get((1, None, None, 10)) is result

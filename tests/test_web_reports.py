@@ -144,7 +144,7 @@ class ReportWebTests(WebCase):
         # bad dates are said plainly
         page = await browser.get(f"/ai/reports/{report_id}?from=2026-02-30&to={DAY}")
         self.assertEqual(page.code, 400)
-        self.assertIn("From date: a date like 2026-01-31, got &#39;2026-02-30&#39;", page.text)
+        self.assertIn("From date: a day as YYYY-MM-DD (like 2026-03-01), got &#39;2026-02-30&#39;", page.text)
         page = await browser.get(f"/ai/reports/{report_id}?from={DAY}&to=2026-03-01")
         self.assertEqual(page.code, 400)
         self.assertIn("To date is before From date.", page.text)

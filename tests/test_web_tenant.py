@@ -426,7 +426,10 @@ class TenantWebTests(WebCase):
         self.assertEqual(re.findall(r"<td>(x\d+)</td>", page.text), ["x500"])
         page = await browser.get("/ui/calls?from=2026-13-01")
         self.assertEqual(page.code, 400)
-        self.assertIn("A date like 2026-01-31", page.text)
+        self.assertIn("From date: a day as YYYY-MM-DD (like 2026-03-01)", page.text)
+        page = await browser.get("/ui/calls?to=9999-12-31")
+        self.assertEqual(page.code, 400, "the day after is past the calendar: refused")
+        self.assertIn("To date: a day as YYYY-MM-DD", page.text)
         page = await browser.get("/ui/calls?before=1_2_3")
         self.assertIn("This page link is damaged", page.text)
 

@@ -61,6 +61,45 @@ class TenantApiTests(TenantApiCase):
         answer = await self.call("GET", "/ui/api/whoami", auth=auth)
         self.assertEqual(answer.code, 429)
 
+    async def test_a_caller_pattern_that_could_stall_the_server_is_refused(self) -> None:
+        _, auth = await self.tenant()
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+            "type": "Playback", "settings": {"greeting": "system:hello"}})
+        root = answer.json["extension"]
+        for pattern, said in ((r"(\d+)+x", "a repeat inside a repeat"),
+                              ("(1|12)*5", "alternatives inside a repeat"),
+                              (r"(7)\1", "cannot refer back"),
+                              (r"\d*1?2?\d*\d*", "at most 4 repeats of variable length"),
+                              ("(", "value is not a pattern")):
+            answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+                "type": "GotoIf", "parent_id": root["id"], "number": "3", "settings": {
+                    "conditions": [{"kind": "caller_regex", "value": pattern,
+                                    "target": "1"}]}})
+            self.assertEqual(answer.code, 400, pattern)
+            self.assertIn(said, str(answer.json), pattern)
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+            "type": "GotoIf", "parent_id": root["id"], "number": "3", "settings": {
+                "conditions": [{"kind": "caller_regex", "value": r"(?:8|\+7)(495|499)\d{7}",
+                                "target": "1"}]}})
+        self.assertEqual(answer.code, 201, answer.body)
+
+    async def test_numbers_out_of_their_range_are_refused_for_every_type(self) -> None:
+        _, auth = await self.tenant()
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+            "type": "Playback", "settings": {"greeting": "system:hello"}})
+        root = answer.json["extension"]
+        for kind, settings, said in (
+                ("DBVar", {"name": "x", "mode": "input", "timeout": -1},
+                 "timeout is 1 to 60, got -1"),
+                ("Voting", {"options": "12", "timeout": 0}, "timeout is 1 to 60, got 0"),
+                ("MultiDialout", {"phones": ["1"], "ring_seconds": 700},
+                 "ring_seconds is 0 to 600, got 700"),
+                ("Pause", {"seconds": 61}, "seconds is 1 to 60, got 61")):
+            answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+                "type": kind, "parent_id": root["id"], "number": "3", "settings": settings})
+            self.assertEqual(answer.code, 400, kind)
+            self.assertIn(said, str(answer.json), kind)
+
     async def test_build_and_change_the_tree(self) -> None:
         _, auth = await self.tenant(max_followme_phones=2)
         answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
@@ -106,6 +145,10 @@ class TenantApiTests(TenantApiCase):
         self.assertEqual(answer.json, {"deleted": 2})
         journal = await self.call("GET", "/ui/api/journal", auth=auth)
         self.assertTrue(any(e["actor"] == "613#10001" for e in journal.json["entries"]))
+        gone = {e["object_id"] for e in journal.json["entries"]
+                if e["object_kind"] == "extensions" and e["new_value"] == "" and
+                e["old_value"] == "(deleted)"}
+        self.assertEqual(gone, {str(root["id"]), str(follow["id"])}, "each deletion journaled")
         self.assertEqual((await self.call("GET", "/ui/api/nope", auth=auth)).code, 404)
         answer = await self.call("PUT", "/ui/api/extensions", auth=auth)
         self.assertEqual((answer.code, answer.header("Allow")), (405, "GET, POST"))

@@ -444,7 +444,10 @@ class CGISettings:
 
     @staticmethod
     def trusts(patterns: tuple[re.Pattern[str], ...], address: str) -> bool:
-        return any(p.fullmatch(address) for p in patterns)
+        """Whether ``address`` matches a pattern, as given or, an IPv4 address seen on an
+        IPv6 socket (``::ffff:10.0.0.1``), as plain IPv4."""
+        plain = address.removeprefix("::ffff:")
+        return any(p.fullmatch(address) or p.fullmatch(plain) for p in patterns)
 
 
 @dataclass(frozen=True)

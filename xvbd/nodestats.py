@@ -7,7 +7,6 @@ import os
 from typing import Any
 
 from twisted.application.internet import TimerService
-from twisted.internet.defer import Deferred
 
 from xvbd.counters import Counters
 from xvbd.logs import logger
@@ -24,7 +23,7 @@ def node_key(server_id: str) -> str:
 class NodeStats(TimerService):
     def __init__(self, server_id: str, accounts: Accounts, counters: Counters, interval: float,
                  clock: Any, loadavg: Any = os.getloadavg) -> None:
-        super().__init__(interval, lambda: Deferred.fromCoroutine(self.publish()))
+        super().__init__(interval, self.publish)
         self.clock = clock
         self.server_id = server_id
         self.accounts = accounts

@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from twisted.application.internet import TimerService
-from twisted.internet.defer import Deferred
 
 from xvbd.logs import logger
 from xvbd.store.billing import Billing
@@ -25,14 +24,15 @@ LOST_HOLD_AFTER = 3600
 
 class FeeCharger(TimerService):
     def __init__(self, billing: Billing, clock: Any, interval: float = 3600.0) -> None:
-        super().__init__(interval, lambda: Deferred.fromCoroutine(self.run_once()))
+        super().__init__(interval, self.run_once)
         self.billing = billing
-        self.time_source = clock
+        self.clock = clock  # the timer's clock (TimerService schedules on it)
+        self.now = clock.seconds
 
     async def run_once(self) -> tuple[int, int]:
         """Charge what is due now; returns (fees charged, lost holds cleared)."""
         try:
-            charged = await self.charge_due(self.time_source.seconds())
+            charged = await self.charge_due(self.now())
             cleared = await self.billing.clear_lost_holds(LOST_HOLD_AFTER)
         except Exception as exc:
             log.error("charging fees failed ({error}); the next run tries again",

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.internet import TimerService
-from twisted.internet.defer import Deferred
 
 from xvbd.logs import logger
 from xvbd.store import Store
@@ -21,7 +20,7 @@ DAY = 86400.0
 class Retention(TimerService):
     def __init__(self, store: Store, cdr_days: int, journal_days: int, clock: Any,
                  interval: float = DAY) -> None:
-        super().__init__(interval, lambda: Deferred.fromCoroutine(self.run_once()))
+        super().__init__(interval, self.run_once)
         self.clock = clock
         self.store = store
         self.cdr_days = cdr_days

@@ -122,6 +122,7 @@ class CallblastScheduler(Service):
         self._run: Deferred[RunReport] | None = None
         self._loop = LoopingCall(self.tick)
         self._loop.clock = clock
+        self._soon: Any = None  # the run a new AMI session brings forward
         self._told_offline = False
         self._bad_items: set[tuple[int, str]] = set()
 
@@ -133,8 +134,8 @@ class CallblastScheduler(Service):
     def _asterisk_back(self) -> None:
         """A new AMI session (xvbd or Asterisk just started): the calls that wait need not
         wait for the minute."""
-        if self.running:
-            self.clock.callLater(AFTER_LOGIN, self.tick)
+        if self.running and (self._soon is None or not self._soon.active()):
+            self._soon = self.clock.callLater(AFTER_LOGIN, self.tick)
 
     def stopService(self) -> Any:
         super().stopService()
@@ -142,6 +143,8 @@ class CallblastScheduler(Service):
             self._loop.stop()
         if self._asterisk_back in self.dialer.ami.on_connected:
             self.dialer.ami.on_connected.remove(self._asterisk_back)
+        if self._soon is not None and self._soon.active():
+            self._soon.cancel()
         return self._run if self._run is not None else None
 
     # ------------------------------------------------------------------ the minute

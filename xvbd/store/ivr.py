@@ -172,18 +172,19 @@ class IVR:
             return EXTENSIONS.get(txn, ext_id, owner=user_id)  # type: ignore[return-value]
         return await self._db.run_interaction(move)
 
-    async def delete(self, user_id: int, ext_id: int) -> bool:
-        """Delete the extension and its whole subtree."""
-        def delete(txn: Txn) -> bool:
+    async def delete(self, user_id: int, ext_id: int) -> int:
+        """Delete the extension and its whole subtree (each row journaled when someone is
+        acting); returns how many extensions went, 0 when there was no such extension."""
+        def delete(txn: Txn) -> int:
             ext = EXTENSIONS.get(txn, ext_id, owner=user_id)
             if ext is None:
-                return False
-            if ext.path == ROOT_PATH:
-                txn.execute("DELETE FROM extensions WHERE user_id = ?", (user_id,))
-                return True
-            txn.execute(f"DELETE FROM extensions WHERE user_id = ? AND "
-                        f"(path = ? OR path {STARTS_WITH})",
-                        (user_id, ext.path, starts_with(ext.path + "*")))
-            return True
+                return 0
+            subtree = (EXTENSIONS.select(txn, owner=user_id) if ext.path == ROOT_PATH else
+                       EXTENSIONS.select(txn, f"path = ? OR path {STARTS_WITH}",
+                                         (ext.path, starts_with(ext.path + "*")),
+                                         owner=user_id))
+            for row in sorted(subtree, key=lambda e: -len(e.path)):  # leaves first
+                EXTENSIONS.delete(txn, row.id, owner=user_id)
+            return len(subtree)
         return await self._db.run_interaction(delete)
 

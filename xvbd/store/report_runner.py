@@ -90,9 +90,6 @@ class ReportResult:
     rows: list[tuple[str, ...]]
     truncated: bool  # more rows than ``limit`` were there
     limit: int
-    seconds: float
-    start: int | None
-    stop: int | None
 
 
 # ------------------------------------------------------------------ the text of a report
@@ -418,11 +415,9 @@ class ReportRunner:
         if cached is not None:
             return cached
         generation = self.cache.generation(report.id)
-        began = time.monotonic()
         names, rows, cut = await self._slots.run(deferToThread, self._run, report.sql_text,
                                                  start, stop, limit)
-        result = ReportResult(tuple(column(n) for n in names), rows, cut, limit,
-                              time.monotonic() - began, start, stop)
+        result = ReportResult(tuple(column(n) for n in names), rows, cut, limit)
         self.cache.put(key, report.cache_ttl, result, generation)
         return result
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -16,6 +17,31 @@ from xvbd.web.templating import money
 
 class FieldError(ValueError):
     """A value a field does not accept; the message is for the person who typed it."""
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_day(text: str, label: str) -> date:
+    """A day typed as YYYY-MM-DD, from 1970 to 9998 (the day after it still a date);
+    :class:`FieldError` naming ``label`` otherwise."""
+    try:
+        if not _DAY.fullmatch(text):
+            raise ValueError
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    if day is None or not 1970 <= day.year <= 9998:
+        raise FieldError(f"{label}: a day as YYYY-MM-DD (like 2026-03-01), got {text[:40]!r}.")
+    return day
+
+
+def day_start(day: date, zone: tzinfo = UTC, *, after: bool = False) -> int:
+    """The Unix time ``day`` begins in ``zone`` (``after``: the day after it begins, the end
+    of a period that includes ``day``)."""
+    if after:
+        day += timedelta(days=1)
+    return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
 
 
 @dataclass(frozen=True)
@@ -111,13 +137,6 @@ class Field:
             return f"{float(value):g}"
         return str(value)
 
-    def export(self, value: Any) -> Any:
-        """The value as the API gives it (money as text with its decimals)."""
-        if self.kind == "money":
-            return money(int(value))
-        if self.kind == "bool":
-            return bool(value)
-        return value
 
 
 def parse_fields(fields: Sequence[Field], data: Mapping[str, Any], *,

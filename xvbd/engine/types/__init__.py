@@ -106,20 +106,35 @@ def _check(name: str, value: Any, hint: Any) -> Any:
     raise TypeError(f"settings field {name} has a type read_settings does not know: {hint}")
 
 
+def within(default: int, low: int, high: int | None = None) -> Any:
+    """A numeric setting that is ``low`` to ``high`` (no upper bound when None), checked by
+    :func:`read_settings`."""
+    return dataclasses.field(default=default, metadata={"range": (low, high)})
+
+
 @cache
-def _fields_of(cls: type) -> tuple[dict[str, Any], frozenset[str]]:
-    return typing.get_type_hints(cls), frozenset(f.name for f in dataclasses.fields(cls))
+def _fields_of(cls: type) -> tuple[dict[str, Any], frozenset[str],
+                                   dict[str, tuple[int, int | None]]]:
+    fields = dataclasses.fields(cls)
+    return (typing.get_type_hints(cls), frozenset(f.name for f in fields),
+            {f.name: f.metadata["range"] for f in fields if "range" in f.metadata})
 
 
 def read_settings(cls: type, data: dict[str, Any]) -> Any:
-    """Build the settings dataclass ``cls`` from a JSON object: unknown keys and values of
-    the wrong type are refused by name; range checks are the class's ``__post_init__``."""
-    hints, names = _fields_of(cls)
+    """Build the settings dataclass ``cls`` from a JSON object: unknown keys, values of the
+    wrong type and numbers out of their :func:`within` range are refused by name; checks
+    across fields are the class's ``__post_init__``."""
+    hints, names, ranges = _fields_of(cls)
     unknown = sorted(set(data) - names)
     if unknown:
         raise SettingsError(f"unknown setting {', '.join(unknown)} "
                             f"(accepted: {', '.join(sorted(names))})")
     values = {key: _check(key, value, hints[key]) for key, value in data.items()}
+    for key, (low, high) in ranges.items():
+        value = values.get(key)
+        if value is not None and (value < low or (high is not None and value > high)):
+            span = f"{low} or more" if high is None else f"{low} to {high}"
+            raise SettingsError(f"{key} is {span}, got {value}")
     try:
         return cls(**values)
     except TypeError as exc:

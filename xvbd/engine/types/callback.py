@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from xvbd.engine import prompts
 from xvbd.engine.dialing import valid_phone
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, register, within
 from xvbd.engine.types.variables import ask_digits
 
 if TYPE_CHECKING:
@@ -25,19 +25,10 @@ class CallbackSettings:
     greeting: str = ""
     target: str = ""  # the extension the call back lands in ('' = the root)
     ask_number: bool = False  # always ask, even when the caller id is a number
-    ring_timeout: int = 30  # seconds the call back rings
-    retries: int = 2  # more attempts after a busy or unanswered one
-    retry_interval: int = 120  # seconds between attempts
+    ring_timeout: int = within(30, 5, 180)  # seconds the call back rings
+    retries: int = within(2, 0, 10)  # more attempts after a busy or unanswered one
+    retry_interval: int = within(120, 30, 86400)  # seconds between attempts
     caller_id: str = ""  # the number shown ('' = the tenant's number)
-
-    def __post_init__(self) -> None:
-        if not 5 <= self.ring_timeout <= 180:
-            raise SettingsError(f"ring_timeout is 5 to 180 seconds, got {self.ring_timeout}")
-        if not 0 <= self.retries <= 10:
-            raise SettingsError(f"retries is 0 to 10, got {self.retries}")
-        if not 30 <= self.retry_interval <= 86400:
-            raise SettingsError(f"retry_interval is 30 to 86400 seconds, got "
-                                f"{self.retry_interval}")
 
 
 class CallbackType:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from xvbd.engine.types import Next, SettingsError, register, settings_for
+from xvbd.engine.types import Next, SettingsError, register, settings_for, within
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -25,11 +25,7 @@ class CallBlastSettings:
     message: str = ""   # the message of items that have none of their own
     target: str = ""    # where a person goes after the message, with advanced callblast
                         # ('' = the root menu)
-    repeat: int = 1     # times the message is played
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.repeat <= 5:
-            raise SettingsError(f"repeat is 1 to 5, got {self.repeat}")
+    repeat: int = within(1, 1, 5)  # times the message is played
 
 
 def settings_of(ext: Extension) -> CallBlastSettings:

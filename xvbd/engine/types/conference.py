@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from xvbd.engine import prompts
 from xvbd.engine.dialing import dial
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, SettingsError, register, within
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -26,15 +26,13 @@ class ConferenceSettings:
     greeting: str = ""
     room: str = ""  # the room's number in the context ('' = the extension's id)
     pin: str = ""
-    max_members: int = 0  # 0: no limit of ours
+    max_members: int = within(0, 0, 1000)  # 0: no limit of ours
 
     def __post_init__(self) -> None:
         if self.room and not self.room.isdigit():
             raise SettingsError("room is digits")
         if self.pin and not self.pin.isdigit():
             raise SettingsError("a room PIN is digits")
-        if not 0 <= self.max_members <= 1000:
-            raise SettingsError("max_members is 0-1000")
 
 
 class ConferenceType:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from xvbd.engine import prompts
 from xvbd.engine.dialing import dial, limited_phones
 from xvbd.engine.media import BadSoundName, resolve
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, SettingsError, register, within
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -30,14 +30,12 @@ IS_THIS = "if-correct-press"  # "if this is correct, press …"
 class DirectorySettings:
     greeting: str = ""
     search: str = "both"  # "number", "name" or "both"
-    letters: int = 3
-    ring_seconds: int = 0
+    letters: int = within(3, 1, 10)
+    ring_seconds: int = within(0, 0, 600)  # 0: [TIMEOUT] DIALOUT
 
     def __post_init__(self) -> None:
         if self.search not in ("number", "name", "both"):
             raise SettingsError(f"search is number, name or both, got {self.search!r}")
-        if not 1 <= self.letters <= 10:
-            raise SettingsError(f"letters is 1-10, got {self.letters}")
 
 
 def matches(entries: list[DirectoryEntry], typed: str, search: str) -> list[DirectoryEntry]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from xvbd.engine import prompts
 from xvbd.engine.dialing import dial, valid_phone
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, SettingsError, register, within
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -26,7 +26,7 @@ PIN_FAILURES, WINDOW = 5, 900.0
 class DisaSettings:
     greeting: str = ""
     pin: str = ""
-    ring_seconds: int = 0
+    ring_seconds: int = within(0, 0, 600)  # 0: [TIMEOUT] DIALOUT
 
     def __post_init__(self) -> None:
         if self.pin and not self.pin.isdigit():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, register, within
 from xvbd.engine.types.variables import ask_digits
 
 if TYPE_CHECKING:
@@ -20,12 +20,8 @@ THANKS = "auth-thankyou"
 @dataclass(frozen=True)
 class Dtmf2EmailSettings:
     greeting: str = ""
-    max_digits: int = 32
-    timeout: int = 10
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.max_digits <= 128 or not 1 <= self.timeout <= 60:
-            raise SettingsError("max_digits is 1-128 and timeout 1-60 seconds")
+    max_digits: int = within(32, 1, 128)
+    timeout: int = within(10, 1, 60)
 
 
 class Dtmf2EmailType:

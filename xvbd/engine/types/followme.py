@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from xvbd.engine import prompts
 from xvbd.engine.dialing import dial, limited_phones, valid_phone
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, SettingsError, register, within
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -27,7 +27,7 @@ class FollowMeSettings:
     greeting: str = ""
     phones: tuple[str, ...] = ()
     mode: str = "sequential"  # or "parallel": all phones ring at once
-    ring_seconds: int = 0  # per attempt; 0: [TIMEOUT] DIALOUT
+    ring_seconds: int = within(0, 0, 600)  # per attempt; 0: [TIMEOUT] DIALOUT
     no_answer: str = ""  # path of the extension to go to when nobody answers
 
     def __post_init__(self) -> None:
@@ -36,8 +36,6 @@ class FollowMeSettings:
                 raise SettingsError(f"a phone is digits, * # and +, got {phone!r}")
         if self.mode not in ("sequential", "parallel"):
             raise SettingsError(f"mode is sequential or parallel, got {self.mode!r}")
-        if not 0 <= self.ring_seconds <= 600:
-            raise SettingsError(f"ring_seconds is 0-600, got {self.ring_seconds}")
 
 
 class FollowMeType:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from xvbd.engine import prompts
 from xvbd.engine.dialing import dial, limited_phones, valid_phone
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, SettingsError, register, within
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class MultiDialoutSettings:
     greeting: str = ""
     phones: tuple[str, ...] = ()
-    ring_seconds: int = 0
+    ring_seconds: int = within(0, 0, 600)  # 0: [TIMEOUT] DIALOUT
 
     def __post_init__(self) -> None:
         for phone in self.phones:

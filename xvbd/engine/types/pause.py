@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, register, within
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -15,12 +15,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PauseSettings:
-    seconds: int = 1
+    seconds: int = within(1, 1, 60)
     greeting: str = ""
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.seconds <= 60:
-            raise SettingsError(f"seconds is 1-60, got {self.seconds}")
 
 
 class PauseType:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from xvbd.agi.channel import ALL_DIGITS
 from xvbd.engine import prompts
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, SettingsError, register, within
 from xvbd.engine.types.variables import expand
 from xvbd.logs import logger
 
@@ -29,12 +29,10 @@ if TYPE_CHECKING:
 class PlaybackSettings:
     greeting: str = ""  # system:NAME or user:NAME
     tts: str = ""  # text spoken when there is no greeting file and the group allows TTS
-    timeout: int = 5  # seconds to wait for a choice once the greeting has played
+    timeout: int = within(5, 1, 60)  # seconds to wait for a choice after the greeting
     default: str = ""  # the child taken when the caller presses nothing ('' = ask again)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.timeout <= 60:
-            raise SettingsError(f"timeout is 1-60 seconds, got {self.timeout}")
         if self.default and not self.default.isdigit():
             raise SettingsError(f"default is a child's number, got {self.default!r}")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from xvbd.agi.channel import ALL_DIGITS
 from xvbd.engine import prompts
 from xvbd.engine.dialing import BRIDGE_SECONDS, limited_phones, valid_phone
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, SettingsError, register, within
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -30,8 +30,8 @@ class QueueSettings:
     greeting: str = ""
     phones: tuple[str, ...] = ()
     moh: str = "default"
-    max_wait: int = 300  # seconds in the queue before giving up (0: as long as the call)
-    ring_seconds: int = 15  # per member
+    max_wait: int = within(300, 0, 86400)  # seconds in the queue (0: as long as the call)
+    ring_seconds: int = within(15, 5, 600)  # per member
     announce_position: bool = True
     exit_digit: str = ""
     exit_target: str = ""
@@ -45,8 +45,6 @@ class QueueSettings:
             raise SettingsError(f"exit_digit is one DTMF digit, got {self.exit_digit!r}")
         if self.exit_digit and not self.exit_target:
             raise SettingsError("exit_digit needs an exit_target")
-        if not 0 <= self.max_wait <= 86400 or not 5 <= self.ring_seconds <= 600:
-            raise SettingsError("max_wait is 0-86400 and ring_seconds 5-600 seconds")
 
 
 class QueueType:

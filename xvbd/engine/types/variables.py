@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, SettingsError, register, within
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -32,13 +32,11 @@ def _name(name: str) -> None:
 class UserVarSettings:
     name: str
     greeting: str = ""
-    max_digits: int = 16
-    timeout: int = 5
+    max_digits: int = within(16, 1, 64)
+    timeout: int = within(5, 1, 60)
 
     def __post_init__(self) -> None:
         _name(self.name)
-        if not 1 <= self.max_digits <= 64 or not 1 <= self.timeout <= 60:
-            raise SettingsError("max_digits is 1-64 and timeout 1-60 seconds")
 
 
 async def ask_digits(call: Call, greeting: str, max_digits: int, timeout: int) -> str:
@@ -68,8 +66,8 @@ class StoredVarSettings:
     mode: str = "input"  # "input": the caller's digits; "value": set to value; "say"
     value: str = ""
     greeting: str = ""
-    max_digits: int = 16
-    timeout: int = 5
+    max_digits: int = within(16, 1, 64)
+    timeout: int = within(5, 1, 60)
 
     def __post_init__(self) -> None:
         _name(self.name)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from xvbd.agi.protocol import Hangup
 from xvbd.engine import prompts
 from xvbd.engine.media import message_path, seconds_of
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, SettingsError, register, within
 from xvbd.ids import new_id
 from xvbd.logs import logger
 
@@ -31,12 +31,10 @@ MIN_SECONDS = 1
 @dataclass(frozen=True)
 class VoiceMailSettings:
     greeting: str = ""
-    max_messages: int = 0  # this mailbox's own limit; 0: the group's
+    max_messages: int = within(0, 0)  # this mailbox's own limit; 0: the group's
     after: str = "hangup"  # after the message: "hangup" or "up" (back to the menu)
 
     def __post_init__(self) -> None:
-        if self.max_messages < 0:
-            raise SettingsError(f"max_messages is 0 or more, got {self.max_messages}")
         if self.after not in ("hangup", "up"):
             raise SettingsError(f"after is hangup or up, got {self.after!r}")
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from xvbd.agi.channel import ALL_DIGITS
 from xvbd.engine import prompts
 from xvbd.engine.runner import play_greeting
-from xvbd.engine.types import Next, SettingsError, register
+from xvbd.engine.types import Next, SettingsError, register, within
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -26,7 +26,7 @@ class VotingSettings:
     question: str  # the sound that asks (system:NAME or user:NAME)
     options: str = "12"  # the digits that are votes
     greeting: str = ""
-    timeout: int = 10
+    timeout: int = within(10, 1, 60)
 
     def __post_init__(self) -> None:
         if not self.options or any(o not in ALL_DIGITS for o in self.options):

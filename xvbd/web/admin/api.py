@@ -123,10 +123,8 @@ class ApiRoutes(AdminBase):
 
     def _api_trusted(self, request: IRequest) -> None:
         address = client_address(request)
-        plain = address.removeprefix("::ffff:")
         cgi = self.settings.cgi
-        if not (cgi.trusts(cgi.trusted_4_ai_df, address) or
-                cgi.trusts(cgi.trusted_4_ai_df, plain)):
+        if not cgi.trusts(cgi.trusted_4_ai_df, address):
             raise ApiError(403, f"The API does not serve your address {address}; the "
                            "operator lists the addresses it serves in [CGI] TRUSTED_4_AI_DF.")
 

@@ -12,10 +12,8 @@ Dates are whole days in UTC, like every time the admin web shows: "from 2026-03-
 
 from __future__ import annotations
 
-import calendar
 import csv
 import io
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -32,6 +30,7 @@ from xvbd.store.accounts import Currency
 from xvbd.store.cdr import CDRFilter, CDRKey, CDRRow
 from xvbd.web.admin import schemas
 from xvbd.web.admin.base import ROOT, AdminBase, Principal, app
+from xvbd.web.forms import FieldError, day_start, parse_day
 from xvbd.web.security import form, secure_headers
 from xvbd.web.templating import money, when
 
@@ -39,7 +38,6 @@ PAGE = 50
 #: Rows the CSV export reads per round trip to the database.
 EXPORT_BATCH = 5000
 CALL_TYPES = ("incoming", "callback", "callblast")
-_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -95,8 +93,8 @@ class CdrQuery:
                                     "one this site wrote); start again from the first page.")
         start_from, start_to = days["from"], days["to"]
         flt = CDRFilter(
-            start_from=_midnight(start_from) if start_from else None,
-            start_to=_midnight(start_to) + 86400 if start_to else None,
+            start_from=day_start(start_from) if start_from else None,
+            start_to=day_start(start_to, after=True) if start_to else None,
             caller_id=values["caller"] or None, called_id=values["called"] or None,
             access_code=values["code"] or None, type=values["type"] or None,
             call_type=values["call_type"] or None, server_id=values["node"] or None)
@@ -118,19 +116,10 @@ def _day(text: str, label: str, name: str, errors: dict[str, str]) -> date | Non
     if not text:
         return None
     try:
-        if not _DAY.fullmatch(text):
-            raise ValueError
-        day = date.fromisoformat(text)
-        if day.year < 1970:
-            raise ValueError
-        return day
-    except ValueError:
-        errors[name] = f"{label}: a day as YYYY-MM-DD (like 2026-03-01), got {text[:40]!r}."
+        return parse_day(text, label)
+    except FieldError as exc:
+        errors[name] = str(exc)
         return None
-
-
-def _midnight(day: date) -> int:
-    return calendar.timegm(day.timetuple())
 
 
 def _cell(text: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from functools import cached_property
 from itertools import chain
 from typing import Any
@@ -27,8 +27,8 @@ from xvbd.store.report_runner import ReportRefused, ReportResult, ReportRunner, 
 from xvbd.store.reports import MOMENT_HELP, Report, moment
 from xvbd.web.admin import cdrs
 from xvbd.web.admin.base import ROOT, AdminBase, Principal, app
-from xvbd.web.forms import Field, parse_fields
-from xvbd.web.security import Redirect, Refused, form, secure_headers
+from xvbd.web.forms import Field, FieldError, day_start, parse_day, parse_fields
+from xvbd.web.security import Redirect, Refused, form, number_arg, secure_headers
 
 ROWS_ON_PAGE = 10_000
 ROWS_IN_CSV = 100_000
@@ -37,25 +37,15 @@ ALIGN_CLASS = {"left": "", "center": "mid", "right": "num"}
 ACCESS_CHOICES = (("admin", "the owner only"), ("all", "every admin login"))
 
 
-def _id(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
-        raise Refused(404, "There is no such report.")
-    return int(text)
-
-
 def _arg(request: IRequest, name: str) -> str:
     return request.args.get(name.encode(), [b""])[0].decode("utf-8", "replace").strip()[:64]
 
 
 def _day(text: str, label: str) -> date:
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ReportRefused(f"{label}: a date like 2026-01-31, got {text!r}.") from None
-
-
-def _midnight(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+        return parse_day(text, label)
+    except FieldError as exc:
+        raise ReportRefused(str(exc)) from None
 
 
 class ReportPages(AdminBase):
@@ -68,7 +58,7 @@ class ReportPages(AdminBase):
                             timeout=db.reports_timeout)
 
     async def _report(self, who: Principal, report_id: str) -> Report:
-        report = await self.store.reports.get(_id(report_id))
+        report = await self.store.reports.get(number_arg(report_id))
         if report is None:
             raise Refused(404, f"There is no report {report_id}.")
         if not report.runs_for(who.name):
@@ -104,7 +94,7 @@ class ReportPages(AdminBase):
             start, end = _day(first, "From date"), _day(last, "To date")
             if end < start:
                 raise ReportRefused("To date is before From date.")
-            return _midnight(start), _midnight(end + timedelta(days=1))
+            return day_start(start), day_start(end, after=True)
         if not report.has_period:
             return None, None
         now = time.time()
@@ -182,7 +172,7 @@ class ReportPages(AdminBase):
         if errors:
             request.setResponseCode(400)
         return self.page(request, "admin/report_form.html", who, fields=fields[:-1],
-                         sql_field=fields[-1], values=values, errors=errors or {},
+                         values=values, errors=errors or {},
                          action=action, report=report, sql_bytes=SQL_BYTES,
                          title=f"Report {report.name}" if report else "New report")
 

@@ -46,8 +46,7 @@ class UserPages(AdminBase):
     @app.route("/users", methods=["GET"])
     async def users(self, request: IRequest) -> bytes:
         who = await self.staff(request)
-        args = {k.decode(): v[0].decode("utf-8", "replace").strip()[:64]
-                for k, v in request.args.items() if v}
+        args = {k: v.strip()[:64] for k, v in form(request).items()}
         phone, code = args.get("phone", ""), args.get("code", "")
         group = args.get("group", "")
         after = int(args["after"]) if args.get("after", "").isdigit() else 0

@@ -130,8 +130,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     def _tapi_trusted(self, request: IRequest) -> None:
         address = client_address(request)
         cgi = self.settings.cgi
-        if not (cgi.trusts(cgi.trusted_4_ui_df, address) or
-                cgi.trusts(cgi.trusted_4_ui_df, address.removeprefix("::ffff:"))):
+        if not cgi.trusts(cgi.trusted_4_ui_df, address):
             raise ApiError(403, f"The API does not serve your address {address}; your "
                            "provider lists the addresses it serves in [CGI] TRUSTED_4_UI_DF.")
 
@@ -292,11 +291,10 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     async def tapi_extension_delete(self, request: IRequest, who: Tenant, ext_id: int) -> Any:
         self._tapi_writable(who)
         ext = await self._ext(who, ext_id)
-        before = await self.store.ivr.count(who.id)
         with acting(who.actor):
-            await self.store.ivr.delete(who.id, ext.id)
+            deleted = await self.store.ivr.delete(who.id, ext.id)
         self.changed(who)
-        return {"deleted": before - await self.store.ivr.count(who.id)}
+        return {"deleted": deleted}
 
     # ------------------------------------------------------------------ messages
 

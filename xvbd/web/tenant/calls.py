@@ -5,13 +5,15 @@ they have (read along the owner's index, a page after a page)."""
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
 from twisted.web.iweb import IRequest
 
 from xvbd.engine.types import REGISTRY
 from xvbd.engine.when import zone as time_zone
 from xvbd.store.cdr import CDRFilter, CDRKey
+from xvbd.web.forms import FieldError, day_start, parse_day
+from xvbd.web.security import form
 from xvbd.web.tenant.base import TenantBase, app
 
 PAGE = 50
@@ -22,22 +24,18 @@ class CallPages(TenantBase):
     @app.route("/calls", methods=["GET"])
     async def calls(self, request: IRequest) -> bytes:
         who = await self.tenant(request)
-        args = {k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace").strip()[:TEXT]
-                for k, v in request.args.items() if v}
+        args = {k: v.strip()[:TEXT] for k, v in form(request).items()}
         zone = time_zone(who.user.timezone)
         errors: dict[str, str] = {}
         days: dict[str, int | None] = {"from": None, "to": None}
         for name in days:
             if args.get(name):
                 try:
-                    day = date.fromisoformat(args[name])
-                except ValueError:
-                    errors[name] = f"A date like 2026-01-31, got {args[name]!r}."
+                    day = parse_day(args[name], f"{name.capitalize()} date")
+                except FieldError as exc:
+                    errors[name] = str(exc)
                     continue
-                if name == "to":
-                    day += timedelta(days=1)  # the whole last day
-                days[name] = int(datetime(day.year, day.month, day.day,
-                                          tzinfo=zone).timestamp())
+                days[name] = day_start(day, zone, after=name == "to")  # "to": the whole day
         kind = args.get("type", "")
         if kind and kind not in REGISTRY and kind != "XVB":
             errors["type"] = "Choose a type from the list."

@@ -280,12 +280,11 @@ class IvrPages(TenantBase):
     async def ivr_delete(self, request: IRequest, ext_id: str) -> bytes:
         who = await self.tenant(request, change=True)
         ext = await self._ext(who, ext_id)
-        below = await self.store.ivr.children(who.id, ext.id)
         with acting(who.actor):
-            await self.store.ivr.delete(who.id, ext.id)
+            deleted = await self.store.ivr.delete(who.id, ext.id)
         self.changed(who)
         raise self.done(f"{ROOT}/ivr", f"Extension {ext.cdr_number} deleted"
-                        + (" with everything under it." if below else "."))
+                        + (" with everything under it." if deleted > 1 else "."))
 
 
 def _arg(request: IRequest, name: str) -> str:
