@@ -77,6 +77,12 @@ class AdminWebTests(WebCase):
         fields.update(name="Office", tariff_id=str(tariff.id), max_phones="3",
                       **{"type:Queue": "0", "type:VoiceMail": "2"})
         fields.pop("allow_tts", None)  # the box left clear
+        too_big = {**fields, "type:Queue": str(10**20), "max_phones": str(2**31)}
+        page = await browser.post("/ai/groups/new", too_big)
+        self.assertEqual(page.code, 400, "more than the columns hold: a message, not a 500")
+        self.assertIn("Queue: -1 (no limit), 0 (not allowed) or a number up to 2147483647",
+                      page.text)
+        self.assertNotIn("Office", [g.name for g in await self.store.accounts.list_groups()])
         page = await browser.post("/ai/groups/new", fields)
         self.assertIn("Group Office added.", page.text)
         group = next(g for g in await self.store.accounts.list_groups() if g.name == "Office")

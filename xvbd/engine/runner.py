@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from xvbd.agi.protocol import Hangup
 from xvbd.engine import prompts
 from xvbd.engine.media import BadSoundName, resolve
-from xvbd.engine.types import REGISTRY, Next, SettingsError, settings_for, type_limit
+from xvbd.engine.types import REGISTRY, Next, SettingsError, extension_allowed, settings_for
 from xvbd.logs import LEVEL_GATE, VERBOSE, logger
 
 if TYPE_CHECKING:
@@ -104,9 +104,6 @@ async def play_greeting(call: Call, reference: str, escape_digits: str = "") -> 
 
 
 async def _allowed(call: Call, tree: Tree, ext: Extension) -> bool:
-    """The group's per-type limit: -1 unlimited, 0 not allowed, N: the first N extensions
-    of the type work (a limit lowered after they were made does not let the rest run)."""
     assert call.group is not None
     limits = await call.engine.directory.type_limits(call.group.id)
-    limit = type_limit(call.group, limits, ext.type)
-    return limit < 0 or tree.rank(ext) < limit
+    return extension_allowed(call.group, limits, tree, ext)

@@ -10,7 +10,6 @@ Callback extension's settings.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from twisted.application.service import Service
@@ -18,7 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall, deferLater
 
 from xvbd.config import Settings
-from xvbd.engine.types import SettingsError, read_settings
+from xvbd.engine.types import SettingsError, settings_of
 from xvbd.engine.types.callback import CallbackSettings
 from xvbd.logs import logger
 from xvbd.outbound.dialer import (
@@ -43,9 +42,8 @@ KICK_DELAY = 3.0
 
 def callback_settings(due: DueCallback) -> CallbackSettings:
     try:
-        data = json.loads(due.extension_settings or "{}")
-        return read_settings(CallbackSettings, data if isinstance(data, dict) else {})
-    except (ValueError, SettingsError):
+        return settings_of(CallbackSettings, due.extension_settings or "{}")
+    except SettingsError:
         return CallbackSettings()
 
 

@@ -16,7 +16,6 @@ N work), the CallBlast type's limit, and with internal billing a balance above z
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +28,7 @@ from xvbd.accounting.billing import prices
 from xvbd.config import Settings
 from xvbd.counters import Counters
 from xvbd.engine.directory import Directory
-from xvbd.engine.types import SettingsError, read_settings
+from xvbd.engine.types import SettingsError, extension_allowed, settings_of, within
 from xvbd.engine.when import TimeRange, local_time
 from xvbd.logs import logger
 from xvbd.outbound.dialer import (
@@ -59,21 +58,14 @@ class ItemSettings:
     start: str = "09:00"    # from this local time (the tenant's timezone) …
     end: str = "21:00"      # … to this one; an end before the start runs past midnight
     start_at: int = 0       # not before this moment (Unix seconds; 0: at once)
-    retries: int = 2        # more attempts after a busy, unanswered or failed one
-    retry_interval: int = 600  # seconds between attempts
-    ring_timeout: int = 30  # seconds the phone rings
+    retries: int = within(2, 0, 10)  # more attempts after a busy, unanswered or failed one
+    retry_interval: int = within(600, 60, 7 * 86400)  # seconds between attempts
+    ring_timeout: int = within(30, 5, 180)  # seconds the phone rings
     caller_id: str = ""     # the number shown to the callee ('' = the tenant's number)
     caller_name: str = ""
 
     def __post_init__(self) -> None:
         TimeRange(self.days, self.start, self.end)
-        if not 0 <= self.retries <= 10:
-            raise SettingsError(f"retries is 0 to 10, got {self.retries}")
-        if not 60 <= self.retry_interval <= 7 * 86400:
-            raise SettingsError(f"retry_interval is 60 to 604800 seconds, got "
-                                f"{self.retry_interval}")
-        if not 5 <= self.ring_timeout <= 180:
-            raise SettingsError(f"ring_timeout is 5 to 180 seconds, got {self.ring_timeout}")
 
     def window_open(self, now: float, timezone: str) -> bool:
         if now < self.start_at:
@@ -82,13 +74,7 @@ class ItemSettings:
 
 
 def item_settings(due: DueItem) -> ItemSettings:
-    try:
-        data = json.loads(due.item.settings or "{}")
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise SettingsError("settings are not a JSON object")
-    return read_settings(ItemSettings, data)
+    return settings_of(ItemSettings, due.item.settings or "{}")
 
 
 @dataclass
@@ -288,13 +274,14 @@ class CallblastScheduler(Service):
         return settings
 
     async def _type_allowed(self, due: DueItem) -> bool:
-        """The group's CallBlast type limit: 0 none, N the first N CallBlast extensions."""
-        limit = (await self.directory.type_limits(due.group_id)).get("CallBlast", -1)
-        if limit < 0:
-            return True
+        """The group's CallBlast type limit, as a call into the tree would meet it."""
+        limits = await self.directory.type_limits(due.group_id)
+        group = await self.directory.group(due.group_id)
         tree = await self.directory.tree(due.item.user_id)
         ext = tree.by_id.get(due.item.extension_id)
-        return ext is not None and tree.rank(ext) < limit
+        if group is None or ext is None:  # no place in a tree to rank: the limit alone
+            return limits.get("CallBlast", -1) < 0
+        return extension_allowed(group, limits, tree, ext)
 
     def _bad(self, due: DueItem, report: RunReport, why: str) -> None:
         report.skip("misconfigured")

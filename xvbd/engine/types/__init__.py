@@ -72,6 +72,14 @@ def type_limit(group: Group, limits: Mapping[str, int], type_name: str) -> int:
     return limit
 
 
+def extension_allowed(group: Group, limits: Mapping[str, int], tree: Tree,
+                      ext: Extension) -> bool:
+    """The group's per-type limit: -1 unlimited, 0 not allowed, N: the first N extensions
+    of the type work (a limit lowered after they were made does not let the rest run)."""
+    limit = type_limit(group, limits, ext.type)
+    return limit < 0 or tree.rank(ext) < limit
+
+
 def _check(name: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     if hint is bool:
@@ -143,11 +151,13 @@ def read_settings(cls: type, data: dict[str, Any]) -> Any:
 
 def settings_for(kind: ExtensionType, ext: Extension) -> Any:
     """The extension's settings, checked; the same text gives the same (immutable) object."""
-    return _settings(kind.settings, ext.settings)
+    return settings_of(kind.settings, ext.settings)
 
 
 @lru_cache(maxsize=65536)
-def _settings(cls: type, text: str) -> Any:
+def settings_of(cls: type, text: str) -> Any:
+    """The settings dataclass ``cls`` from its stored JSON ``text`` (:class:`SettingsError`
+    when it is not right); the same text gives the same (immutable) object."""
     try:
         data = json.loads(text)
     except ValueError as exc:

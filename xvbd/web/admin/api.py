@@ -36,7 +36,6 @@ from xvbd.store.cdr import CDRFilter, CDRKey
 from xvbd.web import apiformat
 from xvbd.web.admin import schemas
 from xvbd.web.admin.base import COOKIE, ROOT, AdminBase, Staff, app, log
-from xvbd.web.admin.catalog import NO_TYPE_LIMIT
 from xvbd.web.apirequest import (
     REALM,
     ApiError,
@@ -71,9 +70,7 @@ ITEM_NAMES = {"users": "user", "groups": "group", "tariffs": "tariff", "nodes": 
 TARIFF_MONEY = frozenset(f.name for f in schemas.TARIFF if f.kind == "money")
 GROUP_FIELD = next(f for f in schemas.USER if f.name == "group_id")
 PAGING = (Field("limit", "limit", "int", minimum=1, maximum=MAX_LIMIT),)
-TYPE_LIMIT = (Field("max_count", "Most extensions of the type", "int", required=True,
-                    minimum=NO_TYPE_LIMIT, maximum=10**12,
-                    help="-1: no limit, 0: not allowed"),)
+TYPE_LIMIT = (schemas.TYPE_LIMIT,)
 
 
 #: Who is calling the API: the admin, or a partner held to its group (no session).

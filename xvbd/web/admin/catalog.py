@@ -14,7 +14,7 @@ from xvbd.store.accounts import Accounts, Conflict
 from xvbd.store.audit import acting
 from xvbd.web.admin import schemas
 from xvbd.web.admin.base import ROOT, AdminBase, app, typed, with_choices
-from xvbd.web.forms import parse_fields
+from xvbd.web.forms import FieldError, parse_fields
 from xvbd.web.security import Refused, form, number_arg
 
 #: The per-type limit a group has when it names none.
@@ -217,13 +217,10 @@ class CatalogPages(AdminBase):
         for name in schemas.type_names():
             raw = data.get(f"type:{name}", "").strip() or str(NO_TYPE_LIMIT)
             try:
-                value = int(raw)
-                if value < -1:
-                    raise ValueError
-                limits[name] = value
-            except ValueError:
+                limits[name] = schemas.TYPE_LIMIT.parse(raw)
+            except FieldError:
                 errors[f"type:{name}"] = (f"{name}: -1 (no limit), 0 (not allowed) or a "
-                                          f"number, got {raw!r}")
+                                          f"number up to {schemas.INT_MAX}, got {raw!r}")
         return limits
 
     @app.route("/groups/new", methods=["GET"])

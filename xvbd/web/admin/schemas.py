@@ -6,6 +6,9 @@ from __future__ import annotations
 from xvbd.engine.types import REGISTRY, load_builtin_types
 from xvbd.web.forms import Field
 
+#: The largest count an INTEGER column holds on both backends (MariaDB's is 32-bit).
+INT_MAX = 2**31 - 1
+
 LANGUAGE = r"[A-Za-z0-9_.-]{1,32}"
 CONTEXT = r"[A-Za-z0-9_.-]{0,80}"
 PHONE = r"[0-9A-Za-z*#+]{1,64}"
@@ -102,7 +105,7 @@ GROUP = (
     Field("preferred_codec", "Preferred codec", max_length=16),
     Field("phone_features", "Phone features", help="service numbers allowed, e.g. **1,**2"),
     Field("hooks", "Hooks", help="Python hook modules, comma separated"),
-    *(Field(name, label, "int", minimum=low, maximum=10**12, help=help_ or
+    *(Field(name, label, "int", minimum=low, maximum=INT_MAX, help=help_ or
             ("-1: no limit" if low < 0 else ""), section="Limits")
       for name, label, low, help_ in _LIMITS),
     *(Field(name, label, "int", minimum=0, maximum=86400 * 7, help=help_,
@@ -162,3 +165,7 @@ BALANCE = (
           help="negative to debit"),
     Field("reason", "Reason", required=True, max_length=255),
 )
+
+#: A group's limit on extensions of one type (-1: no limit, 0: not allowed).
+TYPE_LIMIT = Field("max_count", "Most extensions of the type", "int", required=True,
+                   minimum=-1, maximum=INT_MAX, help="-1: no limit, 0: not allowed")

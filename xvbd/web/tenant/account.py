@@ -3,7 +3,6 @@ e-mail for voicemail, time zone, web password) and the journal of their changes.
 
 from __future__ import annotations
 
-from functools import cache
 from zoneinfo import available_timezones
 
 from twisted.internet.threads import deferToThread
@@ -17,6 +16,10 @@ from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, _secret_matches, app
 
 PAGE = 50
 MIN_PASSWORD = 8
+
+#: The time zones a tenant may pick, read from the zone database once, at start (not on the
+#: reactor thread of a request).
+ZONES = frozenset(available_timezones()) | {"UTC"}
 
 ACCOUNT = (
     Field("name", "Your name", max_length=255),
@@ -76,7 +79,7 @@ class AccountPages(TenantBase):
         data = form(request)
         values, errors = parse_fields(ACCOUNT, data)
         zone = values.get("timezone") or "UTC"
-        if "timezone" not in errors and zone not in _zones():
+        if "timezone" not in errors and zone not in ZONES:
             errors["timezone"] = (f"Time zone: {zone!r} is not one this server knows; use a "
                                   "name like Europe/Moscow or America/New_York.")
         if errors:
@@ -126,6 +129,3 @@ class AccountPages(TenantBase):
                          next_before=entries[-1].id if more and entries else None)
 
 
-@cache
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones()) | {"UTC"}

@@ -47,7 +47,7 @@ from xvbd.web.apirequest import (
 )
 from xvbd.web.forms import Field, parse_fields
 from xvbd.web.security import Refused, client_address, password_matches, secure_headers
-from xvbd.web.tenant.account import ACCOUNT, _zones
+from xvbd.web.tenant.account import ACCOUNT, ZONES
 from xvbd.web.tenant.base import COOKIE, ROOT, Tenant, app, log
 from xvbd.web.tenant.greetings import GreetingPages, list_greetings
 from xvbd.web.tenant.ivr import IvrPages, check_settings, limit_problem
@@ -402,7 +402,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
         values, bad = parse_fields(ACCOUNT, data, partial=True)
         errors.update(bad)
         zone = values.get("timezone")
-        if zone is not None and zone and zone not in _zones():
+        if zone is not None and zone and zone not in ZONES:
             errors["timezone"] = (f"timezone: {zone!r} is not one this server knows; use a "
                                   "name like Europe/Moscow")
         if errors:

@@ -167,10 +167,6 @@ class GreetingPages(TenantBase):
 
     @app.route("/greetings", methods=["POST"])
     async def greeting_upload(self, request: IRequest) -> bytes:
-        length = int(request.getHeader("content-length") or 0)
-        if length > MAX_UPLOAD_BYTES + 64 * 1024:
-            raise Refused(413, f"This file is larger than {MAX_UPLOAD_BYTES // 1048576} MB; "
-                          "upload a shorter recording or a compressed one (MP3, OGG).")
         who = await self.tenant(request, change=True)
         name = form(request).get("name", "").strip()
         data = (request.args or {}).get(b"file", [b""])[0]
@@ -180,7 +176,8 @@ class GreetingPages(TenantBase):
         elif not data:
             why = "Choose a sound file to upload."
         elif len(data) > MAX_UPLOAD_BYTES:
-            why = f"This file is larger than {MAX_UPLOAD_BYTES // 1048576} MB."
+            why = (f"This file is larger than {MAX_UPLOAD_BYTES // 1048576} MB; upload a "
+                   "shorter recording or a compressed one (MP3, OGG).")
         if why:
             return await self._page(request, who, why, name)
         directory = self._dir(who)

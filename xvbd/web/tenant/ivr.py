@@ -108,10 +108,8 @@ class IvrPages(TenantBase):
             children.setdefault(ext.parent_id, []).append(ext)
         for kids in children.values():
             kids.sort(key=lambda e: (e.position, e.id))
-        limits, counts = await self._limits(who, tree)
         return self.page(request, "tenant/ivr.html", who, children=children,
-                         summaries={e.id: summary(e) for e in tree},
-                         total=len(tree), types=type_choices(who.group, limits, counts))
+                         summaries={e.id: summary(e) for e in tree}, total=len(tree))
 
     # ------------------------------------------------------------------ add
 
@@ -206,7 +204,7 @@ class IvrPages(TenantBase):
                 e for e in tree if e.id != ext.id and not e.path.startswith(ext.path + "*")]
         extras["list_page"] = LIST_OF.get(type_name, "") if ext is not None else ""
         return self.page(request, "tenant/ext.html", who, ext=ext, type_name=type_name,
-                         kind=kind, fields=fields, values=shown, parent=parent, number=number,
+                         fields=fields, values=shown, parent=parent, number=number,
                          name=name, error=error, paths=[e.cdr_number for e in tree],
                          spare_rows=SPARE_ROWS,
                          greetings=await self.greeting_names(who), **extras)
