@@ -104,7 +104,8 @@ class BillingTests(EngineCase):
             r", COST=([\d.]+)", "\n".join(self.cdr_lines())))
         self.assertGreaterEqual(final, 0)
         self.assertEqual(final + costs, 10 * UNIT, "every unit is either spent or still there")
-        self.assertEqual(await self.store.billing.held(user.id, self.calls[0].call_id), None)
+        for call in self.calls:
+            self.assertIsNone(await self.store.billing.held(user.id, call.call_id))
 
     async def wait_for(self, condition: object) -> None:
         from twisted.internet import reactor

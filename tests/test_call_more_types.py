@@ -248,6 +248,12 @@ class MoreTypesTests(EngineCase):
         self.assertIn('EXEC Dial "Local/77@xvb-conf,30,"', peer.commands)
         self.assertEqual(self.line("Conference"),
                          self.expect("0", "Conference", 1, 37, "ROOM=77, STATUS=ANSWER"))
+        # 1 wrong above, 3 + 1 more over calls: the room's PIN is not guessed call by call
+        await self.call(Caller(keys=["0", "1", "2", "3"]), args=("100",))
+        await self.call(Caller(keys=["0", "4"]), args=("100",))
+        peer = await self.call(Caller(keys=["0", "55"]), args=("100",))
+        self.assertIn('STREAM FILE please-try-call-later ""', peer.commands)
+        self.assertFalse(any(c.startswith("EXEC Dial") for c in peer.commands))
 
     # ------------------------------------------------------------------ the rest
 
@@ -331,11 +337,13 @@ class SpokenVariablesTests(EngineCase):
         await ivr.add_child(user.id, root.id, "1", "UserVar", {"name": "code"})
         await ivr.add_child(user.id, root.id, "2", "Playback",
                             {"tts": "You typed %VAR:code%, you called from %CALLERID%."})
-        files = []
         for code in ("12", "34"):
             peer = await self.call(Caller(keys=["1", code, "2", "*"]), args=("100",))
-            files.append(next(c for c in peer.commands if "/tts/" in c))
-        self.assertNotEqual(files[0], files[1], "the spoken text has the caller's code in it")
+            played = next(c for c in peer.commands if "/tts/" in c)
+            spoken = await self.engine.tts.file_for(
+                f"You typed {code}, you called from {dict(peer.env)['callerid']}.", user.language)
+            self.assertIsNotNone(spoken)
+            self.assertIn(f"STREAM FILE {spoken} ", played, "the caller's code and number")
 
 
 SpokenOnSQLite, SpokenOnMariaDB = on_both_backends(SpokenVariablesTests)

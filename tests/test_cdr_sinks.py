@@ -51,9 +51,16 @@ class UDPSinkTests(TestCase):
         self.assertTrue(d.called, "sending never waits")
         got = [collector.recv(4096).decode() for _ in sent]
         self.assertEqual(got, [r.line() for r in sent])
-        for n in range(200):  # the refused port answers with ICMP; nothing breaks
-            sink.write(records(n))
+        # the refused port answers with ICMP: no write waits or fails, and the collector
+        # that listens still gets every record
+        writes = [sink.write(records(n)) for n in range(2, 40)]
         await deferLater(reactor, 0.05, lambda: None)
+        self.assertTrue(all(w.called and w.result is None for w in writes))
+        later = sink.write(records(40))
+        self.assertTrue(later.called)
+        lines = [collector.recv(4096).decode()
+                 for _ in range(sum(len(records(n)) for n in range(2, 41)))]
+        self.assertEqual(lines[-1], records(40)[-1].line())
 
 
 class RetentionTests:

@@ -73,12 +73,16 @@ class RedisCounterTests(CounterContract, TestCase):
         dead = self.make(owner="crashed:1", lease_seconds=1)
         for _ in range(3):
             await dead.acquire("calls:node:N", 0)
-        alive = self.make(owner="alive:2", lease_seconds=1)
-        alive.startService()  # renews its own leases every third of a second
+        alive = self.make(owner="alive:2", lease_seconds=3)
+        alive.startService()  # renews its own leases every second (a third of its lease)
         self.addCleanup(alive._heartbeat.stop)
         lease = await alive.acquire("calls:node:N", 0)
         self.assertEqual(await alive.current("calls:node:N"), 4)
-        await deferLater(reactor, 1.6, lambda: None)
+        for _ in range(100):  # the dead process's three calls expire after their 1 s lease
+            if await alive.current("calls:node:N") == 1:
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        await deferLater(reactor, 3.5, lambda: None)  # past the live lease: renewed
         self.assertEqual(await alive.current("calls:node:N"), 1,
                          "the dead process's three calls expired; the live one was renewed")
         await alive.release("calls:node:N", lease)

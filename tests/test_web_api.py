@@ -979,12 +979,10 @@ class CatalogApiTests(ApiCase):
         for did in ("3500", "3501", "4500"):
             await acc.assign_did(did, user.id)
         answer = await self.call("GET", "/ai/api/dids?prefix=35")
-        made = (await acc.user_dids(user.id))[0]
+        made = {d.did: d.created_at for d in await acc.user_dids(user.id)}
         self.assertEqual(answer.json["dids"], [
-            {"did": "3500", "user_id": user.id, **apiformat.time_fields(
-                "created_at", made.created_at)},
-            {"did": "3501", "user_id": user.id, **apiformat.time_fields(
-                "created_at", made.created_at)}])
+            {"did": did, "user_id": user.id, **apiformat.time_fields("created_at", made[did])}
+            for did in ("3500", "3501")])
         answer = await self.call("GET", "/ai/api/dids.xml?limit=2")
         self.assertEqual([text(d, "did") for d in answer.xml.findall("dids/did")],
                          ["3500", "3501"])

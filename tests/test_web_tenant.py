@@ -470,6 +470,8 @@ class TenantWebTests(WebCase):
                              ("/ui/greetings/secret/delete", {})):
             page = await mallory.post(path, fields, csrf=csrf)
             self.assertIn(page.code, (400, 404), path)
+        self.assertFalse((await self.store.messages.get(alice.id, message.id)).is_read,
+                         "another tenant's read mark did not reach it")
         page = await mallory.get("/ui/ivr")
         self.assertNotIn("Alice main", page.text)
         page = await mallory.get("/ui/journal")

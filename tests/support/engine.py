@@ -76,6 +76,7 @@ MEDIA_DIR = {work / 'media'}
         the records come after)."""
         peer = await place_call(reactor, self.port, environment(script, args=args, **env),
                                 caller or Caller(), self.clock.advance)
+        self.peer = peer
         if wait_idle:
             await self.factory.when_idle()
         return peer
@@ -88,8 +89,14 @@ MEDIA_DIR = {work / 'media'}
 
     @property
     def result(self) -> str:
-        """How the last call ended (XVB_RESULT: OK, NOUSER, LOCKED, BUSY, THROTTLED …)."""
-        return str(self.calls[-1].result)
+        """How the last call ended (XVB_RESULT: OK, NOUSER, LOCKED, BUSY, THROTTLED …): the
+        call's own word, the same as the one on the wire whenever it reached Asterisk (a
+        call xvbd hung up tells the dialplan nothing)."""
+        result = str(self.calls[-1].result)
+        peer = getattr(self, "peer", None)
+        if peer is not None and "XVB_RESULT" in peer.variables:
+            assert peer.variables["XVB_RESULT"] == result, (peer.variables, result)
+        return result
 
     def cdr_lines(self) -> list[str]:
         return self.cdr_file.read_text().splitlines() if self.cdr_file.exists() else []

@@ -47,9 +47,9 @@ client localhost {{
 }}
 thread pool {{
     start_servers = 1
-    max_servers = 4
+    max_servers = 1  # one thread: the detail file in the order the packets came
     min_spare_servers = 1
-    max_spare_servers = 3
+    max_spare_servers = 1
     max_requests_per_server = 0
 }}
 modules {{

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -286,7 +287,8 @@ class AMIClient(Service):
 
     def __init__(self, node_id: str, host: str, port: int, credentials: Credentials, *,
                  reactor: Any, clock: Any = None, keepalive: float = 20.0,
-                 reply_timeout: float = 10.0, max_backoff: float = 60.0) -> None:
+                 reply_timeout: float = 10.0, max_backoff: float = 60.0,
+                 jitter: Callable[[], float] = random.random) -> None:
         self.node_id = node_id
         self.host, self.port = host, port
         self.credentials = credentials
@@ -302,7 +304,8 @@ class AMIClient(Service):
         self._originating: dict[str, Deferred[OriginateResult]] = {}
         self._refusals = 0  # logins refused in a row
         self._waiters: list[Deferred[AMIProtocol]] = []
-        backoff = backoffPolicy(initialDelay=1.0, maxDelay=max_backoff, factor=2.0)
+        backoff = backoffPolicy(initialDelay=1.0, maxDelay=max_backoff, factor=2.0,
+                                jitter=jitter)  # up to 1 s more, so nodes do not come at once
         # ClientService counts failed TCP connections; a refused login is a connection that
         # worked, so the refusals in a row are counted here and make the wait grow too.
         endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=10)

@@ -4,12 +4,12 @@ limit of members (``XVB_CONF_MAX`` for the context's bridge profile)."""
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from xvbd.engine import prompts
 from xvbd.engine.dialing import dial
+from xvbd.engine.pins import ask_extension_pin
 from xvbd.engine.types import Next, SettingsError, register, within
 
 if TYPE_CHECKING:
@@ -46,17 +46,9 @@ class ConferenceType:
         if not context:
             await call.play(prompts.NOT_AVAILABLE)
             return Next.UP
-        if settings.pin:
-            for attempt in range(call.engine.settings.attempts.password):
-                typed = await call.channel.get_data(GET_PIN if attempt == 0 else BAD_PIN,
-                                                    call.engine.settings.timeout.digit * 3, 16)
-                call.note_dtmf("x" * len(typed), 0)
-                if typed and hmac.compare_digest(typed.encode(), settings.pin.encode()):
-                    break
-            else:
-                call.step_data = {"STATUS": "BADPIN"}
-                await call.say_goodbye(prompts.TOO_MANY_TRIES)
-                return Next.HANGUP
+        if settings.pin and not await ask_extension_pin(
+                call, f"authfail:conf:{ext.id}", settings.pin, first=GET_PIN, again=BAD_PIN):
+            return Next.HANGUP
         room = settings.room or str(ext.id)
         if settings.max_members:
             await call.channel.set_variable("__XVB_CONF_MAX", settings.max_members)

@@ -4,12 +4,12 @@ do); a number refused by the dialout context is said to be unreachable."""
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from xvbd.engine import prompts
 from xvbd.engine.dialing import dial, valid_phone
+from xvbd.engine.pins import ask_extension_pin
 from xvbd.engine.types import Next, SettingsError, register, within
 
 if TYPE_CHECKING:
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 ENTER_NUMBER = "vm-enter-num-to-call"
 REFUSED = "cannot-complete-as-dialed"
-PIN_FAILURES, WINDOW = 5, 900.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,8 @@ class DisaType:
         if not call.group.dialout_context:
             await call.play(prompts.NOT_AVAILABLE)
             return Next.UP
-        if settings.pin and not await self._pin(call, ext, settings.pin):
+        if settings.pin and not await ask_extension_pin(call, f"authfail:disa:{ext.id}",
+                                                        settings.pin):
             return Next.HANGUP
         digit_ms = call.engine.settings.timeout.digit
         asked = call.engine.clock.seconds()
@@ -61,28 +61,6 @@ class DisaType:
         await call.play(REFUSED if status in ("CHANUNAVAIL", "CONGESTION") else
                         prompts.NOBODY_AVAILABLE)
         return Next.UP
-
-    async def _pin(self, call: Call, ext: Extension, pin: str) -> bool:
-        counters = call.engine.counters
-        key = f"authfail:disa:{ext.id}"
-        prompt = prompts.ENTER_PIN
-        for _ in range(call.engine.settings.attempts.password):
-            if await counters.hits(key, WINDOW) >= PIN_FAILURES:
-                call.step_data = {"STATUS": "THROTTLED"}
-                await call.say_goodbye(prompts.TRY_LATER)
-                return False
-            asked = call.engine.clock.seconds()
-            typed = await call.channel.get_data(prompt, call.engine.settings.timeout.digit * 3,
-                                                16)
-            call.note_dtmf("x" * len(typed), call.engine.clock.seconds() - asked)
-            if typed and hmac.compare_digest(typed.encode(), pin.encode()):
-                return True
-            if typed:
-                await counters.hit(key, WINDOW)
-            prompt = prompts.PIN_INCORRECT
-        call.step_data = {"STATUS": "BADPIN"}
-        await call.say_goodbye(prompts.TOO_MANY_TRIES)
-        return False
 
 
 register(DisaType())
