@@ -116,12 +116,12 @@ class ApiTests(ApiCase):
 
         self.patch(api_module, "password_matches", counted)
         now = [1000.0]
-        self.admin_app.api_clock = lambda: now[0]
+        self.admin_app.api_proven.clock = lambda: now[0]
         for _ in range(3):
             self.assertEqual((await self.call("GET", "/ai/api/whoami")).code, 200)
         self.assertEqual(len(checks), 1)
         self.assertFalse(any(b"admin-secret" in key[1] or "admin-secret" in key[0]
-                             for key in self.admin_app._api_proven))
+                             for key in self.admin_app.api_proven.keys()))
         now[0] += 61
         self.assertEqual((await self.call("GET", "/ai/api/whoami")).code, 200)
         self.assertEqual(len(checks), 2)

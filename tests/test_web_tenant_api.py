@@ -11,6 +11,7 @@ from tests.support.api import ApiClientCase, text
 from tests.support.db import on_both_backends
 from xvbd.passwords import hash_password
 from xvbd.store.accounts import User
+from xvbd.web.tenant import api as api_module
 
 PASSWORD = "api-secret-1"
 HASH = hash_password(PASSWORD)
@@ -56,6 +57,22 @@ class TenantApiTests(TenantApiCase):
         answer = await self.call("GET", "/ui/api/whoami", auth=auth)
         self.assertEqual(answer.code, 403)
         self.assertIn("Your plan does not include the API", answer.json["error"])
+        await self.store.accounts.update_group(user.group_id, allow_api=True)
+        self.assertEqual((await self.call("GET", "/ui/api/nope?format=csv", auth=auth)).code,
+                         400, "no such endpoint, and a format the API does not write")
+        # a password proven a moment ago is proven no more after a wrong one for the login
+        checks: list[str] = []
+        real = api_module.password_matches
+
+        async def counted(password: str, stored: str) -> bool:
+            checks.append(password)
+            return await real(password, stored)
+        self.patch(api_module, "password_matches", counted)
+        for expected in (200, 200, 401, 200):
+            answer = await self.call("GET", "/ui/api/whoami",
+                                     auth=auth if expected == 200 else ("613#10001", "bad"))
+            self.assertEqual(answer.code, expected)
+        self.assertEqual(checks, ["bad", PASSWORD], "proven twice before; after: checked")
         for _ in range(5):
             await self.call("GET", "/ui/api/whoami", auth=("613#10001", "wrong"))
         answer = await self.call("GET", "/ui/api/whoami", auth=auth)

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
+import os
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -17,9 +21,12 @@ from klein import Klein
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
 
+from xvbd.logs import logger
 from xvbd.web import apiformat
 from xvbd.web.forms import Field, parse_fields, unknown_fields
-from xvbd.web.security import secure_headers
+from xvbd.web.security import Refused, secure_headers
+
+log = logger("xvbd.web.api")
 
 #: Largest request body accepted (an object's fields are well under 4 KiB).
 BODY_LIMIT = 64 * 1024
@@ -254,3 +261,94 @@ def no_such_endpoint(app: Klein, request: IRequest, root: str, unknown: str) -> 
                         f"{', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)})
     return ApiError(404, f"There is no API endpoint {path}; the endpoints are listed in "
                     "docs/api.md.")
+
+
+# ---------------------------------------------------------------------- proven logins
+
+
+@dataclass(frozen=True)
+class _Proof:
+    who: Any  # what the login named when its password was checked
+    stored: str  # the hash it was checked against
+    expires: float
+
+
+class ProvenLogins:
+    """Logins whose password was checked a moment ago, so that a script's requests do not
+    each pay for a slow hash.  Keyed by the login and a keyed digest of the password (the
+    password itself is never kept); a proof holds only while the login still names the
+    same account with the same stored hash, for ``seconds``."""
+
+    def __init__(self, seconds: float = 60.0, size: int = 1024,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds, self.size, self.clock = seconds, size, clock
+        self._secret = os.urandom(32)
+        self._proofs: dict[tuple[str, bytes], _Proof] = {}
+
+    def key(self, login: str, password: str) -> tuple[str, bytes]:
+        return login, hmac.new(self._secret, password.encode("utf-8"), hashlib.sha256).digest()
+
+    def keys(self) -> list[tuple[str, bytes]]:
+        return list(self._proofs)
+
+    def holds(self, key: tuple[str, bytes], who: Any, stored: str) -> bool:
+        """Whether the password of ``key`` was proven for ``who`` against ``stored``."""
+        proof = self._proofs.get(key)
+        if (proof is not None and proof.expires > self.clock() and proof.who == who and
+                hmac.compare_digest(proof.stored.encode(), stored.encode())):
+            return True
+        self._proofs.pop(key, None)
+        return False
+
+    def remember(self, key: tuple[str, bytes], who: Any, stored: str) -> None:
+        now = self.clock()
+        if len(self._proofs) >= self.size:
+            for old in [k for k, p in self._proofs.items() if p.expires <= now]:
+                del self._proofs[old]
+            if len(self._proofs) >= self.size:
+                self._proofs.clear()
+        self._proofs[key] = _Proof(who, stored, now + self.seconds)
+
+    def forget(self, login: str) -> None:
+        """A wrong password for ``login``: what was proven for it is proven no more."""
+        for key in [k for k in self._proofs if k[0] == login]:
+            del self._proofs[key]
+
+
+# ---------------------------------------------------------------------- serving
+
+
+async def serve(request: IRequest, item_names: Mapping[str, str],
+                work: Callable[[], Awaitable[Any]], what: str,
+                respond: Callable[[str, Any], bytes | None] | None = None) -> bytes:
+    """Run ``work`` (the checks, then the endpoint) and answer in the format the request
+    asked for: its data, or the error it raised (:class:`ApiError`, a page's
+    :class:`Refused`, anything else as a logged 500).  ``respond`` may answer some data
+    itself (a sound); None lets the format's answer be written."""
+    fmt = negotiate_format(request, strict=False)
+    try:
+        data = await work()
+    except ApiError as exc:
+        return error_answer(request, fmt, exc, item_names)
+    except Refused as exc:
+        return error_answer(request, fmt, ApiError(exc.code, exc.message), item_names)
+    except Exception:
+        log.failure("{what} {method} {uri} failed", what=what, method=request.method,
+                    uri=request.uri)
+        return error_answer(request, fmt, ApiError(
+            500, "Something went wrong on the server; it is in the log. Nothing was "
+            "changed unless a later read shows it."), item_names)
+    special = respond(fmt, data) if respond is not None else None
+    return special if special is not None else answer(request, fmt, data, item_names)
+
+
+async def unknown_endpoint(request: IRequest, item_names: Mapping[str, str],
+                           trusted: Callable[[IRequest], None], app: Klein, root: str,
+                           unknown: str) -> bytes:
+    """The answer to a request no endpoint took, in the API's format (to a trusted address
+    that asked for a format the API writes): 405 or 404 (:func:`no_such_endpoint`)."""
+    async def work() -> Any:
+        trusted(request)
+        negotiate_format(request)
+        raise no_such_endpoint(app, request, root, unknown)
+    return await serve(request, item_names, work, "API request")

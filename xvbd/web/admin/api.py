@@ -13,12 +13,7 @@ Answers are JSON, or XML for a path ending in ``.xml``, ``?format=xml`` or an
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.web.iweb import IRequest
@@ -40,20 +35,20 @@ from xvbd.web.apirequest import (
     REALM,
     ApiError,
     Handler,
-    answer,
+    ProvenLogins,
     basic_credentials,
     body_fields,
     endpoints,
-    error_answer,
     negotiate_format,
-    no_such_endpoint,
     plain,
     query_fields,
+    serve,
     time_arg,
+    unknown_endpoint,
     unknown_errors,
 )
 from xvbd.web.forms import Field, FieldError, parse_fields
-from xvbd.web.security import Refused, client_address, password_matches
+from xvbd.web.security import client_address, password_matches
 from xvbd.web.templating import money
 
 #: How long a proven (login, password) is trusted without checking the hash again.
@@ -77,14 +72,6 @@ TYPE_LIMIT = (schemas.TYPE_LIMIT,)
 ApiCaller = Staff
 
 
-@dataclass(frozen=True)
-class _Proven:
-    kind: str
-    name: str
-    stored: str
-    expires: float
-
-
 endpoint = endpoints(app, "_api_serve", "api")
 
 
@@ -93,30 +80,16 @@ class ApiRoutes(AdminBase):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.api_clock: Callable[[], float] = time.monotonic
-        self._api_key = os.urandom(32)
-        self._api_proven: dict[tuple[str, bytes], _Proven] = {}
+        self.api_proven = ProvenLogins(CACHE_SECONDS, CACHE_SIZE)
 
     # ------------------------------------------------------------------ the frame
 
     async def _api_serve(self, request: IRequest, handler: Handler, kw: dict[str, Any]) -> bytes:
-        fmt = negotiate_format(request, strict=False)
-        try:
+        async def work() -> Any:
             self._api_trusted(request)
             negotiate_format(request)
-            caller = await self._api_caller(request)
-            data = await handler(self, request, caller, **kw)
-        except ApiError as exc:
-            return _error(request, fmt, exc)
-        except Refused as exc:
-            return _error(request, fmt, ApiError(exc.code, exc.message))
-        except Exception:
-            log.failure("API request {method} {uri} failed", method=request.method,
-                        uri=request.uri)
-            return _error(request, fmt, ApiError(
-                500, "Something went wrong on the server; it is in the log. Nothing was "
-                "changed unless a later read shows it."))
-        return _answer(request, fmt, data)
+            return await handler(self, request, await self._api_caller(request), **kw)
+        return await serve(request, ITEM_NAMES, work, "API request")
 
     def _api_trusted(self, request: IRequest) -> None:
         address = client_address(request)
@@ -133,16 +106,11 @@ class ApiRoutes(AdminBase):
         if why:
             raise ApiError(429, why, headers={"Retry-After": "900"})
         kind, name, stored, partner = await self._credentials(login)
-        key = (login, hmac.new(self._api_key, password.encode("utf-8"),
-                               hashlib.sha256).digest())
-        now = self.api_clock()
-        proven = self._api_proven.get(key)
-        if not (kind and proven is not None and proven.expires > now and
-                (proven.kind, proven.name) == (kind, name) and
-                hmac.compare_digest(proven.stored.encode(), stored.encode())):
-            self._api_proven.pop(key, None)
+        proven = self.api_proven
+        key = proven.key(login, password)
+        if not (kind and proven.holds(key, (kind, name), stored)):
             if not (kind and await password_matches(password, stored)):
-                self._api_forget(login)
+                proven.forget(login)
                 await self.guard.failed("ai", login, address)
                 log.warn("failed API login as {login!r} from {address}", login=login,
                          address=address)
@@ -152,20 +120,8 @@ class ApiRoutes(AdminBase):
             if needs_rehash(stored):
                 await self._rehash(kind, name, password)  # the next request proves it anew
             else:
-                self._api_remember(key, _Proven(kind, name, stored, now + CACHE_SECONDS), now)
+                proven.remember(key, (kind, name), stored)
         return ApiCaller(kind, login if kind == "partner" else name, address, partner)
-
-    def _api_remember(self, key: tuple[str, bytes], proven: _Proven, now: float) -> None:
-        if len(self._api_proven) >= CACHE_SIZE:
-            for old in [k for k, v in self._api_proven.items() if v.expires <= now]:
-                del self._api_proven[old]
-            if len(self._api_proven) >= CACHE_SIZE:
-                self._api_proven.clear()
-        self._api_proven[key] = proven
-
-    def _api_forget(self, login: str) -> None:
-        for key in [k for k in self._api_proven if k[0] == login]:
-            del self._api_proven[key]
 
     # ------------------------------------------------------------------ who am I
 
@@ -450,13 +406,8 @@ class ApiRoutes(AdminBase):
     @app.route("/api/<path:rest>", methods=None, endpoint="api_unknown")
     async def api_unknown(self, request: IRequest, rest: str = "") -> bytes:
         """No such endpoint (or not with this method): an answer in the API's format."""
-        fmt = negotiate_format(request, strict=False)
-        try:
-            self._api_trusted(request)
-            negotiate_format(request)
-        except ApiError as exc:
-            return _error(request, fmt, exc)
-        return _error(request, fmt, no_such_endpoint(self.app, request, ROOT, "api_unknown"))
+        return await unknown_endpoint(request, ITEM_NAMES, self._api_trusted, self.app, ROOT,
+                                      "api_unknown")
 
 
 # ---------------------------------------------------------------------- requests
@@ -498,11 +449,3 @@ def partner_out(partner: Partner) -> dict[str, Any]:
     out = plain(partner, money=("balance_limit",), times=("created_at",))
     del out["password_hash"]
     return out
-
-
-def _answer(request: IRequest, fmt: str, data: Any) -> bytes:
-    return answer(request, fmt, data, ITEM_NAMES)
-
-
-def _error(request: IRequest, fmt: str, exc: ApiError) -> bytes:
-    return error_answer(request, fmt, exc, ITEM_NAMES)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from klein import Klein
 from twisted.web.iweb import IRequest
@@ -25,6 +24,7 @@ from xvbd.store.accounts import Partner
 from xvbd.store.audit import Actor
 from xvbd.store.sessions import WebSession
 from xvbd.web.forms import Field
+from xvbd.web.frame import PageFrame
 from xvbd.web.security import (
     LoginGuard,
     Redirect,
@@ -36,7 +36,6 @@ from xvbd.web.security import (
     password_matches,
     redirect_answer,
     safe_next,
-    secure_headers,
     session_id,
     set_cookie,
 )
@@ -100,10 +99,11 @@ class Principal(Staff):
         return self.session.csrf_token
 
 
-class AdminBase:
+class AdminBase(PageFrame):
     """The frame every operator page shares."""
 
     app = app
+    root, cookie, error_template = ROOT, COOKIE, "admin/error.html"
 
     def __init__(self, settings: Settings, store: Store, counters: Counters,
                  pages: Pages | None = None) -> None:
@@ -135,8 +135,7 @@ class AdminBase:
         also needs the form's CSRF token."""
         who = await self.principal(request)
         if who is None:
-            target = request.uri.decode("utf-8", "replace")
-            raise Redirect(f"{ROOT}/login?{urlencode({'next': target})}")
+            raise self.to_login(request)
         if admin and not who.is_admin:
             raise Refused(403, "This page is the operator's; a partner manages the users of "
                           "its group only.")
@@ -145,15 +144,6 @@ class AdminBase:
         return who
 
     # ------------------------------------------------------------------ pages
-
-    def page(self, request: IRequest, template: str, who: Principal | None,
-             **context: Any) -> bytes:
-        secure_headers(request)
-        notice = request.args.get(b"done", [b""])[0].decode("utf-8", "replace")[:200]
-        parts = request.path.decode("utf-8", "replace").split("/")
-        here = parts[2] if len(parts) > 2 else ""
-        return self.pages.render(template, who=who, root=ROOT, notice=notice, here=here,
-                                 **context)
 
     def form_page(self, request: IRequest, who: Principal, *, title: str, fields:
                   Sequence[Field], values: Mapping[str, Any], action: str,
@@ -170,11 +160,6 @@ class AdminBase:
         return self.page(request, template, who, title=title, sections=sections,
                          values=values, action=action, errors=errors or {}, delete=delete,
                          back=back, **context)
-
-    @staticmethod
-    def done(location: str, message: str) -> Redirect:
-        sep = "&" if "?" in location else "?"
-        return Redirect(f"{location}{sep}done={quote(message)}")
 
     # ------------------------------------------------------------------ login
 
@@ -233,11 +218,7 @@ class AdminBase:
     @app.route("/logout", methods=["POST"])
     async def logout(self, request: IRequest) -> bytes:
         who = await self.principal(request)
-        if who is not None:
-            check_csrf(who.session, form(request), request)
-            await self.store.sessions.close(who.session.id)
-        set_cookie(request, COOKIE, "", ROOT, 0)
-        raise Redirect(f"{ROOT}/login")
+        await self.end_session(request, who.session if who is not None else None)
 
     @app.route("/", methods=["GET"])
     async def home(self, request: IRequest) -> bytes:
@@ -252,15 +233,11 @@ class AdminBase:
 
     @app.handle_errors(Refused)
     def refused(self, request: IRequest, failure: Any) -> bytes:
-        request.setResponseCode(failure.value.code)
-        return self.page(request, "admin/error.html", None, code=failure.value.code,
-                         message=failure.value.message)
+        return self.error_page(request, failure.value.code, failure.value.message)
 
     @app.handle_errors(Exception)
     def failed(self, request: IRequest, failure: Any) -> bytes:
-        code, message = failure_code(request, failure)
-        request.setResponseCode(code)
-        return self.page(request, "admin/error.html", None, code=code, message=message)
+        return self.error_page(request, *failure_code(request, failure))
 
 
 def _next(request: IRequest, data: dict[str, str] | None = None) -> str:

@@ -10,12 +10,7 @@ changed through the tenant's own id in the storage layer.  See ``docs/api.md``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,20 +28,20 @@ from xvbd.web.apirequest import (
     REALM,
     ApiError,
     Handler,
-    answer,
+    ProvenLogins,
     basic_credentials,
     body_fields,
     endpoints,
-    error_answer,
     negotiate_format,
-    no_such_endpoint,
     plain,
     query_fields,
+    serve,
     time_arg,
+    unknown_endpoint,
     unknown_errors,
 )
 from xvbd.web.forms import Field, parse_fields
-from xvbd.web.security import Refused, client_address, password_matches, secure_headers
+from xvbd.web.security import client_address, password_matches, secure_headers
 from xvbd.web.tenant.account import ACCOUNT, ZONES
 from xvbd.web.tenant.base import COOKIE, ROOT, Tenant, app, log
 from xvbd.web.tenant.greetings import GreetingPages, list_greetings
@@ -78,13 +73,6 @@ class Audio:
     filename: str
 
 
-@dataclass(frozen=True)
-class _Proven:
-    user_id: int
-    stored: str
-    expires: float
-
-
 def extension_out(ext: Extension) -> dict[str, Any]:
     out = plain(ext, times=("created_at", "updated_at"))
     out["number"] = ext.number
@@ -98,34 +86,23 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.tapi_clock: Callable[[], float] = time.monotonic
-        self._tapi_key = os.urandom(32)
-        self._tapi_proven: dict[tuple[str, bytes], _Proven] = {}
+        self.tapi_proven = ProvenLogins(CACHE_SECONDS, CACHE_SIZE)
 
     async def _tapi_serve(self, request: IRequest, handler: Handler,
                           kw: dict[str, Any]) -> bytes:
-        fmt = negotiate_format(request, strict=False)
-        try:
+        async def work() -> Any:
             self._tapi_trusted(request)
             negotiate_format(request)
-            who = await self._tapi_tenant(request)
-            data = await handler(self, request, who, **kw)
-        except ApiError as exc:
-            return error_answer(request, fmt, exc, ITEM_NAMES)
-        except Refused as exc:
-            return error_answer(request, fmt, ApiError(exc.code, exc.message), ITEM_NAMES)
-        except Exception:
-            log.failure("tenant API request {method} {uri} failed", method=request.method,
-                        uri=request.uri)
-            return error_answer(request, fmt, ApiError(
-                500, "Something went wrong on the server; it is in the log. Nothing was "
-                "changed unless a later read shows it."), ITEM_NAMES)
-        if isinstance(data, Audio):
+            return await handler(self, request, await self._tapi_tenant(request), **kw)
+
+        def sound(fmt: str, data: Any) -> bytes | None:
+            if not isinstance(data, Audio):
+                return None
             secure_headers(request, b"audio/wav")
             request.setHeader(b"Content-Disposition",
                               f'attachment; filename="{data.filename}"'.encode("ascii"))
             return data.body
-        return answer(request, fmt, data, ITEM_NAMES)
+        return await serve(request, ITEM_NAMES, work, "tenant API request", sound)
 
     def _tapi_trusted(self, request: IRequest) -> None:
         address = client_address(request)
@@ -144,14 +121,12 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
             raise ApiError(429, why, headers={"Retry-After": "900"})
         number, _, code = login.partition("#")
         user = await self.store.accounts.find_user(number, code) if code else None
-        key = (login, hmac.new(self._tapi_key, password.encode(), hashlib.sha256).digest())
-        now = self.tapi_clock()
-        proven = self._tapi_proven.get(key)
-        if not (user is not None and proven is not None and proven.expires > now and
-                proven.user_id == user.id and user.web_password_hash and
-                hmac.compare_digest(proven.stored.encode(), user.web_password_hash.encode())):
-            self._tapi_proven.pop(key, None)
+        proven = self.tapi_proven
+        key = proven.key(login, password)
+        if not (user is not None and user.web_password_hash and
+                proven.holds(key, user.id, user.web_password_hash)):
             if user is None or not await password_matches(password, user.web_password_hash):
+                proven.forget(login)
                 await self.guard.failed("ui", login, address)
                 log.warn("failed tenant API login as {login!r} from {address}", login=login,
                          address=address)
@@ -160,10 +135,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
                                "Account page, not the PIN.",
                                headers={"WWW-Authenticate": REALM})
             await self.guard.succeeded("ui", login)
-            if len(self._tapi_proven) >= CACHE_SIZE:
-                self._tapi_proven.clear()
-            self._tapi_proven[key] = _Proven(user.id, user.web_password_hash,
-                                             now + CACHE_SECONDS)
+            proven.remember(key, user.id, user.web_password_hash)
         if user.locked:
             raise ApiError(403, "Your account is locked; ask your provider.")
         group = await self.store.accounts.get_group(user.group_id)
@@ -610,13 +582,8 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     @app.route("/api/<path:rest>", methods=None, endpoint="tapi_unknown")
     async def tapi_unknown(self, request: IRequest, rest: str = "") -> bytes:
         """No such endpoint (or not with this method): an answer in the API's format."""
-        fmt = negotiate_format(request, strict=False)
-        try:
-            self._tapi_trusted(request)
-        except ApiError as exc:
-            return error_answer(request, fmt, exc, ITEM_NAMES)
-        return error_answer(request, fmt, no_such_endpoint(self.app, request, ROOT,
-                                                           "tapi_unknown"), ITEM_NAMES)
+        return await unknown_endpoint(request, ITEM_NAMES, self._tapi_trusted, self.app,
+                                      ROOT, "tapi_unknown")
 
 
 def _int(value: Any, name: str) -> int:

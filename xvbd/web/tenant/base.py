@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from klein import Klein
 from twisted.web.iweb import IRequest
@@ -23,6 +22,7 @@ from xvbd.store import Store
 from xvbd.store.accounts import Group, User
 from xvbd.store.audit import Actor
 from xvbd.store.sessions import WebSession
+from xvbd.web.frame import PageFrame
 from xvbd.web.security import (
     LoginGuard,
     Redirect,
@@ -34,7 +34,6 @@ from xvbd.web.security import (
     password_matches,
     redirect_answer,
     safe_next,
-    secure_headers,
     session_id,
     set_cookie,
 )
@@ -77,10 +76,11 @@ class Tenant:
         return bool(self.user.read_only)
 
 
-class TenantBase:
+class TenantBase(PageFrame):
     """The frame every tenant page shares."""
 
     app = app
+    root, cookie, error_template = ROOT, COOKIE, "tenant/error.html"
 
     def __init__(self, settings: Settings, store: Store, counters: Counters,
                  pages: Pages | None = None, directory: Any = None) -> None:
@@ -111,8 +111,7 @@ class TenantBase:
         an account that is not read-only."""
         who = await self.current(request)
         if who is None:
-            target = request.uri.decode("utf-8", "replace")
-            raise Redirect(f"{ROOT}/login?{urlencode({'next': target})}")
+            raise self.to_login(request)
         if change:
             check_csrf(who.session, form(request), request)
             if who.read_only:
@@ -133,22 +132,6 @@ class TenantBase:
             self.directory.invalidate_user(who.id)
 
     # ------------------------------------------------------------------ pages
-
-    def page(self, request: IRequest, template: str, who: Tenant | None,
-             **context: Any) -> bytes:
-        secure_headers(request)
-        notice = request.args.get(b"done", [b""])[0].decode("utf-8", "replace")[:200]
-        parts = request.path.decode("utf-8", "replace").split("/")
-        here = parts[2] if len(parts) > 2 else ""
-        return self.pages.render(template, who=who, root=ROOT, notice=notice, here=here,
-                                 **context)
-
-    @staticmethod
-    def done(location: str, message: str) -> Redirect:
-        """Back to ``location`` (which may end in ``#anchor``) saying ``message``."""
-        path, hash_, anchor = location.partition("#")
-        sep = "&" if "?" in path else "?"
-        return Redirect(f"{path}{sep}done={quote(message)}{hash_}{anchor}")
 
     # ------------------------------------------------------------------ login
 
@@ -193,11 +176,7 @@ class TenantBase:
     @app.route("/logout", methods=["POST"])
     async def tenant_logout(self, request: IRequest) -> bytes:
         who = await self.current(request)
-        if who is not None:
-            check_csrf(who.session, form(request), request)
-            await self.store.sessions.close(who.session.id)
-        set_cookie(request, COOKIE, "", ROOT, 0)
-        raise Redirect(f"{ROOT}/login")
+        await self.end_session(request, who.session if who is not None else None)
 
     # ------------------------------------------------------------------ refusals
 
@@ -207,15 +186,11 @@ class TenantBase:
 
     @app.handle_errors(Refused)
     def tenant_refused(self, request: IRequest, failure: Any) -> bytes:
-        request.setResponseCode(failure.value.code)
-        return self.page(request, "tenant/error.html", None, code=failure.value.code,
-                         message=failure.value.message)
+        return self.error_page(request, failure.value.code, failure.value.message)
 
     @app.handle_errors(Exception)
     def tenant_failed(self, request: IRequest, failure: Any) -> bytes:
-        code, message = failure_code(request, failure)
-        request.setResponseCode(code)
-        return self.page(request, "tenant/error.html", None, code=code, message=message)
+        return self.error_page(request, *failure_code(request, failure))
 
 
 async def _secret_matches(user: User, secret: str) -> bool:
