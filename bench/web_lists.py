@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from xvbd.config import DatabaseURL, database_url  # noqa: E402
 from xvbd.store import migrations  # noqa: E402
-from xvbd.store.cdr import CDRFilter, CDRKey, _listing  # noqa: E402
+from xvbd.store.cdr import INSERT_COLUMNS, CDRFilter, CDRKey, _listing  # noqa: E402
 from xvbd.store.db import Txn  # noqa: E402
 
 BATCH = 20_000
@@ -109,10 +109,7 @@ def fill(url: DatabaseURL, args: argparse.Namespace) -> dict[str, Any]:
 
     rng = random.Random(615)
     busy = [rng.randrange(args.users) for _ in range(max(1, args.users // 100))]
-    columns = ("record_id", "call_id", "server_id", "subscr_id", "access_code", "caller_id",
-               "called_id", "ext_number", "type", "call_type", "create_timestamp",
-               "start_timestamp", "stop_timestamp", "process_timestamp", "cost", "sys_cost",
-               "currency_id", "data")
+    columns = INSERT_COLUMNS
     insert = (f"INSERT INTO cdrs ({', '.join(columns)}) "
               f"VALUES ({', '.join('?' for _ in columns)})")
     span = args.days * 86400

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from xvbd.store.cdr import INSERT_COLUMNS
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 UNITS = 10_000  # money is kept in 1/10000 of the currency unit
 
@@ -51,9 +53,9 @@ class CDRRecord:
         return ", ".join(parts)
 
     def row_values(self) -> tuple[Any, ...]:
-        """The record as the ``cdrs`` table's insert values (``ROW_COLUMNS`` order)."""
+        """The record as the ``cdrs`` table's insert values (the store's column order)."""
         row = self.row()
-        return tuple(row[c] for c in ROW_COLUMNS)
+        return tuple(row[c] for c in INSERT_COLUMNS)
 
     def row(self) -> dict[str, Any]:
         """The record as a row of the ``cdrs`` table."""
@@ -71,12 +73,6 @@ class CDRRecord:
             "cost": self.cost, "sys_cost": self.sys_cost,
             "currency_id": int(f.get("CURRENCY_ID", 0) or 0), "data": self.data,
         }
-
-
-ROW_COLUMNS = ("record_id", "call_id", "server_id", "subscr_id", "access_code", "caller_id",
-               "called_id", "ext_number", "type", "call_type", "create_timestamp",
-               "start_timestamp", "stop_timestamp", "process_timestamp", "cost", "sys_cost",
-               "currency_id", "data")
 
 
 def data_text(items: dict[str, Any]) -> str:

@@ -215,6 +215,33 @@ def _unique(txn: Txn, fn: Callable[[], Any], what: str) -> Any:
         raise
 
 
+def move_balance(txn: Txn, user_id: int, amount: int, now: int, reason: str, *,
+                 actor_kind: str = "system", actor: str = "", call_id: str = "",
+                 allow_overdraft: bool = False) -> int:
+    """Add ``amount`` (negative: take) to a balance inside ``txn``: one conditional UPDATE
+    (a debit the balance cannot pay raises :class:`InsufficientBalance`, unless
+    ``allow_overdraft``), the movement in ``balance_ops`` and, when someone is acting, the
+    journal; returns the new balance.  Every change of a balance goes through here."""
+    guard = "" if allow_overdraft or amount >= 0 else " AND balance + ? >= 0"
+    params: list[Any] = [amount, now, user_id]
+    if guard:
+        params.append(amount)
+    txn.execute(f"UPDATE users SET balance = balance + ?, updated_at = ? WHERE id = ?{guard}",
+                params)
+    if txn.rowcount == 0:
+        if USERS.get(txn, user_id) is None:
+            raise NotFound(f"no user {user_id}")
+        raise InsufficientBalance(f"user {user_id} cannot pay {-amount}")
+    balance = int(txn.scalar("SELECT balance FROM users WHERE id = ?", (user_id,)))
+    if txn.actor is not None:
+        journal_rows(txn, txn.actor, "users", user_id, {"balance": balance - amount},
+                     {"balance": balance}, user_id)
+    BALANCE_OPS.insert(txn, {"user_id": user_id, "created_at": now, "amount": amount,
+                             "balance_after": balance, "reason": reason,
+                             "actor_kind": actor_kind, "actor": actor, "call_id": call_id})
+    return balance
+
+
 class Accounts:
     """Repository of the operator's objects."""
 
@@ -420,25 +447,8 @@ class Accounts:
         def change(txn: Txn) -> int:
             if in_group is not None and _user_in(txn, user_id, in_group) is None:
                 raise NotFound(f"no user {user_id}")
-            guard = "" if allow_overdraft or amount >= 0 else " AND balance + ? >= 0"
-            params: list[Any] = [amount, now, user_id]
-            if guard:
-                params.append(amount)
-            txn.execute(f"UPDATE users SET balance = balance + ?, updated_at = ? "
-                        f"WHERE id = ?{guard}", params)
-            if txn.rowcount == 0:
-                if USERS.get(txn, user_id) is None:
-                    raise NotFound(f"no user {user_id}")
-                raise InsufficientBalance(f"user {user_id} cannot pay {-amount}")
-            balance = int(txn.scalar("SELECT balance FROM users WHERE id = ?", (user_id,)))
-            if txn.actor is not None:
-                journal_rows(txn, txn.actor, "users", user_id, {"balance": balance - amount},
-                             {"balance": balance}, user_id)
-            BALANCE_OPS.insert(txn, {"user_id": user_id, "created_at": now, "amount": amount,
-                                     "balance_after": balance, "reason": reason,
-                                     "actor_kind": actor_kind, "actor": actor,
-                                     "call_id": call_id})
-            return balance
+            return move_balance(txn, user_id, amount, now, reason, actor_kind=actor_kind,
+                                actor=actor, call_id=call_id, allow_overdraft=allow_overdraft)
         return await self._db.run_interaction(change)
 
     async def balance_history(self, user_id: int, limit: int = 50) -> list[BalanceOp]:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from xvbd.store.accounts import BALANCE_OPS, InsufficientBalance, NotFound
+from xvbd.store.accounts import InsufficientBalance, move_balance
 from xvbd.store.db import Database, Txn
 from xvbd.store.table import Table
 
@@ -31,20 +31,8 @@ HOLDS = Table("balance_holds", Hold, key="call_id", owner="user_id")
 
 def _move(txn: Txn, user_id: int, amount: int, now: int, reason: str, call_id: str,
           allow_overdraft: bool = False) -> int:
-    """Add ``amount`` (negative: take) to a balance in one conditional UPDATE, journaled."""
-    guard = "" if allow_overdraft or amount >= 0 else " AND balance + ? >= 0"
-    params: list[int] = [amount, now, user_id] + ([amount] if guard else [])
-    txn.execute(f"UPDATE users SET balance = balance + ?, updated_at = ? WHERE id = ?{guard}",
-                params)
-    if txn.rowcount == 0:
-        if not txn.scalar("SELECT COUNT(*) FROM users WHERE id = ?", (user_id,)):
-            raise NotFound(f"no user {user_id}")
-        raise InsufficientBalance(f"user {user_id} cannot pay {-amount}")
-    balance = int(txn.scalar("SELECT balance FROM users WHERE id = ?", (user_id,)))
-    BALANCE_OPS.insert(txn, {"user_id": user_id, "created_at": now, "amount": amount,
-                             "balance_after": balance, "reason": reason,
-                             "actor_kind": "system", "actor": "billing", "call_id": call_id})
-    return balance
+    return move_balance(txn, user_id, amount, now, reason, actor="billing", call_id=call_id,
+                        allow_overdraft=allow_overdraft)
 
 
 class Billing:

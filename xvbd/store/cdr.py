@@ -48,7 +48,8 @@ class CDRRow:
 
 
 CDRS = Table("cdrs", CDRRow, owner="subscr_id")
-_INSERT_COLUMNS = tuple(c for c in CDRS.columns if c != "id")
+#: The columns a record is written with, in the order of its values (the CDR sink's rows).
+INSERT_COLUMNS = tuple(c for c in CDRS.columns if c != "id")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 
 
@@ -163,7 +164,7 @@ class CDRs:
         """Insert rows given as tuples of the table's columns without ``id`` (the CDR
         emitter's form); a record already stored is skipped.  Returns how many were new."""
         def insert(txn: Txn) -> int:
-            txn.executemany(txn.dialect.insert_ignore("cdrs", _INSERT_COLUMNS), rows)
+            txn.executemany(txn.dialect.insert_ignore("cdrs", INSERT_COLUMNS), rows)
             return max(txn.rowcount, 0)
         return await self._db.run_interaction(insert) if rows else 0
 
@@ -172,7 +173,7 @@ class CDRs:
         already stored is skipped, so replaying a batch never duplicates.  Returns how many
         were new."""
         return await self.insert_rows(
-            [tuple(r.get(c, _DEFAULTS.get(c)) for c in _INSERT_COLUMNS) for r in records])
+            [tuple(r.get(c, _DEFAULTS.get(c)) for c in INSERT_COLUMNS) for r in records])
 
     async def for_user(self, user_id: int, flt: CDRFilter = CDRFilter(), *,
                        before_id: int | None = None, limit: int = 50) -> list[CDRRow]:

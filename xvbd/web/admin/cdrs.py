@@ -12,9 +12,7 @@ Dates are whole days in UTC, like every time the admin web shows: "from 2026-03-
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -30,6 +28,7 @@ from xvbd.store.accounts import Currency
 from xvbd.store.cdr import CDRFilter, CDRKey, CDRRow
 from xvbd.web.admin import schemas
 from xvbd.web.admin.base import ROOT, AdminBase, Principal, app
+from xvbd.web.csvout import csv_bytes, safe_cell
 from xvbd.web.forms import FieldError, day_start, parse_day
 from xvbd.web.security import form, secure_headers
 from xvbd.web.templating import money, when
@@ -39,7 +38,6 @@ PAGE = 50
 EXPORT_BATCH = 5000
 CALL_TYPES = ("incoming", "callback", "callblast")
 #: A spreadsheet runs a cell that starts with one of these as a formula.
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 #: (name in the query, label, most characters)
 TEXT_FILTERS = (("caller", "Caller ID", 255), ("called", "Called number", 255),
@@ -122,29 +120,13 @@ def _day(text: str, label: str, name: str, errors: dict[str, str]) -> date | Non
         return None
 
 
-def _cell(text: str) -> str:
-    """A text cell a spreadsheet shows as text: a leading = + - @ would make it a formula
-    (a caller id is chosen by whoever calls), so it gets a ' in front."""
-    return "'" + text if text.startswith(_FORMULA) else text
-
-
 def csv_row(row: CDRRow, currencies: Mapping[int, Currency]) -> list[str]:
     currency = currencies.get(row.currency_id)
-    return [when(row.start_timestamp), _cell(row.caller_id), hms(row.duration),
+    return [when(row.start_timestamp), safe_cell(row.caller_id), hms(row.duration),
             money(row.cost, currency.digits if currency else 2),
-            currency.code if currency else "", _cell(row.called_id), _cell(row.access_code),
-            _cell(row.type), _cell(row.call_type), _cell(row.ext_number), _cell(row.server_id),
-            _cell(row.call_id)]
-
-
-def csv_bytes(lines: Iterable[Sequence[str]], *, bom: bool = False) -> bytes:
-    """``lines`` as CSV in UTF-8 (RFC 4180: CRLF, a field with , " or a line break quoted);
-    ``bom`` puts the byte order mark in front, which spreadsheets need to read UTF-8."""
-    out = io.StringIO()
-    if bom:
-        out.write("\ufeff")
-    csv.writer(out).writerows(lines)
-    return out.getvalue().encode("utf-8")
+            currency.code if currency else "",
+            *map(safe_cell, (row.called_id, row.access_code, row.type, row.call_type,
+                             row.ext_number, row.server_id, row.call_id))]
 
 
 def csv_records(rows: Sequence[CDRRow], currencies: Mapping[int, Currency]) -> bytes:

@@ -25,8 +25,9 @@ from twisted.web.iweb import IRequest
 from xvbd.store.audit import acting
 from xvbd.store.report_runner import ReportRefused, ReportResult, ReportRunner, check_text
 from xvbd.store.reports import MOMENT_HELP, Report, moment
-from xvbd.web.admin import cdrs
+from xvbd.web import csvout
 from xvbd.web.admin.base import ROOT, AdminBase, Principal, app
+from xvbd.web.csvout import safe_cell
 from xvbd.web.forms import Field, FieldError, day_start, parse_day, parse_fields
 from xvbd.web.security import Redirect, Refused, form, number_arg, secure_headers
 
@@ -275,22 +276,11 @@ class ReportPages(AdminBase):
         raise self.done(f"{ROOT}/reports", f"Report {report.name} deleted.")
 
 
-_RISKY_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
-
-
-def _safe_cell(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula: text starting with = + - @ (other
-    than a plain number such as -5 or +74951234567) gets a leading apostrophe."""
-    if text.startswith(_RISKY_START) and not _NUMBER.fullmatch(text):
-        return "'" + text
-    return text
-
-
 def csv_bytes(result: ReportResult) -> bytes:
     """The result as CSV (as the CDR export writes it: a BOM, CRLF rows, fields quoted where
     needed); a last line says when the rows were cut."""
     cut = [[f"(cut at {result.limit} rows; narrow the period for the rest)"]]
-    return cdrs.csv_bytes(chain([[_safe_cell(c.label) for c in result.columns]],
-                                ([_safe_cell(v) for v in row] for row in result.rows),
-                                cut if result.truncated else []), bom=True)
+    return csvout.csv_bytes(chain([[safe_cell(c.label, numbers=True) for c in result.columns]],
+                                  ([safe_cell(v, numbers=True) for v in row]
+                                   for row in result.rows),
+                                  cut if result.truncated else []), bom=True)
