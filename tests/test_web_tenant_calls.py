@@ -76,5 +76,21 @@ class WebBuiltMenuTests(EngineCase):
         self.assertTrue(any(c.startswith("STREAM FILE demo-thanks ") for c in peer.commands),
                         peer.commands)
 
+        # an employee added on the web is found by the very next call (the engine keeps
+        # each directory a few seconds and is told of the change)
+        directory = await self.store.ivr.add_child(user.id, main.id, "4", "Directory",
+                                                   {"search": "number"})
+        self.directory.invalidate_user(user.id)
+        self.directory.ttl = 3600.0  # the calls move the test clock on; the cache stays
+        peer = await self.call(Caller(keys=["4", "21", None, "*"]), args=("100",))
+        self.assertIn('STREAM FILE dir-nomatch ""', peer.commands)
+        await browser.get(f"/ui/ivr/{directory.id}/employees")
+        page = await browser.post(f"/ui/ivr/{directory.id}/employees",
+                                  {"number": "21", "name": "Ivanov", "phones": "79001"})
+        self.assertIn("Ivanov added as 21.", page.text)
+        peer = await self.call(Caller(keys=["4", "21", None, "1"], dial=["ANSWER"]),
+                               args=("100",))
+        self.assertIn('SAY DIGITS 21 ""', peer.commands)
+
 
 WebBuiltMenuOnSQLite, WebBuiltMenuOnMariaDB = on_both_backends(WebBuiltMenuTests)

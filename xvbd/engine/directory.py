@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred
 
 from xvbd.store import Store
 from xvbd.store.accounts import Group, Node, Tariff, User
+from xvbd.store.features import DirectoryEntry
 from xvbd.store.ivr import Extension
 
 T = TypeVar("T")
@@ -116,9 +117,11 @@ class Directory:
             self._entries.clear()
 
     def invalidate_user(self, user_id: int) -> None:
-        """Forget everything cached about one tenant (its tree and its user rows)."""
+        """Forget everything cached about one tenant (its tree, its company directories and
+        its user rows)."""
         for key in [k for k, (_, v) in self._entries.items()
-                    if k == ("tree", user_id) or (isinstance(v, User) and v.id == user_id)]:
+                    if k[:2] in (("tree", user_id), ("dir", user_id)) or
+                    (isinstance(v, User) and v.id == user_id)]:
             del self._entries[key]
 
     def clear(self) -> None:
@@ -152,6 +155,13 @@ class Directory:
     async def type_limits(self, group_id: int) -> dict[str, int]:
         return await self._cached(("limits", group_id),
                                   lambda: self.store.accounts.type_limits(group_id))
+
+    async def directory_entries(self, user_id: int, ext_id: int) -> list[DirectoryEntry]:
+        """The employees of one Directory extension (the Directory type reads them on each
+        visit; the tenant's web edits forget them at once)."""
+        async def load() -> list[DirectoryEntry]:
+            return await self.store.features.directory(user_id, ext_id)
+        return await self._cached(("dir", user_id, ext_id), load)
 
     async def tree(self, user_id: int) -> Tree:
         async def load() -> Tree:

@@ -54,7 +54,7 @@ class DirectoryType:
 
     async def run(self, call: Call, ext: Extension, settings: Any, tree: Tree) -> Next:
         assert call.user is not None and call.group is not None
-        entries = await call.engine.store.features.directory(call.user.id, ext.id)
+        entries = await call.engine.directory.directory_entries(call.user.id, ext.id)
         longest = max([len(e.number) for e in entries] + [settings.letters])
         asked = call.engine.clock.seconds()
         prompt = "silence/1" if settings.greeting else INTRO

@@ -422,6 +422,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
         try:
             with acting(who.actor):
                 entry = await self.store.features.add_directory_entry(who.id, ext.id, **values)
+            self.changed(who)  # calls hear the directory as it is now
         except Conflict:
             raise ApiError(409, f"Number {values['number']} belongs to another employee "
                            "already.") from None
@@ -443,6 +444,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
         try:
             with acting(who.actor):
                 await self.store.features.update_directory_entry(who.id, entry.id, **values)
+            self.changed(who)  # calls hear the directory as it is now
         except Conflict:
             raise ApiError(409, f"Number {values['number']} belongs to another employee "
                            "already.") from None
@@ -455,6 +457,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
         entry = await self._tapi_entry(who, entry_id)
         with acting(who.actor):
             await self.store.features.delete_directory_entry(who.id, entry.id)
+        self.changed(who)  # calls hear the directory as it is now
         return {"deleted": 1}
 
     @endpoint(f"/api/extensions/{EXT_ID}/callblast", ["GET"], "callblast")

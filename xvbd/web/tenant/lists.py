@@ -84,6 +84,7 @@ class ListPages(TenantBase):
             try:
                 with acting(who.actor):
                     await self.store.features.add_directory_entry(who.id, ext.id, **values)
+                self.changed(who)  # calls hear the directory as it is now
                 raise self.done(f"{ROOT}/ivr/{ext.id}/employees",
                                 f"{values['name']} added as {values['number']}.")
             except Conflict:
@@ -101,6 +102,7 @@ class ListPages(TenantBase):
         if data.get("delete"):
             with acting(who.actor):
                 await self.store.features.delete_directory_entry(who.id, entry.id)
+            self.changed(who)  # calls hear the directory as it is now
             raise self.done(f"{ROOT}/ivr/{ext.id}/employees", "Employee removed.")
         values, why = self._employee(data)
         if not why:
@@ -108,6 +110,7 @@ class ListPages(TenantBase):
                 with acting(who.actor):
                     await self.store.features.update_directory_entry(who.id, entry.id,
                                                                      **values)
+                self.changed(who)  # calls hear the directory as it is now
                 raise self.done(f"{ROOT}/ivr/{ext.id}/employees", f"{values['name']} saved.")
             except Conflict:
                 why = f"Number {values['number']} belongs to another employee already."
