@@ -23,10 +23,11 @@ def valid_phone(number: str) -> bool:
 
 
 async def dial(call: Call, phones: list[str], ring: int, context: str = "") -> str:
-    """Ring ``phones`` at once through the group's dialout context (or ``context``);
-    DIALSTATUS."""
+    """Ring ``phones`` at once through the group's dialout context (or ``context``) for
+    ``ring`` seconds (0: ``[TIMEOUT] DIALOUT``); DIALSTATUS."""
     assert call.group is not None
     context = context or call.group.dialout_context
+    ring = ring or call.engine.settings.timeout.dialout
     if call.charge is not None:  # hold what a long talk needs, if the balance has it
         await call.charge.ensure(ring + BRIDGE_SECONDS)
     ring = max(1, int(min(ring, call.time_left())))

@@ -160,6 +160,34 @@ class Callblast:
             return PHONES.get(txn, new_id, owner=user_id)  # type: ignore[return-value]
         return await self._db.run_interaction(add)
 
+    async def add_phones(self, user_id: int, item_id: int, phones: list[str]
+                         ) -> tuple[int, str]:
+        """Add ``phones`` to a list in one transaction (one already there, or twice in
+        ``phones``, is skipped): how many were added, and '' or the plan's limit that
+        stopped the rest."""
+        def add(txn: Txn) -> tuple[int, str]:
+            if ITEMS.get(txn, item_id, owner=user_id) is None:
+                raise NotFound(f"no callblast item {item_id} for this user")
+            limit = _group_limits(txn, user_id)[1]
+            there = {p.phone for p in PHONES.select(txn, "item_id = ?", (item_id,),
+                                                     owner=user_id)}
+            added, why = 0, ""
+            for phone in dict.fromkeys(phones):
+                if phone in there:
+                    continue
+                if 0 <= limit <= len(there):
+                    why = (f"a callblast item may have at most {limit} phone(s) in this "
+                           f"plan; it has {len(there)}")
+                    break
+                PHONES.insert(txn, {"item_id": item_id, "user_id": user_id, "phone": phone})
+                there.add(phone)
+                added += 1
+            if added:  # a finished list is called again for its new phones
+                txn.execute("UPDATE callblast_items SET status = 'active' WHERE id = ? AND "
+                            "user_id = ? AND status = 'done'", (item_id, user_id))
+            return added, why
+        return await self._db.run_interaction(add)
+
     async def phones(self, user_id: int, item_id: int) -> list[CallblastPhone]:
         return await self._db.run_interaction(PHONES.select, "item_id = ?", (item_id,),
                                               owner=user_id)

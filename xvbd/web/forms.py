@@ -53,6 +53,7 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     max_length: int = 255
+    min_length: int = 0  # when not empty (a password)
     choices: tuple[tuple[str, str], ...] = ()  # (value, label)
     pattern: str = ""  # the whole value must match
     pattern_help: str = ""
@@ -96,6 +97,8 @@ class Field:
             return text
         if len(text) > self.max_length:
             raise FieldError(f"{self.label}: at most {self.max_length} characters")
+        if text and len(text) < self.min_length:
+            raise FieldError(f"{self.label}: at least {self.min_length} characters.")
         if any(ord(c) < 32 for c in text) and self.kind != "textarea":
             raise FieldError(f"{self.label}: no control characters or line breaks")
         if self.pattern and not re.fullmatch(self.pattern, text):

@@ -92,8 +92,7 @@ class DirectoryType:
             await call.play(prompts.NOT_AVAILABLE)
             return Next.UP
         await call.play(prompts.HOLD_WHILE_TRYING)
-        status = await dial(call, phones, settings.ring_seconds
-                            or call.engine.settings.timeout.dialout)
+        status = await dial(call, phones, settings.ring_seconds)
         call.step_data = {"EMPLOYEE": entry.number, "STATUS": status}
         if status == "ANSWER":
             return Next.HANGUP

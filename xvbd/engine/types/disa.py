@@ -53,8 +53,7 @@ class DisaType:
             call.step_data = {"NUMBER": number or "-", "STATUS": "REFUSED"}
             await call.play(REFUSED)
             return Next.UP
-        status = await dial(call, [number], settings.ring_seconds
-                            or call.engine.settings.timeout.dialout)
+        status = await dial(call, [number], settings.ring_seconds)
         call.step_data = {"NUMBER": number, "STATUS": status}
         if status == "ANSWER":
             return Next.HANGUP

@@ -53,13 +53,12 @@ class FollowMeType:
             await call.play(prompts.NOT_AVAILABLE)
             return Next.UP
         await call.play(prompts.HOLD_WHILE_TRYING)
-        ring = settings.ring_seconds or call.engine.settings.timeout.dialout
         groups = [phones] if settings.mode == "parallel" else [[p] for p in phones]
         status = "NOANSWER"
         for group in groups:
             if await call.out_of_time():
                 break
-            status = await dial(call, group, ring)
+            status = await dial(call, group, settings.ring_seconds)
             call.step_data = {"PHONE": "&".join(group), "STATUS": status}
             if status == "ANSWER":
                 return Next.HANGUP

@@ -39,8 +39,7 @@ class MultiDialoutType:
         if not phones or not call.group.dialout_context:
             await call.play(prompts.NOT_AVAILABLE)
             return Next.UP
-        status = await dial(call, phones, settings.ring_seconds
-                            or call.engine.settings.timeout.dialout)
+        status = await dial(call, phones, settings.ring_seconds)
         call.step_data = {"PHONES": "&".join(phones), "STATUS": status}
         if status == "ANSWER":
             return Next.HANGUP

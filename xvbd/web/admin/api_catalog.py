@@ -299,8 +299,6 @@ class CatalogApi(ApiRoutes):
         if "password" not in errors:
             if not password and not partial:
                 errors["password"] = "A new partner needs a password (at least 8 characters)."
-            elif password and len(password) < 8:
-                errors["password"] = "Password: at least 8 characters."
             elif "password" in data and not password:
                 errors["password"] = ("Password: at least 8 characters; leave the field out "
                                       "to keep the password.")

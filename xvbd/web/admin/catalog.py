@@ -328,8 +328,6 @@ class CatalogPages(AdminBase):
         values, errors = parse_fields(fields, form(request))
         if not values.get("password") and "password" not in errors:
             errors["password"] = "A new partner needs a password."
-        elif len(values.get("password", "")) < 8:
-            errors["password"] = "Password: at least 8 characters."
         if not errors:
             secret: str = await deferToThread(hash_password, values.pop("password"))
             try:
@@ -361,8 +359,6 @@ class CatalogPages(AdminBase):
         fields = await self._partner_fields()
         values, errors = parse_fields(fields, form(request))
         password = values.pop("password", "")
-        if password and len(password) < 8:
-            errors["password"] = "Password: at least 8 characters."
         if not errors:
             if password:
                 values["password_hash"] = await deferToThread(hash_password, password)

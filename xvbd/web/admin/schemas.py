@@ -141,7 +141,8 @@ USER = (
 PARTNER = (
     Field("login", "Login", required=True, pattern=r"[A-Za-z0-9_.@-]{1,64}",
           pattern_help="letters, digits, . _ @ -"),
-    Field("password", "Password", "password", help="at least 8 characters; empty keeps it"),
+    Field("password", "Password", "password", min_length=8,
+          help="at least 8 characters; empty keeps it"),
     Field("group_id", "Group", "int", required=True, minimum=1),
     Field("description", "Description"),
     Field("can_change_balance", "May top up and debit balances", "bool"),

@@ -14,7 +14,7 @@ from xvbd.engine.dialing import valid_phone
 from xvbd.outbound.callblast import ItemSettings
 from xvbd.store.accounts import Conflict, NotFound
 from xvbd.store.audit import acting
-from xvbd.store.callblast import CallblastItem, LimitReached
+from xvbd.store.callblast import CallblastItem
 from xvbd.store.ivr import Extension
 from xvbd.web.security import Refused, form, number_arg
 from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, app
@@ -198,20 +198,9 @@ class ListPages(TenantBase):
                          ) -> tuple[int, str]:
         """Add ``phones`` to a list (one already there is skipped): how many were added, and
         '' or why the rest were not (the plan's limit)."""
-        added = 0
-        try:
-            with acting(who.actor):
-                for phone in phones:
-                    try:
-                        await self.store.callblast.add_phone(who.id, item.id, phone)
-                        added += 1
-                    except LimitReached:
-                        raise
-                    except Conflict:
-                        continue  # already in the list
-        except LimitReached as exc:
-            return added, f"{added} added; then: {exc}."
-        return added, ""
+        with acting(who.actor):
+            added, limit = await self.store.callblast.add_phones(who.id, item.id, phones)
+        return added, f"{added} added; then: {limit}." if limit else ""
 
     async def delete_phone(self, who: Tenant, item: CallblastItem, phone_id: int) -> None:
         """Remove a phone from a list (404 when the list has no such phone)."""
