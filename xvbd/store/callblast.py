@@ -192,8 +192,16 @@ class Callblast:
         return await self._db.run_interaction(PHONES.select, "item_id = ?", (item_id,),
                                               owner=user_id)
 
-    async def delete_phone(self, user_id: int, phone_id: int) -> bool:
-        return await self._db.run_interaction(PHONES.delete, phone_id, owner=user_id)
+    async def delete_phone(self, user_id: int, phone_id: int, item_id: int | None = None
+                           ) -> bool:
+        """Remove one of the user's phones (of list ``item_id`` when given); False when
+        there is no such phone."""
+        def delete(txn: Txn) -> bool:
+            if item_id is not None and not PHONES.count(txn, "id = ? AND item_id = ?",
+                                                        (phone_id, item_id), owner=user_id):
+                return False
+            return PHONES.delete(txn, phone_id, owner=user_id)
+        return await self._db.run_interaction(delete)
 
     async def record_result(self, user_id: int, phone_id: int, result: str, *,
                             call_id: str = "", duration: int = 0,

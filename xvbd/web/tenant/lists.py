@@ -204,10 +204,9 @@ class ListPages(TenantBase):
 
     async def delete_phone(self, who: Tenant, item: CallblastItem, phone_id: int) -> None:
         """Remove a phone from a list (404 when the list has no such phone)."""
-        if not any(p.id == phone_id for p in await self.store.callblast.phones(who.id, item.id)):
-            raise Refused(404, "This list has no such phone.")
         with acting(who.actor):
-            await self.store.callblast.delete_phone(who.id, phone_id)
+            if not await self.store.callblast.delete_phone(who.id, phone_id, item.id):
+                raise Refused(404, "This list has no such phone.")
 
     @app.route("/callblast/<item_id>/delete", methods=["POST"])
     async def callblast_delete(self, request: IRequest, item_id: str) -> bytes:
