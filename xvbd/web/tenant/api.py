@@ -357,7 +357,8 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
     async def tapi_message_audio(self, request: IRequest, who: Tenant, message_id: int) -> Any:
         """The recording as WAV (marks the message read, as playing it on the page does)."""
         message = await self._message(who, message_id)
-        body = await deferToThread(_as_wav, self._file(who, message), message.file_format)
+        body = await deferToThread(_as_wav, await self._file(who, message),
+                                   message.file_format)
         if body is None:
             raise ApiError(404, "This message's recording is missing or cannot be read.")
         if not message.is_read and not who.read_only:

@@ -39,13 +39,14 @@ class MessagePages(TenantBase):
             raise Refused(404, f"You have no message {message_id}.")
         return message
 
-    def _file(self, who: Tenant, message: Message) -> Path:
-        """The recording's file, which must be in the tenant's own directory."""
-        own = tenant_dir(self.settings.path.media_dir, who.id).resolve()
-        path = Path(f"{message.file_name}.{message.file_format}").resolve()
-        if own not in path.parents:
+    async def _file(self, who: Tenant, message: Message) -> Path:
+        """The recording's file, which must be in the tenant's own directory (the links
+        resolved off the reactor thread)."""
+        path = await deferToThread(_inside, tenant_dir(self.settings.path.media_dir, who.id),
+                                   Path(f"{message.file_name}.{message.file_format}"))
+        if path is None:
             log.warn("message {id} of user {user} points outside the user's directory: "
-                     "{path}", id=message.id, user=who.id, path=str(path))
+                     "{path}", id=message.id, user=who.id, path=message.file_name)
             raise Refused(404, "This message's recording is not available.")
         return path
 
@@ -68,7 +69,7 @@ class MessagePages(TenantBase):
         """The recording as WAV (``?download=1``: as an attachment)."""
         who = await self.tenant(request)
         message = await self._message(who, message_id)
-        path = self._file(who, message)
+        path = await self._file(who, message)
         body = await deferToThread(_as_wav, path, message.file_format)
         if body is None:
             raise Refused(404, "This message's recording is missing or cannot be read; "
@@ -102,10 +103,16 @@ class MessagePages(TenantBase):
     async def delete_message(self, who: Tenant, message_id: str | int) -> None:
         """Delete one of the tenant's messages and its recording."""
         message = await self._message(who, message_id)
-        path = self._file(who, message)
+        path = await self._file(who, message)
         with acting(who.actor):
             await self.store.messages.delete(who.id, message.id)
         await deferToThread(path.unlink, missing_ok=True)
+
+
+def _inside(own: Path, path: Path) -> Path | None:
+    """``path`` with its links resolved, if that is inside ``own``; else None."""
+    real = path.resolve()
+    return real if own.resolve() in real.parents else None
 
 
 def _as_wav(path: Path, fmt: str) -> bytes | None:
