@@ -41,10 +41,10 @@ from twisted.internet import epollreactor  # noqa: E402
 if __name__ == "__main__":
     epollreactor.install()
 
+from measure import TICK, cpu_seconds, percentile  # noqa: E402
 from twisted.internet.protocol import ClientFactory, Protocol  # noqa: E402
 
 BIN = Path(sys.executable).parent
-TICK = os.sysconf("SC_CLK_TCK")
 
 # ------------------------------------------------------------------ the bench tenant
 
@@ -278,11 +278,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds of each thread of ``pid`` (the reactor is the main thread)."""
     out: dict[str, float] = {}
@@ -392,11 +387,6 @@ def drop_mysql(url: str) -> None:
                            password=parsed.password)
     conn.cursor().execute(f"DROP DATABASE IF EXISTS `{parsed.name}`")
     conn.close()
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else 0.0
 
 
 def run_load(port: int, script: str, args: tuple[str, ...], calls: int,

@@ -51,6 +51,7 @@ from twisted.internet import epollreactor  # noqa: E402
 if __name__ == "__main__":
     epollreactor.install()
 
+from measure import cpu_seconds, percentile  # noqa: E402
 from twisted.internet.defer import Deferred, gatherResults  # noqa: E402
 from twisted.internet.task import LoopingCall, react  # noqa: E402
 
@@ -59,7 +60,6 @@ from tests.peers.ami import FakeAsterisk, Fields, Outcome  # noqa: E402
 from xvbd.ami.client import AMIClient, Credentials  # noqa: E402
 from xvbd.ami.protocol import Message  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
 BURST_BATCH = 1000  # events the test Asterisk writes per reactor turn in a burst
 
 # ---------------------------------------------------------------------- the server side
@@ -165,11 +165,6 @@ def serve(argv: list[str]) -> None:
 
 # ---------------------------------------------------------------------- the client side
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -191,10 +186,6 @@ def start_server(chunking: str) -> tuple[subprocess.Popen[str], int]:
         server.kill()
         raise SystemExit(f"the test Asterisk did not start (it said {line!r})")
     return server, int(line.split()[1])
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
 
 
 async def originations(client: AMIClient, seconds: float, concurrency: int,

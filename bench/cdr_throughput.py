@@ -30,6 +30,7 @@ from twisted.internet import epollreactor
 if __name__ == "__main__":
     epollreactor.install()
 
+from measure import percentile
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import LoopingCall, deferLater, react
 
@@ -77,9 +78,9 @@ class Lag:
 
     def stop(self) -> str:
         self._loop.stop()
-        s = sorted(self.samples) or [0.0]
-        return (f"reactor lag p50={s[len(s) // 2] * 1000:.2f} ms "
-                f"p99={s[int(len(s) * 0.99)] * 1000:.2f} ms max={s[-1] * 1000:.2f} ms")
+        s = self.samples or [0.0]
+        return (f"reactor lag p50={percentile(s, 0.5) * 1000:.2f} ms "
+                f"p99={percentile(s, 0.99) * 1000:.2f} ms max={max(s) * 1000:.2f} ms")
 
 
 async def most(sink: Any, seconds: float) -> float:

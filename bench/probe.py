@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import agi_load
+from measure import percentile
 
 port = int(sys.argv[1])
 n = int(sys.argv[2])
@@ -59,11 +60,10 @@ def call() -> None:
 for _ in range(n):
     call()
     time.sleep(0.1)
-everything = sorted(v for values in lat.values() for v in values)
+everything = [v for values in lat.values() for v in values]
 for verb, values in sorted(lat.items()):
-    values.sort()
     print(f"probe {verb.decode().strip():10} n={len(values):4} "
-          f"p50={values[len(values) // 2] * 1000:.2f} "
-          f"p99={values[int(len(values) * 0.99)] * 1000:.2f} max={values[-1] * 1000:.2f} ms")
-print(f"probe all commands n={len(everything)} p50={everything[len(everything) // 2] * 1000:.2f} "
-      f"p99={everything[int(len(everything) * 0.99)] * 1000:.2f} ms")
+          f"p50={percentile(values, 0.5) * 1000:.2f} "
+          f"p99={percentile(values, 0.99) * 1000:.2f} max={max(values) * 1000:.2f} ms")
+print(f"probe all commands n={len(everything)} p50={percentile(everything, 0.5) * 1000:.2f} "
+      f"p99={percentile(everything, 0.99) * 1000:.2f} ms")

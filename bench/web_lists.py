@@ -43,6 +43,8 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from measure import percentile  # noqa: E402
+
 from xvbd.config import DatabaseURL, database_url  # noqa: E402
 from xvbd.store import migrations  # noqa: E402
 from xvbd.store.cdr import INSERT_COLUMNS, CDRFilter, CDRKey, _listing  # noqa: E402
@@ -209,13 +211,12 @@ def serve(url_text: str) -> None:
 
     epollreactor.install()
     from twisted.internet import reactor
-    from twisted.web.server import Site
 
     from xvbd.config import parse_settings
     from xvbd.counters import LocalCounters
     from xvbd.store import Database, Store
     from xvbd.web.admin import AdminApp
-    from xvbd.web.root import WebRoot
+    from xvbd.web.root import WebRoot, web_site
 
     r: Any = reactor
     db = Database(database_url(url_text), pool_max=4, reactor=r)
@@ -223,7 +224,7 @@ def serve(url_text: str) -> None:
     settings = parse_settings("[COMMON]\nSERVER_ID = BENCH\n", "bench.conf")
     admin = AdminApp(settings, Store(db), LocalCounters(r))
     root = WebRoot(db, "BENCH", clock=r, admin=admin)
-    port = r.listenTCP(0, Site(root.app.resource()), interface="127.0.0.1")
+    port = r.listenTCP(0, web_site(root.app.resource()), interface="127.0.0.1")
     print(f"listening {port.getHost().port}", flush=True)
     r.addSystemEventTrigger("before", "shutdown", db.close)
     r.run()
@@ -267,9 +268,8 @@ def timed(client: Client, label: str, paths: Iterator[str], n: int) -> None:
         if status != 200:
             raise SystemExit(f"{path}: HTTP {status}: {body[:300]!r}")
         rows += body.count(b"<tr>") + body.count(b"<tr ") - 1
-    took.sort()
-    print(f"  {label:<34} p50 {took[len(took) // 2]:7.1f}  p95 "
-          f"{took[min(len(took) - 1, int(len(took) * 0.95))]:7.1f}  max {took[-1]:7.1f} ms"
+    print(f"  {label:<34} p50 {percentile(took, 0.5):7.1f}  p95 "
+          f"{percentile(took, 0.95):7.1f}  max {max(took):7.1f} ms"
           f"   ({rows / n:.0f} rows a page)", flush=True)
 
 
