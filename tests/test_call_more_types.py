@@ -205,7 +205,21 @@ class MoreTypesTests(EngineCase):
         self.assertIn('EXEC Wait "2"', peer.commands, "nobody answered: no_answer")
         self.assertEqual(self.line("Queue"),
                          self.expect("6", "Queue", 1, 33, f"QUEUE={name}, STATUS=TIMEOUT"))
+        # the rows are compared with what they say now, whoever wrote it: an edit made
+        # elsewhere is put right by the next call, and members that did not change are
+        # left as they are (callers waiting in the queue are not disturbed)
+        async def member_ids() -> list[int]:
+            rows = await self.db.run_interaction(
+                lambda txn: txn.all("SELECT uniqueid FROM queue_members WHERE queue_name = ? "
+                                    "ORDER BY uniqueid", (name,)))
+            return [r["uniqueid"] for r in rows]
+        before = await member_ids()
+        await self.db.run_interaction(lambda txn: txn.execute(
+            "UPDATE queues SET musiconhold = 'default' WHERE name = ?", (name,)))
         peer = await self.call(Caller(keys=["6", "*"], queue=["EXIT:0"]), args=("100",))
+        options = await self.store.queues.options(self.user_id, self.ext["6"].id)
+        self.assertEqual(options["musiconhold"], "jazz")
+        self.assertEqual(await member_ids(), before)
         self.assertIn('EXEC Wait "2"', peer.commands)
         self.assertIn("STATUS=EXIT, DIGIT=0", self.line("Queue", 1))
         peer = await self.call(Caller(keys=["6"], queue=["ANSWERED"]), args=("100",))

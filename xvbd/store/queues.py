@@ -3,7 +3,6 @@ tables from its Queue extensions (the extension owns its queue; deleting it drop
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,21 +21,14 @@ def queue_name(extension_id: int) -> str:
 class Queues:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._written: dict[int, str] = {}  # extension id -> what its rows say now
-
-    async def put_if_changed(self, user_id: int, extension_id: int, options: dict[str, Any],
-                             members: Sequence[str]) -> str:
-        """:meth:`put`, skipped when this process wrote the same already."""
-        fingerprint = json.dumps([options, list(members)], sort_keys=True)
-        if self._written.get(extension_id) != fingerprint:
-            await self.put(user_id, extension_id, options, members)
-            self._written[extension_id] = fingerprint
-        return queue_name(extension_id)
 
     async def put(self, user_id: int, extension_id: int, options: dict[str, Any],
                   members: Sequence[str]) -> str:
         """Make the realtime rows of an extension's queue say ``options`` and ``members``
-        (interfaces such as ``Local/79001@ctx/n``); returns the queue's name."""
+        (interfaces such as ``Local/79001@ctx/n``), writing only what differs from what they
+        say now (whoever wrote it: this process, another node, an operator); returns the
+        queue's name.  Members are rewritten only when they changed, so the callers waiting
+        in the queue are not disturbed by a call that brings nothing new."""
         unknown = set(options) - set(QUEUE_COLUMNS)
         if unknown:
             raise ValueError(f"queues has no column {', '.join(sorted(unknown))}")
@@ -44,13 +36,21 @@ class Queues:
 
         def put(txn: Txn) -> str:
             _owns_extension(txn, user_id, extension_id)
-            cols = ("name", "extension_id", *options)
-            txn.execute(txn.dialect.upsert("queues", cols, ("name",)),
-                        (name, extension_id, *options.values()))
-            txn.execute("DELETE FROM queue_members WHERE queue_name = ?", (name,))
-            txn.executemany("INSERT INTO queue_members (queue_name, interface, membername, "
-                            "penalty, paused) VALUES (?, ?, ?, 0, 0)",
-                            [(name, member, member) for member in members])
+            now = txn.one(f"SELECT extension_id, {', '.join(options)} FROM queues "
+                          "WHERE name = ?", (name,)) if options else None
+            wanted = {"extension_id": extension_id, **options}
+            if now is None or any(_differs(now[k], v) for k, v in wanted.items()):
+                cols = ("name", "extension_id", *options)
+                txn.execute(txn.dialect.upsert("queues", cols, ("name",)),
+                            (name, extension_id, *options.values()))
+            there = [r["interface"] for r in txn.all(
+                "SELECT interface FROM queue_members WHERE queue_name = ? ORDER BY uniqueid",
+                (name,))]
+            if there != list(members):
+                txn.execute("DELETE FROM queue_members WHERE queue_name = ?", (name,))
+                txn.executemany("INSERT INTO queue_members (queue_name, interface, "
+                                "membername, penalty, paused) VALUES (?, ?, ?, 0, 0)",
+                                [(name, member, member) for member in members])
             return name
         return await self._db.run_interaction(put)
 
@@ -68,3 +68,11 @@ class Queues:
                            "JOIN extensions e ON e.id = q.extension_id "
                            "WHERE e.id = ? AND e.user_id = ?", (extension_id, user_id))
         return await self._db.run_interaction(read)
+
+
+def _differs(stored: Any, wanted: Any) -> bool:
+    """Whether a column's stored value is not the one wanted (numbers and their text, as
+    the backends give them back, compare as equal)."""
+    if stored is None or wanted is None:
+        return stored is not wanted
+    return str(stored) != str(wanted)

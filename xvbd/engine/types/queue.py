@@ -91,8 +91,7 @@ class QueueType:
                    "announce_frequency": 30 if settings.announce_position else 0,
                    "joinempty": "yes", "leavewhenempty": "no"}
         members = [f"Local/{phone}@{context}/n" for phone in phones]
-        return await call.engine.store.queues.put_if_changed(call.user.id, ext.id, options,
-                                                             members)
+        return await call.engine.store.queues.put(call.user.id, ext.id, options, members)
 
 
 register(QueueType())
