@@ -146,6 +146,15 @@ class Call:
         if self._accounted and self.engine.radius is not None:
             self.engine.radius.activity(self, record)
 
+    async def ask(self, prompt: str, timeout_ms: int, max_digits: int, *,
+                  secret: bool = False) -> str:
+        """Play ``prompt`` and read the digits typed (GET DATA), kept for the summary's
+        ``DTMF=`` with the time waited (a ``secret``, a PIN, as ``x`` a digit)."""
+        asked = self.engine.clock.seconds()
+        typed = await self.channel.get_data(prompt, timeout_ms, max_digits)
+        self.note_dtmf("x" * len(typed) if secret else typed, self.engine.clock.seconds() - asked)
+        return typed
+
     def note_dtmf(self, entered: str, waited: float) -> None:
         """Keep what the caller typed for the summary's ``DTMF=``: the keys, then ``w`` and the
         whole seconds waited before them (a timeout is ``w`` alone)."""

@@ -156,9 +156,7 @@ async def ask_access_code(call: Call, voice_number: str) -> User | None:
         if await _throttled(call, _caller_key(call), CALLER_FAILURES):
             await _refuse(call, "too many failures from this caller")
             return None
-        asked = call.engine.clock.seconds()
-        code = await call.channel.get_data(prompt, settings.timeout.digit * 3, MAX_CODE_DIGITS)
-        call.note_dtmf(code, call.engine.clock.seconds() - asked)
+        code = await call.ask(prompt, settings.timeout.digit * 3, MAX_CODE_DIGITS)
         if not code:
             continue
         user = await find_user(call, voice_number, code)
@@ -184,9 +182,7 @@ async def ask_pin(call: Call, user: User) -> bool:
             await _refuse(call, f"too many wrong PINs for {user.voice_number}#"
                                 f"{user.access_code}")
             return False
-        asked = call.engine.clock.seconds()
-        pin = await call.channel.get_data(prompt, settings.timeout.digit * 3, MAX_CODE_DIGITS)
-        call.note_dtmf("x" * len(pin), call.engine.clock.seconds() - asked)
+        pin = await call.ask(prompt, settings.timeout.digit * 3, MAX_CODE_DIGITS, secret=True)
         if pin and hmac.compare_digest(pin.encode(), user.pin.encode()):
             await counters.reset(_code_key(user))
             return True

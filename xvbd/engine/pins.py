@@ -29,9 +29,7 @@ async def ask_extension_pin(call: Call, key: str, pin: str, *,
             call.step_data = {"STATUS": "THROTTLED"}
             await call.say_goodbye(prompts.TRY_LATER)
             return False
-        asked = call.engine.clock.seconds()
-        typed = await call.channel.get_data(prompt, digit_ms * 3, MAX_DIGITS)
-        call.note_dtmf("x" * len(typed), call.engine.clock.seconds() - asked)
+        typed = await call.ask(prompt, digit_ms * 3, MAX_DIGITS, secret=True)
         if typed and hmac.compare_digest(typed.encode(), pin.encode()):
             return True
         if typed:

@@ -56,11 +56,8 @@ class DirectoryType:
         assert call.user is not None and call.group is not None
         entries = await call.engine.directory.directory_entries(call.user.id, ext.id)
         longest = max([len(e.number) for e in entries] + [settings.letters])
-        asked = call.engine.clock.seconds()
         prompt = "silence/1" if settings.greeting else INTRO
-        typed = await call.channel.get_data(prompt, call.engine.settings.timeout.digit * 2,
-                                            longest)
-        call.note_dtmf(typed, call.engine.clock.seconds() - asked)
+        typed = await call.ask(prompt, call.engine.settings.timeout.digit * 2, longest)
         found = matches(entries, typed, settings.search) if typed else []
         for entry in found[:9]:
             await self._announce(call, entry)

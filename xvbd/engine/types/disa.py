@@ -46,9 +46,7 @@ class DisaType:
                                                         settings.pin):
             return Next.HANGUP
         digit_ms = call.engine.settings.timeout.digit
-        asked = call.engine.clock.seconds()
-        number = await call.channel.get_data(ENTER_NUMBER, digit_ms * 3, 32)
-        call.note_dtmf(number, call.engine.clock.seconds() - asked)
+        number = await call.ask(ENTER_NUMBER, digit_ms * 3, 32)
         if not valid_phone(number):
             call.step_data = {"NUMBER": number or "-", "STATUS": "REFUSED"}
             await call.play(REFUSED)

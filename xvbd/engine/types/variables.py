@@ -41,11 +41,7 @@ class UserVarSettings:
 
 async def ask_digits(call: Call, greeting: str, max_digits: int, timeout: int) -> str:
     """Digits typed after a prompt (the extension's greeting has been played already)."""
-    asked = call.engine.clock.seconds()
-    prompt = "silence/1" if greeting else PROMPT
-    digits = await call.channel.get_data(prompt, timeout * 1000, max_digits)
-    call.note_dtmf(digits, call.engine.clock.seconds() - asked)
-    return digits
+    return await call.ask("silence/1" if greeting else PROMPT, timeout * 1000, max_digits)
 
 
 class UserVarType:
