@@ -107,14 +107,8 @@ class ApiTests(ApiCase):
 
     async def test_proven_passwords_are_cached_briefly_and_forgotten(self) -> None:
         await self.admin_ready()
-        checks: list[str] = []
-        real = api_module.password_matches
 
-        async def counted(password: str, stored: str) -> bool:
-            checks.append(password)
-            return await real(password, stored)
-
-        self.patch(api_module, "password_matches", counted)
+        checks = self.count_password_checks(api_module)
         now = [1000.0]
         self.admin_app.api_proven.clock = lambda: now[0]
         for _ in range(3):

@@ -61,13 +61,7 @@ class TenantApiTests(TenantApiCase):
         self.assertEqual((await self.call("GET", "/ui/api/nope?format=csv", auth=auth)).code,
                          400, "no such endpoint, and a format the API does not write")
         # a password proven a moment ago is proven no more after a wrong one for the login
-        checks: list[str] = []
-        real = api_module.password_matches
-
-        async def counted(password: str, stored: str) -> bool:
-            checks.append(password)
-            return await real(password, stored)
-        self.patch(api_module, "password_matches", counted)
+        checks = self.count_password_checks(api_module)
         for expected in (200, 200, 401, 200):
             answer = await self.call("GET", "/ui/api/whoami",
                                      auth=auth if expected == 200 else ("613#10001", "bad"))

@@ -68,7 +68,21 @@ class ApiClientCase(WebCase):
         return answer
 
 
+    def count_password_checks(self, module: Any) -> list[str]:
+        """The passwords ``module`` checks with its slow hash from now on (the check itself
+        still runs), to see when a proven login is taken on trust."""
+        checks: list[str] = []
+        real = module.password_matches
+
+        async def counted(password: str, stored: str) -> bool:
+            checks.append(password)
+            return bool(await real(password, stored))
+        self.patch(module, "password_matches", counted)  # type: ignore[attr-defined]
+        return checks
+
+
 def text(element: ET.Element, path: str) -> str:
     found = element.find(path)
     assert found is not None, (path, ET.tostring(element)[:300])
     return found.text or ""
+
