@@ -86,8 +86,11 @@ class BillingTests(EngineCase):
 
     async def test_fifty_calls_never_overdraw_one_balance(self) -> None:
         user = await self.priced_user(10 * UNIT)  # pays for ten minutes in all
+        # fifty calls at the same moment: the refused ones' prompts must not move the clock
+        # on for the others (a served call's paid minute would run out before its menu)
         peers = [await self.start(Caller(keys=[None] * 3, hold_on="^WAIT FOR DIGIT"),
-                                  args=("100",)) for _ in range(50)]
+                                  args=("100",), advance=lambda seconds: None)
+                 for _ in range(50)]
         for peer in peers:  # every call is in its menu, or already refused
             await self.wait_for(lambda p=peer: p.holding.called or p.done.called)
         served = [p for p in peers if p.holding.called]

@@ -3,6 +3,7 @@ controlled clock, for integration tests that play Asterisk with ``tests.peers.ag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
@@ -82,10 +83,14 @@ MEDIA_DIR = {work / 'media'}
         return peer
 
     async def start(self, caller: Caller, script: str = "ivr",
-                    args: tuple[str, ...] = ("2500", "10.0.0.1"), **env: Any) -> AsteriskAGI:
-        """Place a call and return at once (``peer.done`` fires when xvbd closes it)."""
+                    args: tuple[str, ...] = ("2500", "10.0.0.1"),
+                    advance: Callable[[float], None] | None = None,
+                    **env: Any) -> AsteriskAGI:
+        """Place a call and return at once (``peer.done`` fires when xvbd closes it).  The
+        Asterisk side moves the test clock as it plays and waits (``advance``; a call that
+        must not move it for the others gives a no-op)."""
         return await start_call(reactor, self.port, environment(script, args=args, **env),
-                                caller, self.clock.advance)
+                                caller, advance or self.clock.advance)
 
     @property
     def result(self) -> str:
