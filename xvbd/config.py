@@ -268,6 +268,20 @@ def path(raw: str) -> Path:
     return Path(raw).expanduser().resolve()
 
 
+def system_group(raw: str) -> str:
+    """A group of this machine (name or number), or '' for none."""
+    if not raw:
+        return ""
+    from xvbd.mediadirs import group_id
+
+    try:
+        group_id(raw)
+    except KeyError:
+        raise BadValue(f"is not a group of this machine; create it (groupadd {raw}) and add "
+                       "the users of xvbd and Asterisk to it, or leave it empty") from None
+    return raw
+
+
 def optional_path(raw: str) -> Path | None:
     return path(raw) if raw else None
 
@@ -529,6 +543,7 @@ class PathSettings:
     sound_dir: Path
     media_dir: Path
     tmp_dir: Path
+    media_group: str
 
 
 @dataclass(frozen=True)
@@ -655,6 +670,7 @@ SECTIONS: tuple[Section, ...] = (
         Key("SOUND_DIR", "/usr/share/asterisk/sounds", path),
         Key("MEDIA_DIR", "var/spool/recordings", path),
         Key("TMP_DIR", "var/tmp", path),
+        Key("MEDIA_GROUP", "", system_group),
     )),
     Section("ATTEMPTS", AttemptsSettings, (
         Key("IVR_INPUT", "3", integer(1, 10)),

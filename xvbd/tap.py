@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from twisted.application.service import MultiService
+from twisted.internet.threads import deferToThreadPool
 from twisted.python import usage
 
 import xvbd
@@ -27,6 +28,7 @@ from xvbd.engine.directory import Directory
 from xvbd.engine.engine import Engine
 from xvbd.engine.tts import TTS
 from xvbd.logs import LoggingService, logger
+from xvbd.mediadirs import MediaDirs, MediaService
 from xvbd.nodestats import NodeStats
 from xvbd.outbound.callback import CallbackDialer
 from xvbd.outbound.callblast import CallblastScheduler
@@ -144,9 +146,11 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         auth_service.setServiceParent(top)
         authorizer = RadiusAuthorizer(auth, settings.common.server_id)
     directory = Directory(store, reactor)
-    engine = Engine(settings, store, directory, counters, emitter,
-                    reactor, tts=TTS(settings.path.media_dir, reactor), radius=radius,
-                    authorizer=authorizer)
+    media = MediaDirs(settings.path.media_dir, settings.path.tmp_dir, settings.path.media_group,
+                      lambda fn, *a: deferToThreadPool(reactor, reactor.getThreadPool(), fn, *a))
+    MediaService(media).setServiceParent(top)
+    engine = Engine(settings, store, directory, counters, emitter, reactor, media=media,
+                    tts=TTS(media, reactor), radius=radius, authorizer=authorizer)
     if ami_client is not None:
         dialer = Dialer(ami_client, reactor)
         room = NodeRoom(settings.common.server_id, directory.node, counters,
@@ -159,7 +163,8 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     pages = Pages()
     web = WebRoot(db, settings.common.server_id, clock=reactor,
                   admin=AdminApp(settings, store, counters, pages),
-                  tenant=TenantApp(settings, store, counters, pages, directory=directory))
+                  tenant=TenantApp(settings, store, counters, pages, directory=directory,
+                                   media=media))
     ListenerService("web", "[WEB] LISTEN", settings.web.listen, web_site(web.app.resource()),
                     reactor).setServiceParent(top)
     agi_factory = FastAGIFactory(engine, clock=reactor, env_timeout=settings.agi.env_timeout)

@@ -8,6 +8,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import Clock
+from twisted.internet.threads import deferToThread
 
 from tests.peers.agi import AsteriskAGI, Caller, environment, place_call, start_call
 from tests.support.db import DatabaseCase
@@ -18,6 +19,7 @@ from xvbd.counters import LocalCounters
 from xvbd.engine.directory import Directory
 from xvbd.engine.engine import Engine
 from xvbd.engine.tts import TTS
+from xvbd.mediadirs import MediaDirs
 
 T0 = 1285757672  # the seed's example call started at this second
 
@@ -44,6 +46,7 @@ SIP_DOMAINS = comp.ru, somecomp.com
 FILE = {self.cdr_file}
 [PATH]
 MEDIA_DIR = {work / 'media'}
+TMP_DIR = {work / 'tmp'}
 {self.extra_config}
 """, "test.conf")
         self.clock = Clock()
@@ -52,9 +55,12 @@ MEDIA_DIR = {work / 'media'}
         self.emitter = CDREmitter([FileSink(self.cdr_file, reactor), DBSink(self.store.cdrs)])
         self.addCleanup(self.emitter.stopService)  # type: ignore[attr-defined]
         self.directory = Directory(self.store, self.clock)
+        paths = self.settings.path
+        self.media = MediaDirs(paths.media_dir, paths.tmp_dir, paths.media_group,
+                               lambda fn, *a: deferToThread(fn, *a))
         self.engine = Engine(self.settings, self.store, self.directory, self.counters,
-                             self.emitter, self.clock,
-                             tts=TTS(self.settings.path.media_dir, reactor))
+                             self.emitter, self.clock, media=self.media,
+                             tts=TTS(self.media, reactor))
         self.calls: list[Any] = []  # every Call the engine made, to read its outcome
         make_call = self.engine.new_call
 

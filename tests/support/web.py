@@ -13,12 +13,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
 from twisted.web.client import Agent, CookieAgent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
 from tests.support.db import DatabaseCase
 from xvbd.config import Settings, parse_settings
 from xvbd.counters import LocalCounters
+from xvbd.mediadirs import MediaDirs
 from xvbd.passwords import hash_password
 from xvbd.web.admin import AdminApp
 from xvbd.web.root import WebRoot, web_site
@@ -138,6 +140,7 @@ class WebCase(DatabaseCase):
         self.settings = dataclasses.replace(
             self.settings, path=dataclasses.replace(self.settings.path, media_dir=media))
         self.tenant_app.settings = self.settings
+        self.tenant_app.media = MediaDirs(media, self.tmp / "scratch", "", deferToThread)
         return media
 
     def browser(self) -> Browser:

@@ -23,6 +23,7 @@ from xvbd.engine.tts import TTS
 from xvbd.engine.types import load_builtin_types
 from xvbd.hooks import HookRunner
 from xvbd.logs import logger
+from xvbd.mediadirs import MediaDirs
 from xvbd.store import Store
 
 log = logger("xvbd.engine")
@@ -32,7 +33,7 @@ Script = Callable[[Call], Awaitable[None]]
 
 class Engine:
     def __init__(self, settings: Settings, store: Store, directory: Directory,
-                 counters: Counters, cdr: CDREmitter, clock: Any,
+                 counters: Counters, cdr: CDREmitter, clock: Any, *, media: MediaDirs,
                  hooks: HookRunner | None = None, tts: TTS | None = None,
                  radius: RadiusAccounting | None = None,
                  authorizer: RadiusAuthorizer | None = None) -> None:
@@ -45,6 +46,7 @@ class Engine:
         self.clock = clock
         self.hooks = hooks or HookRunner()
         self.tts = tts
+        self.media = media
         self.radius = radius
         self.authorizer = authorizer
         self.scripts: dict[str, Script] = {"ivr": entry.inbound, "sip": entry.sip,

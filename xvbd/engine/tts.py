@@ -12,6 +12,7 @@ from typing import Any
 from twisted.internet.threads import deferToThreadPool
 
 from xvbd.logs import logger
+from xvbd.mediadirs import MediaDirs
 
 log = logger("xvbd.tts")
 
@@ -25,8 +26,9 @@ def voice_for(language: str) -> str:
 
 
 class TTS:
-    def __init__(self, media_dir: Path, reactor: Any, threadpool: Any = None) -> None:
-        self.directory = media_dir / "tts"
+    def __init__(self, media: MediaDirs, reactor: Any, threadpool: Any = None) -> None:
+        self.media = media
+        self.directory = media.media_dir / "tts"
         self.reactor = reactor
         self.threadpool = threadpool or reactor.getThreadPool()
         self._made: set[str] = set()
@@ -45,12 +47,11 @@ class TTS:
             return str(target)
         return None
 
-    @staticmethod
-    def _make(text: str, voice: str, target: Path) -> bool:
+    def _make(self, text: str, voice: str, target: Path) -> bool:
         wav = target.with_suffix(".wav")
         if wav.exists():
             return True
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self.media.make(target.parent)
         raw = target.with_suffix(".raw.wav")
         try:
             subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), "--", text], check=True,
@@ -64,4 +65,5 @@ class TTS:
             return False
         finally:
             raw.unlink(missing_ok=True)
+        self.media.share_file(wav)
         return True

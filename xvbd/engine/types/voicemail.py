@@ -60,6 +60,7 @@ class VoiceMailType:
         if not settings.greeting:
             await call.play(prompts.LEAVE_MESSAGE)
         fmt = group.preferred_codec or call.engine.settings.file.ast_sound_format
+        await call.engine.media.tenant(call.user.id)  # Asterisk writes into it
         key = new_id()
         path = message_path(call.engine.settings.path.media_dir, call.user.id, key)
         limit = group.max_message_duration or 3600

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from klein import Klein
+from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
 from xvbd.config import Settings
 from xvbd.counters import Counters
 from xvbd.logs import logger
+from xvbd.mediadirs import MediaDirs
 from xvbd.store import Store
 from xvbd.store.accounts import Group, User
 from xvbd.store.audit import Actor
@@ -83,8 +85,12 @@ class TenantBase(PageFrame):
     root, cookie, error_template = ROOT, COOKIE, "tenant/error.html"
 
     def __init__(self, settings: Settings, store: Store, counters: Counters,
-                 pages: Pages | None = None, directory: Any = None) -> None:
+                 pages: Pages | None = None, directory: Any = None,
+                 media: MediaDirs | None = None) -> None:
         self.settings = settings
+        paths = settings.path
+        self.media = media or MediaDirs(paths.media_dir, paths.tmp_dir, paths.media_group,
+                                        deferToThread)
         self.directory = directory  # the engine's cache of trees, told of every change
         self.store = store
         self.pages = pages or Pages()

@@ -19,6 +19,7 @@ from twisted.web.iweb import IRequest
 from xvbd.engine.media import tenant_dir
 from xvbd.engine.tts import voice_for
 from xvbd.logs import logger
+from xvbd.mediadirs import MediaDirs
 from xvbd.web.security import Refused, form, secure_headers
 from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, app
 from xvbd.web.tenant.messages import _as_wav
@@ -188,8 +189,8 @@ class GreetingPages(TenantBase):
                                     "delete one first.", name)
         target = directory / f"{name}.{FORMATS[fmt][0]}"
         try:
-            seconds = await deferToThread(_store_upload, data, directory, target, fmt,
-                                          who.group.max_greeting_duration)
+            seconds = await deferToThread(_store_upload, data, self.media, directory, target,
+                                          fmt, who.group.max_greeting_duration)
         except GreetingRefused as exc:
             return await self._page(request, who, str(exc), name)
         await self.note(who, "greeting", name, "file", "", f"{seconds} s")
@@ -218,7 +219,7 @@ class GreetingPages(TenantBase):
         target = directory / f"{name}.{FORMATS[fmt][0]}"
         try:
             seconds = await deferToThread(_speak, text, voice_for(who.user.language),
-                                          directory, target, fmt,
+                                          self.media, directory, target, fmt,
                                           who.group.max_greeting_duration)
         except GreetingRefused as exc:
             return await self._page(request, who, str(exc), name)
@@ -250,9 +251,9 @@ class GreetingPages(TenantBase):
         raise self.done(f"{ROOT}/greetings", f"Greeting {name} deleted.")
 
 
-def _speak(text: str, voice: str, directory: Path, target: Path, fmt: str,
+def _speak(text: str, voice: str, media: MediaDirs, directory: Path, target: Path, fmt: str,
            max_seconds: int) -> float:
-    directory.mkdir(parents=True, exist_ok=True)
+    media.make(directory)
     with tempfile.NamedTemporaryFile(dir=directory, prefix="spoken-", suffix=".wav",
                                      delete=False) as tmp:
         pass
@@ -265,17 +266,21 @@ def _speak(text: str, voice: str, directory: Path, target: Path, fmt: str,
                       "package espeak-ng", error=str(exc))
             raise GreetingRefused("Spoken greetings cannot be made on this server right "
                                   "now; tell your provider.") from None
-        return convert(Path(tmp.name), target, fmt, max_seconds)
+        seconds = convert(Path(tmp.name), target, fmt, max_seconds)
+        media.share_file(target)
+        return seconds
     finally:
         os.unlink(tmp.name)
 
 
-def _store_upload(data: bytes, directory: Path, target: Path, fmt: str,
+def _store_upload(data: bytes, media: MediaDirs, directory: Path, target: Path, fmt: str,
                   max_seconds: int) -> float:
-    directory.mkdir(parents=True, exist_ok=True)
+    media.make(directory)
     with tempfile.NamedTemporaryFile(dir=directory, prefix="upload-", delete=False) as tmp:
         tmp.write(data)
     try:
-        return convert(Path(tmp.name), target, fmt, max_seconds)
+        seconds = convert(Path(tmp.name), target, fmt, max_seconds)
+        media.share_file(target)
+        return seconds
     finally:
         os.unlink(tmp.name)
