@@ -69,7 +69,7 @@ class Sender(Protocol):
 class Playback:
     digit: str  # the key that stopped it, or ''
     endpos: int | None
-    failed: bool  # Asterisk could not play it (missing file) or the caller left
+    failed: bool  # Asterisk could not play it on a live channel (a missing file)
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,22 @@ class AGIChannel:
     # ------------------------------------------------------------------ sound and digits
 
     async def stream_file(self, name: str, escape_digits: str = "") -> Playback:
+        """Play ``name``; :class:`Hangup` when the caller has gone, ``failed`` when Asterisk
+        could not play it on a live channel (a missing file)."""
         reply = await self._send(f"STREAM FILE {token(name)} {digits_arg(escape_digits)}")
         value = reply.value
+        if value < 0:
+            await self.confirm_alive()
         return Playback(chr(value) if value > 0 else "", reply.endpos, value < 0)
+
+    async def confirm_alive(self) -> None:
+        """After a command answered -1: raise :class:`Hangup` if that was the caller
+        leaving.  Asterisk answers ``-1`` both for a file it cannot find and for a caller
+        who hung up while it played, and its ``HANGUP`` line comes after that answer; a
+        ``CHANNEL STATUS`` tells them apart (``511`` on a dead channel)."""
+        if self.sender.hung_up:
+            raise Hangup("the caller has hung up")
+        await self._send("CHANNEL STATUS")
 
     async def get_data(self, name: str, timeout_ms: int, max_digits: int) -> str:
         """Play ``name`` and collect up to ``max_digits`` keys; '' on timeout."""

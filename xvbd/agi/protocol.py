@@ -245,6 +245,7 @@ class FastAGIProtocol(LineOnlyReceiver):
         self._pending: deque[_Pending] = deque()
         self._usage: list[str] | None = None
         self.hung_up = False
+        self.hangup_coming = False  # a HANGUP line is in what was read, not yet reached
         self.connected = False
         self._hangup_watchers: list[Any] = []
 
@@ -283,6 +284,8 @@ class FastAGIProtocol(LineOnlyReceiver):
 
     def dataReceived(self, data: bytes) -> None:
         if self.env is not None:
+            if b"HANGUP" in data:
+                self._hangup_ahead(data)
             super().dataReceived(data)
             return
         # The environment block usually comes in one or two reads: take it whole.
@@ -308,6 +311,17 @@ class FastAGIProtocol(LineOnlyReceiver):
         self.factory.start_session(self)
         if rest and self.connected:
             super().dataReceived(rest)
+
+    def _hangup_ahead(self, data: bytes) -> None:
+        """Asterisk writes ``HANGUP`` right after the answer to the command the caller left
+        in, often in the same read.  That answer resumes the call at once, which would send
+        its next command before the ``HANGUP`` line is read: take the line into account
+        first, so that only what a dead channel still takes goes out (the answer itself is
+        still delivered, and the waiting commands fail when the line is reached)."""
+        for line in data.split(b"\n"):
+            if line.rstrip(b"\r") == b"HANGUP":
+                self.hangup_coming = True
+                return
 
     def _check_partial_env(self) -> None:
         """Refuse an environment that cannot become one, without waiting for its end."""
@@ -419,7 +433,7 @@ class FastAGIProtocol(LineOnlyReceiver):
         if _LINE_BREAK.search(command):
             return PendingReply.failed(
                 ValueError(f"refused an AGI command with a line break: {command!r}"))
-        if not self.connected or (self.hung_up and not dead_ok):
+        if not self.connected or ((self.hung_up or self.hangup_coming) and not dead_ok):
             return PendingReply.failed(Hangup("the caller has hung up"))
         reply: PendingReply[Reply] = PendingReply()
         self._pending.append(_Pending(command, reply))

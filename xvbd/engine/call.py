@@ -126,8 +126,10 @@ class Call:
 
     async def play(self, name: str, escape_digits: str = "") -> Playback:
         result = await self.channel.stream_file(name, escape_digits)
-        if result.failed and not self.channel.hung_up:
-            log.warn("could not play {name!r} (missing file?) on call {call_id}", name=name,
+        if result.failed:
+            log.warn("Asterisk could not play {name!r} on call {call_id} (language "
+                     "{language!r}): no such sound file; upload it, or choose another "
+                     "greeting for the extension", name=name, language=self.language,
                      **self.log_fields())
         return result
 
