@@ -1,0 +1,190 @@
+"""The whole rig of the Asterisk tier: a database of its own (SQLite or MariaDB), the real
+``twistd xvbd`` process set up as the README says (``xvbd-admin db upgrade``, ``xvbd-admin
+demo-tenant``), a private real Asterisk with the shipped files, and a test AMI session to
+place calls and watch what Asterisk does.
+
+After the test the rig stops both processes and checks their logs: a WARNING or ERROR of
+Asterisk's, or a warning of xvbd's, that the test did not say it expects fails the test.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tests.asterisk.caller import CALLER_CONTEXT, Call
+from tests.asterisk.manager import Manager
+from tests.asterisk.pbx import Asterisk, free_port
+from tests.support.db import drop_database, new_database_url
+from tests.support.process import Server, admin, write_config
+from xvbd.config import DatabaseURL
+
+#: xvbd's log lines at WARN and above.
+XVBD_PROBLEM = re.compile(r"^\S+ \[[^\]]*#(warn|error|critical)\] (.*)$", re.M)
+
+
+class Rig:
+    def __init__(self, tmp: Path, backend: str) -> None:
+        self.tmp = tmp
+        self.backend = backend
+        self.url: DatabaseURL = new_database_url(backend, str(tmp / "db"))
+        self.xvbd_dir = tmp / "xvbd"
+        self.xvbd_dir.mkdir()
+        self.media = self.xvbd_dir / "media"
+        self.heard_dir = tmp / "heard"
+        self.heard_dir.mkdir()
+        self.agi_port = free_port()
+        self.asterisk = Asterisk(tmp / "asterisk", agi_port=self.agi_port)
+        self.asterisk.extra_dialplan = CALLER_CONTEXT
+        self.server: Server | None = None
+        self.ami: Manager | None = None
+        self.calls: list[Call] = []
+        self.allowed_asterisk: list[re.Pattern[str]] = []
+        self.allowed_xvbd: list[re.Pattern[str]] = []
+        self.xvb_extra = ""
+        self.xvb_common = ""
+
+    # ------------------------------------------------------------------ set up
+
+    @property
+    def conf(self) -> Path:
+        return self.xvbd_dir / "xvb.conf"
+
+    def write_xvb_conf(self) -> Path:
+        ast = self.asterisk
+        conf = write_config(self.xvbd_dir, str(self.url), common=self.xvb_common, extra=f"""
+[PATH]
+MEDIA_DIR = {self.media}
+TMP_DIR = {self.xvbd_dir / 'tmp'}
+[ASTERISK]
+AMI_HOST = 127.0.0.1
+AMI_PORT = {ast.ami_port}
+AMI_USERNAME = xvb
+AMI_SECRET = {ast.ami_secret}
+{self.xvb_extra}
+""")
+        text = conf.read_text().replace(
+            "[AGI]\nLISTEN = tcp:0:interface=127.0.0.1",
+            f"[AGI]\nLISTEN = tcp:{self.agi_port}:interface=127.0.0.1")
+        text = text.replace("[CDR]\n", "[CDR]\nSEND_TO = FILE,DB\n")
+        conf.write_text(text)
+        return conf
+
+    def admin(self, *args: str) -> str:
+        done = admin(*args, "-c", str(self.conf), cwd=self.xvbd_dir)
+        if done.returncode != 0:
+            raise AssertionError(f"xvbd-admin {' '.join(args)}: {done.returncode}\n"
+                                 f"{done.stdout}{done.stderr}")
+        return done.stdout
+
+    def start(self, *, demo: bool = True) -> Rig:
+        self.write_xvb_conf()
+        self.admin("db", "upgrade")
+        if demo:
+            self.admin("demo-tenant")
+        self.server = Server(self.conf, self.xvbd_dir).wait_started()
+        self.asterisk.start()
+        self.ami = Manager(self.asterisk.ami_port, "tester", self.asterisk.ami_secret)
+        return self
+
+    # ------------------------------------------------------------------ calls
+
+    def call(self, number: str, **options: Any) -> Call:
+        assert self.ami is not None
+        call = Call(self.ami, number, self.heard_dir, log=self.asterisk.logs / "full",
+                    **options)
+        self.calls.append(call)
+        return call
+
+    # ------------------------------------------------------------------ what is stored
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Read the database (``?`` placeholders) as an operator's tool would."""
+        if self.url.backend == "sqlite":
+            with sqlite3.connect(str(self.url.path)) as conn:
+                return list(conn.execute(sql, args))
+        import pymysql
+
+        conn = pymysql.connect(host=self.url.host, port=self.url.port, user=self.url.user,
+                               password=self.url.password, database=self.url.name,
+                               autocommit=True)
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql.replace("?", "%s"), args)
+            return list(cursor.fetchall())
+        finally:
+            conn.close()
+
+    def cdr_lines(self) -> list[str]:
+        path = self.xvbd_dir / "xvbd.cdr"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def wait_cdr(self, match: str, timeout: float = 10.0) -> list[str]:
+        """CDR file lines containing ``match``, once at least one is there."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = [line for line in self.cdr_lines() if match in line]
+            if lines:
+                return lines
+            time.sleep(0.1)
+        raise AssertionError(f"no CDR line with {match!r} in {timeout} s:\n"
+                             + "\n".join(self.cdr_lines()))
+
+    def xvbd_log(self) -> str:
+        path = self.xvbd_dir / "xvbd.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # ------------------------------------------------------------------ the end
+
+    def expect_asterisk(self, *patterns: str) -> None:
+        self.allowed_asterisk.extend(re.compile(p) for p in patterns)
+
+    def expect_xvbd(self, *patterns: str) -> None:
+        self.allowed_xvbd.extend(re.compile(p) for p in patterns)
+
+    def xvbd_problems(self) -> list[str]:
+        return [m.group(0) for m in XVBD_PROBLEM.finditer(self.xvbd_log())
+                if not any(p.search(m.group(0)) for p in self.allowed_xvbd)]
+
+    def stop(self) -> None:
+        for call in self.calls:
+            try:
+                call.hang_up()
+            except (AssertionError, OSError):
+                pass
+        if self.ami is not None:
+            self.ami.close()
+        try:
+            if self.server is not None:
+                self.server.terminate(timeout=15)
+        finally:
+            self.asterisk.stop()
+            drop_database(self.url)
+
+    def check_logs(self) -> None:
+        problems = self.asterisk.problems(self.allowed_asterisk)
+        problems += [f"xvbd: {line}" for line in self.xvbd_problems()]
+        if problems:
+            raise AssertionError("unexpected warnings or errors:\n" + "\n".join(problems))
+
+
+def steps_text(call: Call) -> str:
+    """The call's AGI dialogue for an assertion's message."""
+    wire = call.wire()
+    if wire:
+        return "\n".join(f"{c} -> {r}" for c, r in wire)
+    return "\n".join(f"{s.seconds:6.2f}s {s.command} -> {s.result}" for s in call.steps())
+
+
+def commands_matching(call: Call, prefix: str) -> list[str]:
+    return [c for c in call.commands() if c.upper().startswith(prefix.upper())]
+
+
+def pressed(call: Call, pairs: Iterable[tuple[str, str]]) -> None:
+    """Answer a sequence of prompts: (AGI command prefix, keys)."""
+    for command, keys in pairs:
+        call.answer_prompt(command, keys)
