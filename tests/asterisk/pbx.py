@@ -195,7 +195,6 @@ hideconnect = yes
                                         "parkpos => 701-720\ncontext => parkedcalls\n")
         self._write("ccss.conf", "[general]\n")
         self._write("amd.conf", "[general]\n")
-        self._write("res_config_sqlite3.conf", "")
         self._write("pjproject.conf", "")
         self._write("cdr.conf", "[general]\nenable = no\n")
         self._write("cel.conf", "[general]\nenable = no\n")

@@ -19,6 +19,7 @@ from typing import Any
 from tests.asterisk.caller import CALLER_CONTEXT, Call
 from tests.asterisk.manager import Manager
 from tests.asterisk.pbx import Asterisk, free_port
+from tests.asterisk.realtime import install_realtime
 from tests.support.db import drop_database, new_database_url
 from tests.support.process import Server, admin, write_config
 from xvbd.config import DatabaseURL
@@ -87,6 +88,7 @@ AMI_SECRET = {ast.ami_secret}
         if demo:
             self.admin("demo-tenant")
         self.server = Server(self.conf, self.xvbd_dir).wait_started()
+        install_realtime(self.asterisk, self.url)
         self.asterisk.start()
         self.ami = Manager(self.asterisk.ami_port, "tester", self.asterisk.ami_secret)
         return self
