@@ -31,6 +31,37 @@ exten => play,1,Playback(${XVBT_PLAY})
  same => n,Goto(s,wait)
 """
 
+PHONES_CONTEXT = """
+; The phones xvbd dials (FollowMe, queues, callblast …), reached through the gateway.  What
+; each does is the global XVBT_PHONE_<number>: answer, busy, fail, person (answers, says
+; hello, listens), machine (answers with a long greeting), or nothing (rings forever).
+[xvbt-phones]
+exten => _[0-9*#+]!,1,Set(XVBT_DO=${XVBT_PHONE_${EXTEN}})
+ same => n,UserEvent(XvbtPhoneRang,Phone: ${EXTEN},AC: ${PJSIP_HEADER(read,XVB-AC)},Do: ${XVBT_DO})
+ same => n,GotoIf($["${XVBT_DO}" = "busy"]?busy)
+ same => n,GotoIf($["${XVBT_DO}" = "fail"]?fail)
+ same => n,GotoIf($["${XVBT_DO}" = "answer" | "${XVBT_DO}" = "person" | "${XVBT_DO}" = "machine"]?up)
+ same => n,Ringing()
+ same => n,Wait(600)
+ same => n,Hangup()
+ same => n(busy),Busy(10)
+ same => n(fail),Congestion(10)
+ same => n(up),Answer()
+ same => n,MixMonitor(${XVBT_PHONES}/phone-${EXTEN}-${UNIQUEID}.wav,r(${XVBT_PHONES}/phone-${EXTEN}-${UNIQUEID}-heard.wav))
+ same => n,UserEvent(XvbtPhoneUp,Phone: ${EXTEN})
+ same => n,GotoIf($["${XVBT_DO}" = "person"]?person)
+ same => n,GotoIf($["${XVBT_DO}" = "machine"]?machine)
+ same => n,Wait(600)
+ same => n,Hangup()
+ same => n(person),Wait(0.5)
+ same => n,Playback(hello-world)
+ same => n,Wait(600)
+ same => n,Hangup()
+ same => n(machine),Playback(vm-intro&vm-intro)
+ same => n,Wait(600)
+ same => n,Hangup()
+"""
+
 _COMMAND = re.compile(r"^\S+ (.*)$")
 
 
@@ -128,8 +159,9 @@ class Call:
     def wire(self) -> list[tuple[str, str]]:
         """(command, Asterisk's reply line) of every AGI command of this call, as Asterisk
         logged them (``agi set debug on``): the exact bytes of each answer."""
-        if self.log is None or not self.line_channel:
+        if self.log is None:
             return []
+        self.line()
         tag = f"<{self.line_channel}>AGI "
         out: list[tuple[str, str]] = []
         for line in self.log.read_text(errors="replace").splitlines():

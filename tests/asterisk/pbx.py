@@ -61,6 +61,34 @@ BENIGN = (
 )
 
 
+#: The operator's gateway, as the shipped dialout context names it (``PJSIP/…@gateway``),
+#: here a SIP trunk from this Asterisk to itself: the INVITE comes back in as endpoint
+#: ``xvbgw`` (its From user) into the tests' ``xvbt-phones``, where the called phones live.
+PHONE_NETWORK = """
+[gateway]
+type = endpoint
+context = xvbt-nowhere
+disallow = all
+allow = ulaw
+aors = gateway
+from_user = xvbgw
+dtmf_mode = rfc4733
+direct_media = no
+
+[gateway]
+type = aor
+contact = sip:127.0.0.1:{port}
+
+[xvbgw]
+type = endpoint
+context = xvbt-phones
+disallow = all
+allow = ulaw
+dtmf_mode = rfc4733
+direct_media = no
+"""
+
+
 class NoAsterisk(Exception):
     """No Asterisk binary: the tier cannot run (the message says how to get one)."""
 
@@ -223,7 +251,8 @@ hideconnect = yes
 
     def _pjsip_conf(self) -> str:
         return (f"[transport-udp]\ntype = transport\nprotocol = udp\n"
-                f"bind = 127.0.0.1:{self.sip_port}\n\n{self.extra_pjsip}")
+                f"bind = 127.0.0.1:{self.sip_port}\n\n{PHONE_NETWORK.format(port=self.sip_port)}"
+                f"\n{self.extra_pjsip}")
 
     def _extensions_conf(self) -> str:
         variables = {"XVB_AGI": f"agi://127.0.0.1:{self.agi_port}", **self.globals}

@@ -9,14 +9,15 @@ Asterisk's, or a warning of xvbd's, that the test did not say it expects fails t
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tests.asterisk.caller import CALLER_CONTEXT, Call
+from tests.asterisk.caller import CALLER_CONTEXT, PHONES_CONTEXT, Call
 from tests.asterisk.manager import Manager
 from tests.asterisk.pbx import Asterisk, free_port
 from tests.asterisk.realtime import install_realtime
@@ -40,7 +41,10 @@ class Rig:
         self.heard_dir.mkdir()
         self.agi_port = free_port()
         self.asterisk = Asterisk(tmp / "asterisk", agi_port=self.agi_port)
-        self.asterisk.extra_dialplan = CALLER_CONTEXT
+        self.asterisk.extra_dialplan = CALLER_CONTEXT + PHONES_CONTEXT
+        self.phones_dir = tmp / "phones"
+        self.phones_dir.mkdir()
+        self.asterisk.globals["XVBT_PHONES"] = str(self.phones_dir)
         self.server: Server | None = None
         self.ami: Manager | None = None
         self.calls: list[Call] = []
@@ -82,11 +86,15 @@ AMI_SECRET = {ast.ami_secret}
                                  f"{done.stdout}{done.stderr}")
         return done.stdout
 
-    def start(self, *, demo: bool = True) -> Rig:
+    def start(self, *, demo: bool = True, before: Callable[[Rig], object] | None = None) -> Rig:
+        """Set up as the README says and start both processes; ``before(rig)`` changes the
+        database (``rig.query``) once the demo tenant is there and before xvbd reads it."""
         self.write_xvb_conf()
         self.admin("db", "upgrade")
         if demo:
             self.admin("demo-tenant")
+        if before is not None:
+            before(self)
         self.server = Server(self.conf, self.xvbd_dir).wait_started()
         install_realtime(self.asterisk, self.url)
         self.asterisk.start()
@@ -102,13 +110,37 @@ AMI_SECRET = {ast.ami_secret}
         self.calls.append(call)
         return call
 
+    def phone(self, number: str, does: str) -> None:
+        """What the phone ``number`` does when xvbd dials it (see ``PHONES_CONTEXT``)."""
+        assert self.ami is not None
+        reply = self.ami.action("Setvar", Variable=f"XVBT_PHONE_{number}", Value=does)
+        assert reply.get("Response") == "Success", reply
+
+    def wait_phone(self, number: str, event: str = "XvbtPhoneRang", *, after: int = 0,
+                   timeout: float = 20.0) -> dict[str, str]:
+        """The phone's ``XvbtPhoneRang`` (or ``XvbtPhoneUp``) event: it rang (answered)."""
+        assert self.ami is not None
+        _, found = self.ami.wait_for(
+            lambda e: e.get("Event") == "UserEvent" and e.get("UserEvent") == event
+            and e.get("Phone") == number, timeout, after=after, what=f"{event} {number}")
+        return found
+
+    def phones_rung(self, after: int = 0) -> list[dict[str, str]]:
+        assert self.ami is not None
+        return [e for e in self.ami.events[after:] if e.get("Event") == "UserEvent"
+                and e.get("UserEvent") == "XvbtPhoneRang"]
+
     # ------------------------------------------------------------------ what is stored
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """Read the database (``?`` placeholders) as an operator's tool would."""
+        """Read (or, before xvbd starts, change) the database; ``?`` placeholders."""
         if self.url.backend == "sqlite":
-            with sqlite3.connect(str(self.url.path)) as conn:
-                return list(conn.execute(sql, args))
+            conn = sqlite3.connect(str(self.url.path))
+            try:
+                with conn:
+                    return list(conn.execute(sql, args))
+            finally:
+                conn.close()
         import pymysql
 
         conn = pymysql.connect(host=self.url.host, port=self.url.port, user=self.url.user,
@@ -120,6 +152,22 @@ AMI_SECRET = {ast.ami_secret}
             return list(cursor.fetchall())
         finally:
             conn.close()
+
+    def settings_of(self, path: str) -> dict[str, Any]:
+        """The demo tenant's extension at ``path`` (``9*4``): its settings."""
+        return json.loads(self._extension(path)[1])
+
+    def change_extension(self, path: str, **settings: Any) -> None:
+        """Change settings of the demo tenant's extension at ``path`` (before the start)."""
+        ext_id, raw = self._extension(path)
+        merged = {**json.loads(raw), **settings}
+        self.query("UPDATE extensions SET settings = ? WHERE id = ?", json.dumps(merged), ext_id)
+
+    def _extension(self, path: str) -> tuple[int, str]:
+        rows = self.query("SELECT id, settings FROM extensions WHERE user_id = 1 AND path = ?",
+                          path)
+        assert rows, f"the demo tenant has no extension {path!r}"
+        return rows[0][0], rows[0][1]
 
     def cdr_lines(self) -> list[str]:
         path = self.xvbd_dir / "xvbd.cdr"
