@@ -63,5 +63,20 @@ class HangupTests(EngineCase):
         self.assertEqual(len([r for r in stored if r.type == "XVB"]), summaries,
                          "the DB sink has every summary too")
 
+    async def test_the_caller_ends_an_answered_call_and_its_record_says_answered(self) -> None:
+        """Asterisk answers the Dial with -1 and says HANGUP in the same breath; the
+        DIALSTATUS asked for next (a dead channel still answers it) is still read."""
+        acc, ivr = self.store.accounts, self.store.ivr
+        group = await acc.create_group("g", 1, dialout_context="xvb-dialout")
+        user = await acc.create_user("613", "10001", group.id)
+        await acc.assign_did("100", user.id)
+        root = await ivr.create_root(user.id, "Playback", {"greeting": "system:welcome"})
+        await ivr.add_child(user.id, root.id, "9", "MultiDialout", {"phones": ["79001"]})
+        peer = await self.call(Caller(keys=["9"], dial=["ANSWER"], hangup_on="^EXEC Dial"),
+                               args=("100",))
+        self.assertIn("GET VARIABLE DIALSTATUS", peer.commands)
+        line = next(x for x in self.cdr_lines() if "TYPE=MultiDialout" in x)
+        self.assertIn("STATUS=ANSWER", line)
+
 
 HangupsOnSQLite, HangupsOnMariaDB = on_both_backends(HangupTests)

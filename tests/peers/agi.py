@@ -354,8 +354,9 @@ class AsteriskAGI(Protocol):
             parts = (args[1] if len(args) > 1 else "").split(",")
             ring = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 30
             self.advance(self.caller.talk_seconds if status == "ANSWER" else ring)
-            if leaving:
-                self.variables["DIALSTATUS"] = "CANCEL"
+            if leaving:  # an answered call the caller ends stays ANSWER (as Asterisk 22)
+                if status != "ANSWER":
+                    self.variables["DIALSTATUS"] = "CANCEL"
                 return "200 result=-1\n"
             return "200 result=0\n"
         if app == "Queue":

@@ -363,7 +363,9 @@ class FastAGIProtocol(LineOnlyReceiver):
                     CommandError(p.command, 520, "\n".join(usage))))
             return
         if line == "HANGUP":
-            self._mark_hung_up("Asterisk said HANGUP")
+            # Commands already sent are still answered (a dead channel's 511, or what a
+            # variable or VERBOSE returns): they wait for their answers.
+            self._mark_hung_up("Asterisk said HANGUP", fail_waiting=False)
             return
         if line.startswith("520-"):
             self._usage = [line]
@@ -395,14 +397,17 @@ class FastAGIProtocol(LineOnlyReceiver):
         if not pending.abandoned:
             deliver(pending)
 
-    def _mark_hung_up(self, why: str) -> None:
-        """The caller is gone: every command waiting fails now with one :class:`Hangup`
-        (their late answers are still read and dropped), watchers are told once."""
+    def _mark_hung_up(self, why: str, *, fail_waiting: bool = True) -> None:
+        """The caller is gone: from now on only dead-mode commands go out; the commands
+        waiting fail now with one :class:`Hangup` when their answers cannot come (the
+        connection is lost; their late answers are still read and dropped), watchers are
+        told once."""
         first = not self.hung_up
         self.hung_up = True
+        self.hangup_coming = False
         # A failed command resumes the call at once, which may send a dead-mode command
         # (a variable, a hook's VERBOSE) onto this very queue: walk a copy.
-        for pending in list(self._pending):
+        for pending in list(self._pending) if fail_waiting else ():
             if not pending.abandoned:
                 pending.abandoned = True
                 pending.reply.fail(Hangup(why))
