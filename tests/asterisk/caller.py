@@ -34,7 +34,8 @@ exten => play,1,Playback(${XVBT_PLAY})
 PHONES_CONTEXT = """
 ; The phones xvbd dials (FollowMe, queues, callblast …), reached through the gateway.  What
 ; each does is the global XVBT_PHONE_<number>: answer, busy, fail, person (answers, says
-; hello, listens), machine (answers with a long greeting), or nothing (rings forever).
+; a word, then listens: a phone line carries silence, and AMD needs it), machine (answers
+; with a long greeting), or nothing (rings forever).
 [xvbt-phones]
 exten => _[0-9*#+]!,1,Set(XVBT_DO=${XVBT_PHONE_${EXTEN}})
  same => n,UserEvent(XvbtPhoneRang,Phone: ${EXTEN},AC: ${PJSIP_HEADER(read,XVB-AC)},Do: ${XVBT_DO})
@@ -53,8 +54,8 @@ exten => _[0-9*#+]!,1,Set(XVBT_DO=${XVBT_PHONE_${EXTEN}})
  same => n,GotoIf($["${XVBT_DO}" = "machine"]?machine)
  same => n,Wait(600)
  same => n,Hangup()
- same => n(person),Wait(0.5)
- same => n,Playback(hello-world)
+ same => n(person),Playback(silence/1&vm-goodbye)
+ same => n,Playback(silence/10&silence/10&silence/10&silence/10&silence/10&silence/10)
  same => n,Wait(600)
  same => n,Hangup()
  same => n(machine),Playback(vm-intro&vm-intro)
