@@ -159,6 +159,8 @@ class Asterisk:
         self.extra_pjsip = ""
         self.extra_files: dict[str, str] = {}
         self.globals: dict[str, str] = {}
+        #: Run as this system user and group (``asterisk -U -G``), as operators do.
+        self.run_as: tuple[str, str] | None = None
 
     # ------------------------------------------------------------------ configuration
 
@@ -282,8 +284,15 @@ exten => _X.,1,Goto(xvb-main,${{EXTEN}},1)
         self.write_config()
         console = (self.dir / "console.log").open("wb")
         self._console = console
+        command = [str(self.binary), "-C", str(self.conf), "-f", "-n", "-q"]
+        if self.run_as is not None:
+            user, group = self.run_as
+            command += ["-U", user, "-G", group]
+            for path in (self.dir, *self.dir.rglob("*")):
+                if not path.is_symlink():
+                    shutil.chown(path, user, group)
         self.proc = subprocess.Popen(
-            [str(self.binary), "-C", str(self.conf), "-f", "-n", "-q"],
+            command,
             stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
             start_new_session=True)
         deadline = time.monotonic() + timeout

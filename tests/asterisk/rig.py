@@ -52,6 +52,7 @@ class Rig:
         self.allowed_xvbd: list[re.Pattern[str]] = []
         self.xvb_extra = ""
         self.xvb_common = ""
+        self.media_group = ""  # [PATH] MEDIA_GROUP
 
     # ------------------------------------------------------------------ set up
 
@@ -65,6 +66,7 @@ class Rig:
 [PATH]
 MEDIA_DIR = {self.media}
 TMP_DIR = {self.xvbd_dir / 'tmp'}
+MEDIA_GROUP = {self.media_group}
 [ASTERISK]
 AMI_HOST = 127.0.0.1
 AMI_PORT = {ast.ami_port}
