@@ -165,3 +165,21 @@ def test_a_conference_room_with_a_pin_and_two_places(rig: Rig) -> None:
         call.wait_gone()
     lines = [line for line in rig.cdr_lines() if "TYPE=Conference" in line]
     assert len(lines) == 3, lines
+
+
+def test_a_greeting_then_back_and_the_announcement(rig: Rig) -> None:
+    rig.start()
+    call = rig.call("100")
+    call.answer_prompt(MAIN, "9")
+    call.answer_prompt(MORE, "3")   # a greeting, then back to the sub-menu
+    call.wait_command("STREAM FILE demo-thanks")
+    call.answer_prompt(MORE, "0")   # the CallBlast's announcement, heard on the phone too
+    call.wait_command("STREAM FILE demo-thanks")
+    call.wait_command(MORE)
+    call.hang_up()
+    call.wait_gone()
+    thanks = [s for s in call.steps() if s.command.startswith("STREAM FILE demo-thanks")]
+    assert len(thanks) == 2 and all(s.seconds >= 5 for s in thanks), steps_text(call)
+    lines = rig.cdr_lines()
+    assert any("EXT_NUMBER=9*3" in x and "TYPE=Playback" in x for x in lines), lines
+    assert any("EXT_NUMBER=9*0" in x and "TYPE=CallBlast" in x for x in lines), lines
