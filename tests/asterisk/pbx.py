@@ -34,7 +34,7 @@ LANGUAGES = {"xvb.EN-Female": "en", "xvb.RU-Female": "ru"}
 MODULES = """
 res_speech res_agi res_musiconhold res_timing_timerfd res_rtp_asterisk res_sorcery_config
 res_sorcery_memory res_sorcery_astdb res_sorcery_realtime res_config_sqlite3
-res_config_mysql res_realtime func_realtime
+res_config_mysql res_odbc res_odbc_transaction res_config_odbc res_realtime func_realtime
 pbx_config app_playback app_record app_dial app_queue app_confbridge app_amd app_disa
 app_stack app_exec app_verbose app_senddtmf app_read app_mixmonitor app_echo app_milliwatt
 app_waitforsilence app_sayunixtime app_system app_page app_originate app_db app_while

@@ -53,6 +53,9 @@ class Rig:
         self.xvb_extra = ""
         self.xvb_common = ""
         self.media_group = ""  # [PATH] MEDIA_GROUP
+        #: The realtime sample Asterisk uses (realtime.py): "" for the backend's own driver
+        #: (sqlite3, mysql), "odbc" on MariaDB.
+        self.realtime_driver = ""
 
     # ------------------------------------------------------------------ set up
 
@@ -101,7 +104,7 @@ AMI_SECRET = {ast.ami_secret}
         if before is not None:
             before(self)
         self.server = Server(self.conf, self.xvbd_dir).wait_started()
-        install_realtime(self.asterisk, self.url)
+        install_realtime(self.asterisk, self.url, driver=self.realtime_driver)
         self.asterisk.start()
         self.ami = Manager(self.asterisk.ami_port, "tester", self.asterisk.ami_secret)
         return self
