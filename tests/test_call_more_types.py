@@ -4,11 +4,13 @@ group limit, and its CDR line byte for byte (the clock is the test's)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from tests.peers.agi import Caller
 from tests.support.db import on_both_backends
 from tests.support.engine import T0, EngineCase
+from xvbd.engine.types.queue import exit_context
 
 # 2010-09-29 10:54:32 UTC is a Wednesday: 14:54 in Moscow (UTC+4 in 2010).
 
@@ -201,7 +203,7 @@ class MoreTypesTests(EngineCase):
                          ["Local/79001@xvb-dialout/n", "Local/79002@xvb-dialout/n"])
         options = await self.store.queues.options(self.user_id, self.ext["6"].id)
         self.assertEqual((options["musiconhold"], options["context"],
-                          options["announce_position"]), ("jazz", "xvb-queue-exit", "yes"))
+                          options["announce_position"]), ("jazz", "xvb-queue-exit-0", "yes"))
         self.assertIn('EXEC Wait "2"', peer.commands, "nobody answered: no_answer")
         self.assertEqual(self.line("Queue"),
                          self.expect("6", "Queue", 1, 33, f"QUEUE={name}, STATUS=TIMEOUT"))
@@ -293,6 +295,19 @@ class MoreTypesTests(EngineCase):
 
 
 MoreTypesOnSQLite, MoreTypesOnMariaDB = on_both_backends(MoreTypesTests)
+
+
+def test_each_exit_digit_has_a_context_of_its_own_in_the_shipped_dialplan() -> None:
+    """Asterisk takes a caller out of a queue on any key its context has an extension for:
+    the exit context of a queue holds its own digit and no other."""
+    shipped = (Path(__file__).parents[1] / "etc" / "asterisk" / "extensions.conf").read_text()
+    contexts = dict(re.findall(r"^\[([^\]]+)\]\n((?:[^\[].*\n?)*)", shipped, re.M))
+    for digit in "0123456789*#":
+        body = contexts.get(exit_context(digit))
+        assert body is not None, f"no [{exit_context(digit)}] in the shipped dialplan"
+        extensions = re.findall(r"^exten => ([^,]+),", body, re.M)
+        assert extensions == [digit], (digit, extensions)
+    assert exit_context("*") == "xvb-queue-exit-star"
 
 
 class MoreTypesHangupTests(EngineCase):

@@ -104,6 +104,11 @@ def test_the_caller_presses_0_and_leaves_a_message(rig: Rig) -> None:
     call.answer_prompt(MAIN, "7")
     queue_event(rig, call, "QueueCallerJoin", Queue=name)
     time.sleep(1)
+    mark = rig.ami.seen()
+    call.press("5")  # not the exit digit: the caller keeps their place
+    time.sleep(2)
+    assert not [e for e in rig.ami.events[mark:] if e.get("Event") == "QueueCallerLeave"
+                and e.get("Uniqueid") == call.line_uid], "5 is not the exit digit"
     call.press("0")
     left = queue_event(rig, call, "QueueCallerLeave", Queue=name)
     assert left["Count"] == "0", left
@@ -116,7 +121,7 @@ def test_the_caller_presses_0_and_leaves_a_message(rig: Rig) -> None:
     call.wait_gone()
     steps = steps_text(call)
     # Asterisk sent the caller to the queue's exit context, on extension 0; xvbd saw it.
-    assert call.reply_to("GET VARIABLE CONTEXT") == "200 result=1 (xvb-queue-exit)", steps
+    assert call.reply_to("GET VARIABLE CONTEXT") == "200 result=1 (xvb-queue-exit-0)", steps
     assert call.reply_to("GET VARIABLE EXTEN") == "200 result=1 (0)", steps
     rows = rig.query("SELECT duration FROM messages")
     assert len(rows) == 1 and 5 <= rows[0][0] <= 9, (rows, steps)
@@ -158,7 +163,7 @@ def test_asterisk_reads_the_rows_xvbd_wrote(rig: Rig) -> None:
     assert len(rows) == 1, rows
     stored = dict(zip(columns, rows[0], strict=True))
     assert stored == {"name": name, "extension_id": ext_id, "musiconhold": "xvbt-lounge",
-                      "context": "xvb-queue-exit", "timeout": 15, "strategy": "ringall",
+                      "context": "xvb-queue-exit-0", "timeout": 15, "strategy": "ringall",
                       "ringinuse": "no", "announce_position": "yes", "announce_frequency": 30,
                       "joinempty": "yes", "leavewhenempty": "no"}, stored
     members = rig.query("SELECT queue_name, interface, membername, penalty, paused "

@@ -3,8 +3,9 @@ group's "Maximum Phones for FollowMe & Queues"), with music on hold, a longest w
 position announced, and a digit to leave for another extension.
 
 The queue lives in Asterisk's realtime tables (``xvb_q_<extension id>``), written from the
-settings when they change; a caller leaving by the exit digit lands in the shipped
-``xvb-queue-exit`` context, which xvbd sees and turns into a jump to ``exit_target``.
+settings when they change; a caller leaving by the exit digit lands in the shipped context
+of that digit (``xvb-queue-exit-0`` …), which xvbd sees and turns into a jump to
+``exit_target``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
     from xvbd.store.ivr import Extension
 
 EXIT_CONTEXT = "xvb-queue-exit"
+_DIGIT_NAMES = {"*": "star", "#": "hash"}
+
+
+def exit_context(digit: str) -> str:
+    """The shipped context a caller leaves a queue through by ``digit``.  Asterisk takes a
+    caller out of the queue on any key its context has an extension for, so each digit has
+    a context of its own, with that one extension: other keys leave nobody."""
+    return f"{EXIT_CONTEXT}-{_DIGIT_NAMES.get(digit, digit)}"
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class QueueType:
         await call.channel.exec_("Queue", name, "t", "", "", max(wait, 1) if wait else "")
         status = await call.channel.get_variable("QUEUESTATUS") or ""
         where = await call.channel.get_variable("CONTEXT")
-        if where == EXIT_CONTEXT:
+        if where and where.startswith(EXIT_CONTEXT):
             digit = await call.channel.get_variable("EXTEN") or ""
             call.step_data = {"QUEUE": name, "STATUS": "EXIT", "DIGIT": digit}
             target = tree.by_path.get(settings.exit_target)
@@ -86,7 +95,8 @@ class QueueType:
         assert call.user is not None
         options = {"musiconhold": settings.moh, "timeout": settings.ring_seconds,
                    "strategy": "ringall", "ringinuse": "no",
-                   "context": EXIT_CONTEXT if settings.exit_digit else None,
+                   "context": exit_context(settings.exit_digit) if settings.exit_digit
+                   else None,
                    "announce_position": "yes" if settings.announce_position else "no",
                    "announce_frequency": 30 if settings.announce_position else 0,
                    "joinempty": "yes", "leavewhenempty": "no"}
