@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from tests.peers.agi import split_args
+from tests.peers.agi import env_bytes, environment, split_args
 from tests.support.transcripts import load
 from xvbd.agi.channel import quote, token, variable
 from xvbd.agi.protocol import (
@@ -24,6 +24,8 @@ from xvbd.agi.protocol import (
     parse_agi_env,
     parse_reply,
 )
+
+ENV = env_bytes(environment("ivr", args=("100", "10.0.0.1")))
 
 
 class Factory:
@@ -205,7 +207,7 @@ def test_fagi_07_args_query_usage_and_missing_things() -> None:
 
 def test_hangup_between_a_reply_and_the_next_command() -> None:
     proto, _transport, _ = connect()
-    proto.dataReceived(b"agi_network: yes\nagi_network_script: ivr\n\n")
+    proto.dataReceived(ENV)
     watched: list[str] = []
     proto.on_hangup(lambda: watched.append("gone"))
     first = proto.send_command("ANSWER")
@@ -219,7 +221,7 @@ def test_hangup_between_a_reply_and_the_next_command() -> None:
 
 def test_lost_connection_fails_every_pending_command_once() -> None:
     proto, _, factory = connect()
-    proto.dataReceived(b"agi_network: yes\n\n")
+    proto.dataReceived(ENV)
     pending = proto.send_command('STREAM FILE x ""')
     proto.connectionLost(Failure(ConnectionError("gone")))
     assert outcome(pending) == "Hangup"
@@ -229,7 +231,7 @@ def test_lost_connection_fails_every_pending_command_once() -> None:
 
 def test_a_command_with_a_line_break_never_reaches_the_wire() -> None:
     proto, transport, _ = connect()
-    proto.dataReceived(b"agi_network: yes\n\n")
+    proto.dataReceived(ENV)
     d = proto.send_command('SET VARIABLE X "1"\nHANGUP')
     failures: list[Failure] = []
     d.as_deferred().addErrback(failures.append)
@@ -238,9 +240,11 @@ def test_a_command_with_a_line_break_never_reaches_the_wire() -> None:
 
 
 @pytest.mark.parametrize(("data", "why"), [
+    (b"GET / HTTP/1.1\r\n", "not an AGI environment line"),
     (b"agi_network: yes\nGET / HTTP/1.1\n", "not an AGI environment line"),
-    (b"agi_network: yes\nagi_x: " + b"a" * 9000 + b"\n", "longer than 8192"),
-    (b"agi_network: \xff\xfe\n", "not UTF-8"),
+    (b"agi_network: yes\n\n", "ends before agi_threadid"),
+    (b"\n", "not an AGI environment line"),
+    (b"agi_network: yes\nagi_network_script: " + b"a" * 70000, "longer than 65536 bytes"),
 ])
 def test_bad_input_closes_the_session(data: bytes, why: str) -> None:
     from twisted.logger import globalLogPublisher
@@ -270,14 +274,15 @@ def test_an_environment_that_never_ends_is_cut_off() -> None:
 
 def test_a_timely_environment_leaves_no_timer() -> None:
     proto, _, factory = connect()
-    proto.dataReceived(b"agi_network: yes\n\n")
+    proto.dataReceived(ENV)
     assert factory.started == [proto]
     assert factory.clock.getDelayedCalls() == []
 
 
 def test_an_answer_nobody_waits_for_is_ignored_not_fatal() -> None:
     proto, transport, _ = connect()
-    proto.dataReceived(b"agi_network: yes\n\n200 result=0\n")
+    proto.dataReceived(ENV)
+    proto.dataReceived(b"200 result=0\n")
     assert not transport.disconnecting
 
 
@@ -288,8 +293,10 @@ def test_parse_reply_and_env() -> None:
     assert parse_reply("200 result=-1 (hangup) endpos=880").endpos == 880
     with pytest.raises(BadInput):
         parse_reply("200 ok")
-    env = parse_agi_env(["agi_arg_2: b", "agi_arg_1: a", "agi_callerid: unknown"])
-    assert env.args == ("a", "b") and env.callerid == ""
+    env = parse_agi_env(env_bytes(environment("ivr", args=("a", "b"), callerid=""))[:-1])
+    assert env.args == ("a", "b") and env.callerid == "" and env.notes == ()
+    with pytest.raises(BadInput):
+        parse_agi_env(b"agi_arg_2: b\nagi_arg_1: a\nagi_callerid: unknown\n")
 
 
 NASTY = ['plain', 'two words', 'quote " inside', 'back\\slash', 'trailing \\', '"',

@@ -53,8 +53,8 @@ class SocketTests(EngineCase):
         await good.holding
         bad_inputs = {
             b"GET / HTTP/1.1\r\nHost: x\r\n\r\n": "not an AGI environment line",
-            b"agi_network: yes\nagi_request: " + b"x" * 9000 + b"\n": "longer than 8192",
-            b"agi_network: yes\nagi_channel: \xc0\xaf\n\n": "not UTF-8",
+            b"agi_network: yes\nagi_network_script: " + b"x" * 70000: "longer than 65536",
+            b"agi_network: yes\n\n": "ends before agi_threadid",
         }
         for payload, why in bad_inputs.items():
             self.assertEqual(await send_raw(self.port, payload), b"", "closed, nothing said")

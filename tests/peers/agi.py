@@ -74,6 +74,13 @@ def environment(script: str = "ivr", *, args: tuple[str, ...] = (), callerid: st
     return env
 
 
+def env_bytes(env: list[tuple[str, str]] | list[tuple[str, str | bytes]]) -> bytes:
+    """The block as res_agi writes it: ``agi_key: value`` lines with every value raw (a
+    value given as bytes is sent as it is), then an empty line."""
+    return b"".join(b"agi_%s: %s\n" % (key.encode(), value if isinstance(value, bytes)
+                                       else value.encode()) for key, value in env) + b"\n"
+
+
 @dataclass
 class Caller:
     """The person on the phone.
@@ -126,7 +133,7 @@ class AsteriskAGI(Protocol):
     # ------------------------------------------------------------------ wire
 
     def connectionMade(self) -> None:
-        block = "".join(f"agi_{k}: {v}\n" for k, v in self.env).encode() + b"\n"
+        block = env_bytes(self.env)
         step = max(1, len(block) // self.env_chunks + 1)
         for i in range(0, len(block), step):
             self.transport.write(block[i:i + step])

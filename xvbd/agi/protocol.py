@@ -6,8 +6,9 @@ answers each with a status line (``200 result=N [(data)] [endpos=N]``, ``510``, 
 multi-line ``520-`` usage block).  Asterisk may also send an unsolicited ``HANGUP`` line at
 any time once the caller has gone.
 
-This module knows only that framing.  What a call does is the engine's business: the
-protocol hands the parsed environment to ``factory.start_session(self)`` and offers
+This module knows only that framing (the environment block is read by
+:mod:`xvbd.agi.environment`).  What a call does is the engine's business: the protocol
+hands the parsed environment to ``factory.start_session(self)`` and offers
 :meth:`FastAGIProtocol.send_command`, which returns a Deferred of the :class:`Reply`.
 """
 
@@ -17,20 +18,22 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
 from twisted.internet import tcp
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
 from xvbd.agi.calltask import PendingReply
+from xvbd.agi.environment import AGIEnv as AGIEnv
+from xvbd.agi.environment import BadInput as BadInput
+from xvbd.agi.environment import EnvReader
+from xvbd.agi.environment import parse_agi_env as parse_agi_env
 from xvbd.logs import logger
 
 log = logger("xvbd.agi")
 
-MAX_LINE = 8192
+MAX_LINE = 8192  # of a reply (the environment has its own bounds: xvbd.agi.environment)
 _LINE_BREAK = re.compile(r"[\r\n\x00]")
-MAX_ENV_LINES = 256
 
 
 class AGIError(Exception):
@@ -49,10 +52,6 @@ class CommandError(AGIError):
         self.command = command
         self.code = code
         self.text = text
-
-
-class BadInput(Exception):
-    """What Asterisk (or whatever is on the socket) sent cannot be a FastAGI session."""
 
 
 _REPLY = re.compile(r"200 result=(?P<result>-?[0-9*#]*)(?: \((?P<data>[^)]*)\))?(?P<rest>.*)")
@@ -121,71 +120,6 @@ def _parse_quick(raw: bytes) -> Reply | None:
     return None
 
 
-def _env_problem(lines: list[str]) -> str:
-    """Why these environment lines cannot be an AGI environment ('' if they can)."""
-    if len(lines) > MAX_ENV_LINES:
-        return f"an environment of more than {MAX_ENV_LINES} lines"
-    for line in lines:
-        if len(line) > MAX_LINE:
-            return f"a line longer than {MAX_LINE} bytes"
-        if not line.startswith("agi_") or line.find(":") < 5:
-            return f"not an AGI environment line: {line[:80]!r}"
-    return ""
-
-
-@dataclass(frozen=True)
-class AGIEnv:
-    """The environment block of one call."""
-
-    values: dict[str, str]
-    args: tuple[str, ...]
-
-    def get(self, key: str, default: str = "") -> str:
-        return self.values.get(key, default)
-
-    @property
-    def script(self) -> str:
-        """The script name without its query string (``main`` of ``main?x=1``)."""
-        return self.get("network_script").partition("?")[0].strip("/")
-
-    @property
-    def query(self) -> dict[str, str]:
-        query = self.get("network_script").partition("?")[2]
-        return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
-
-    @property
-    def uniqueid(self) -> str:
-        return self.get("uniqueid")
-
-    @property
-    def callerid(self) -> str:
-        value = self.get("callerid")
-        return "" if value == "unknown" else value
-
-    @property
-    def channel(self) -> str:
-        return self.get("channel")
-
-
-def parse_agi_env(lines: list[str]) -> AGIEnv:
-    """``agi_key: value`` lines (without the empty line) to an :class:`AGIEnv`; one pass
-    that also refuses what cannot be an environment (:class:`BadInput`)."""
-    if len(lines) > MAX_ENV_LINES:
-        raise BadInput(f"an environment of more than {MAX_ENV_LINES} lines")
-    pairs = _ENV_LINE.findall("\n".join(lines))
-    if len(pairs) != len(lines) or any(len(line) > MAX_LINE for line in lines):
-        raise BadInput(_env_problem(lines) or "not an AGI environment")
-    values = dict(pairs)
-    args: dict[int, str] = {}
-    for key in [k for k in values if k[:4] == "arg_" and k[4:].isdigit()]:
-        args[int(key[4:])] = values.pop(key)
-    ordered = tuple(args[i] for i in sorted(args)) if args else ()
-    return AGIEnv(values, ordered)
-
-
-_ENV_LINE = re.compile(r"^agi_([^:\n]+):[ ]?([^\n]*)$", re.M)
-
-
 class _Pending:
     __slots__ = ("abandoned", "command", "reply")
 
@@ -241,7 +175,7 @@ class FastAGIProtocol(LineOnlyReceiver):
     def __init__(self) -> None:
         self._socket: Any = None
         self.env: AGIEnv | None = None
-        self._env_buffer = b""
+        self._env_reader: EnvReader | None = EnvReader()
         self._pending: deque[_Pending] = deque()
         self._usage: list[str] | None = None
         self.hung_up = False
@@ -275,7 +209,8 @@ class FastAGIProtocol(LineOnlyReceiver):
         self.close()
 
     def env_timed_out(self, timeout: float) -> None:
-        self._refuse(f"the AGI environment did not end within {timeout:g} s")
+        got = f" (it sent {self._env_reader.progress()})" if self._env_reader else ""
+        self._refuse(f"the AGI environment did not end within {timeout:g} s{got}")
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self._refuse(f"a line longer than {self.MAX_LENGTH} bytes")
@@ -288,29 +223,28 @@ class FastAGIProtocol(LineOnlyReceiver):
                 self._hangup_ahead(data)
             super().dataReceived(data)
             return
-        # The environment block usually comes in one or two reads: take it whole.
-        self._env_buffer += data
-        head, sep, rest = self._env_buffer.partition(b"\n\n")
-        if self._env_buffer.startswith(b"\n"):
-            head, sep, rest = b"", b"\n", self._env_buffer[1:]
-        if not sep:
-            self._check_partial_env()
+        reader = self._env_reader
+        if reader is None:  # refused: what else comes is dropped
             return
-        self._env_buffer = b""
         try:
-            text = head.decode("utf-8")
-            env = parse_agi_env(text.replace("\r", "").split("\n") if text else [])
-        except UnicodeDecodeError:
-            self._refuse("bytes that are not UTF-8")
-            return
+            done = reader.feed(data)
         except BadInput as exc:
+            self._env_reader = None
             self._refuse(str(exc))
             return
+        if done is None:
+            return
+        env, rest = done
+        self._env_reader = None
         self.factory.env_deadlines.discard(self)
         self.env = env
+        if env.notes:
+            log.warn("FastAGI call {uniqueid} on {channel}: the environment had values xvbd "
+                     "changed to serve it: {notes}", uniqueid=env.uniqueid,
+                     channel=env.channel, notes="; ".join(env.notes))
         self.factory.start_session(self)
         if rest and self.connected:
-            super().dataReceived(rest)
+            self.dataReceived(rest)
 
     def _hangup_ahead(self, data: bytes) -> None:
         """Asterisk writes ``HANGUP`` right after the answer to the command the caller left
@@ -322,21 +256,6 @@ class FastAGIProtocol(LineOnlyReceiver):
             if line.rstrip(b"\r") == b"HANGUP":
                 self.hangup_coming = True
                 return
-
-    def _check_partial_env(self) -> None:
-        """Refuse an environment that cannot become one, without waiting for its end."""
-        complete = self._env_buffer.split(b"\n")
-        if len(complete[-1]) > self.MAX_LENGTH:
-            self.lineLengthExceeded(complete[-1])
-            return
-        try:
-            lines = [line.decode("utf-8") for line in complete[:-1]]
-        except UnicodeDecodeError:
-            self._refuse("bytes that are not UTF-8")
-            return
-        problem = _env_problem(lines)
-        if problem:
-            self._refuse(problem)
 
     def lineReceived(self, raw: bytes) -> None:
         pending = self._pending
@@ -386,6 +305,12 @@ class FastAGIProtocol(LineOnlyReceiver):
                                                                    line[4:])))
         elif line == "":
             return
+        elif line.startswith("agi_"):
+            # Asterisk sends nothing after the environment until asked: these lines are its
+            # end, and what was taken for its end was in a value (a caller's name?).
+            self._refuse(f"environment lines after the environment's end ({line[:80]!r}): "
+                         "a value held an empty line and what followed it was taken for "
+                         "the end; the call cannot be trusted")
         else:
             self._refuse(f"an answer xvbd does not understand: {line[:80]!r}")
 
