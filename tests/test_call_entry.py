@@ -26,7 +26,8 @@ class EntryTests(EngineCase):
             'SET VARIABLE CHANNEL(language) "xvb.EN-Female"',
             'STREAM FILE demo-instruct "0123456789*#"'])
         self.assertFalse(any("GET DATA" in c for c in peer.commands), "no code, no PIN")
-        self.assertIn('SAY DATETIME 1285757673 "" "" Europe/Moscow', peer.commands)
+        self.assertIn('SAY DATETIME 1285757673 "" "ABdY \'digits/at\' IMp" Europe/Moscow',
+                      peer.commands)
         self.assertEqual(peer.variables["XVB_AC"], "10001")
         self.assertEqual(self.result, "OK")
         self.assertTrue(peer.closed_by_server)
@@ -39,7 +40,8 @@ class EntryTests(EngineCase):
             "ANSWER", 'SET VARIABLE CHANNEL(language) "xvb.EN-Female"',
             "GET DATA agent-user 9000 16", "GET DATA agent-pass 9000 16",
             'SET VARIABLE __XVB_AC "10001"'])
-        self.assertIn('SAY DATETIME 1285757679 "" "" Europe/Moscow', peer.commands)
+        self.assertIn('SAY DATETIME 1285757679 "" "ABdY \'digits/at\' IMp" Europe/Moscow',
+                      peer.commands)
         line = summary(self.cdr_lines())
         self.assertIn("ACCESS_CODE=10001, CALLED_ID=613, CALLER_ID=6135550123, ", line)
         self.assertTrue(line.endswith("DATA=DTMF=10001w3 xxxw3 2w1 w7 w7 w7"), line)
@@ -135,7 +137,7 @@ class EntryTests(EngineCase):
         self.assertTrue(any(c.startswith("SAY DATETIME") for c in peer.commands))
         peer = await self.call(Caller(), script="sip",
                                args=("sip:10@123.subdom.somecomp.com", "10.0.0.1"))
-        self.assertEqual(peer.commands[3], 'SAY DATETIME 1285757675 "" "" UTC',
+        self.assertEqual(peer.commands[3], 'SAY DATETIME 1285757675 "" "ABdY \'digits/at\' IMp" UTC',
                          "the extension in the user part is reached straight away")
         self.assertEqual(peer.commands[4], 'STREAM FILE hello "0123456789*#"',
                          "then the menu above it")

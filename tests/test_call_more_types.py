@@ -90,6 +90,52 @@ class MoreTypesTests(EngineCase):
         self.assertEqual(choose(s, moment, -1), ("RULE=2", "early"))
         self.assertEqual(choose(s, moment, 0), ("DEFAULT", "day"), "a group limit of 0 rules")
 
+    # ------------------------------------------------------------------ date and time
+
+    async def test_date_and_time_in_each_language(self) -> None:
+        """Asterisk says nothing for an empty format (the peer too: no time passes), so
+        each language has its own, for what the tenant chose to say; every step lasts as
+        long as the saying."""
+        acc, ivr = self.store.accounts, self.store.ivr
+        says = {"1": {}, "2": {"say": "date"}, "3": {"say": "time", "timezone": "UTC"},
+                "4": {"format": "HM 'digits/oclock'"}}
+        for did, language in (("100", "xvb.EN-Female"), ("101", "xvb.RU-Female")):
+            user = await acc.create_user("613", f"1000{did[-1]}", 1, language=language,
+                                         timezone="Europe/Moscow")
+            await acc.assign_did(did, user.id)
+            root = await ivr.create_root(user.id, "Playback", {"greeting": "system:w"})
+            for number, settings in says.items():
+                await ivr.add_child(user.id, root.id, number, "DateTime", settings)
+        heard = {}
+        for did in ("100", "101"):
+            peer = await self.call(Caller(keys=list(says)), args=(did,))
+            heard[did] = [c.split(" ", 3)[3] for c in peer.commands
+                          if c.startswith("SAY DATETIME")]
+            steps = [line for line in self.cdr_lines()[-9:] if ", TYPE=DateTime" in line]
+            self.assertEqual(len(steps), 4)
+            for step in steps:
+                start, stop = (int(re.search(rf"{k}_TIMESTAMP=(\d+)", step)[1])
+                               for k in ("START", "STOP"))
+                self.assertEqual(stop - start, 3, f"something was said: {step}")
+        self.assertEqual(heard, {
+            "100": ['"" "ABdY \'digits/at\' IMp" Europe/Moscow', '"" "ABdY" Europe/Moscow',
+                    '"" "IMp" UTC', '"" "HM \'digits/oclock\'" Europe/Moscow'],
+            "101": ['"" "AdB \'digits/at\' kM" Europe/Moscow', '"" "AdB" Europe/Moscow',
+                    '"" "kM" UTC', '"" "HM \'digits/oclock\'" Europe/Moscow']})
+
+    def test_date_and_time_settings(self) -> None:
+        from xvbd.engine.types import SettingsError, read_settings
+        from xvbd.engine.types.datetime_ import DateTimeSettings, say_format
+
+        old = read_settings(DateTimeSettings, {"format": "", "timezone": "UTC"})
+        self.assertEqual((old.say, old.format), ("both", ""), "the settings of before")
+        for bad in ({"say": "weekday"}, {"format": "ABdY %H"}, {"format": "'unclosed"}):
+            with self.assertRaises(SettingsError):
+                read_settings(DateTimeSettings, bad)
+        self.assertEqual(say_format("ru_RU", "time"), say_format("xvb.RU-Female", "time"))
+        self.assertEqual(say_format("xvb.DE-Female", "both"), say_format("en", "both"),
+                         "a language without formats of its own: Asterisk's default")
+
     # ------------------------------------------------------------------ variables, goto if
 
     async def test_variables_and_goto_if(self) -> None:

@@ -305,6 +305,8 @@ class AsteriskAGI(Protocol):
     def do_say_datetime(self, args: list[str], leaving: bool) -> str | None:
         if len(args) < 2:
             return None
+        if len(args) > 2 and not args[2]:  # an empty format: Asterisk says nothing at all
+            return "200 result=0\n"
         self.advance(3)
         return "200 result=-1\n" if leaving else "200 result=0\n"
 

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from xvbd.agi.protocol import AGIError, Hangup, Reply
 
 ALL_DIGITS = "0123456789*#"
+#: What res_agi says when SAY DATETIME is given no format (its English default).
+ASTERISK_DEFAULT_FORMAT = "ABdY 'digits/at' IMp"
 _TOKEN = re.compile(r"[A-Za-z0-9_./:@+*#-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _VARIABLE = re.compile(r"(__?)?[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,-]*\))?")
@@ -154,9 +156,12 @@ class AGIChannel:
 
     async def say_datetime(self, when: int, escape_digits: str = "", fmt: str = "",
                            timezone: str = "") -> str:
+        """Say ``when`` by ``fmt`` (Asterisk's say letters).  Asterisk says nothing at all
+        for an empty format argument: without ``fmt`` it gets none (its own default) or,
+        when a timezone must follow, :data:`ASTERISK_DEFAULT_FORMAT`."""
         command = f"SAY DATETIME {int(when)} {digits_arg(escape_digits)}"
         if fmt or timezone:
-            command += f" {quote(fmt)}"
+            command += f" {quote(fmt or ASTERISK_DEFAULT_FORMAT)}"
         if timezone:
             command += f" {token(timezone)}"
         value = (await self._send(command)).value
