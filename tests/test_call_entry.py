@@ -4,11 +4,16 @@ AccessCode and PIN, the ANYONE entry, SIP domains, locked users, throttled guess
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
+
+from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.peers.agi import Caller
 from tests.support.db import on_both_backends
 from tests.support.engine import EngineCase
 from xvbd.demo import seed_demo
+from xvbd.engine.call import RESULTS
 
 
 def summary(lines: list[str]) -> str:
@@ -18,6 +23,16 @@ def summary(lines: list[str]) -> str:
 
 
 class EntryTests(EngineCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.logs: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            if str(event.get("log_namespace", "")).startswith("xvbd."):
+                self.logs.append(f"{event['log_level'].name}: {formatEvent(event)}")
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
     async def test_a_private_did_goes_straight_to_its_user(self) -> None:
         await seed_demo(self.store)
         peer = await self.call(Caller(keys=["2"]), args=("100", "10.0.0.1"))
@@ -61,18 +76,65 @@ class EntryTests(EngineCase):
             "GET DATA agent-user 9000 16", "GET DATA agent-pass 9000 16",
             "GET DATA auth-incorrect 9000 16", "GET DATA auth-incorrect 9000 16",
             'STREAM FILE vm-goodbye ""', "HANGUP"])
-        self.assertEqual(self.result, "NOUSER")
+        self.assertEqual(self.result, "BADPIN")
         line = summary(self.cdr_lines())
-        self.assertIn("ACCESS_CODE=, CALLED_ID=613", line)
-        self.assertIn("SUBSCR_ID=0", line)
-        self.assertTrue(line.endswith("DTMF=10001w3 xw3 xw3 xw3"), "PINs never reach the CDR")
+        self.assertIn("ACCESS_CODE=10001, CALLED_ID=613", line, "the code tried is kept")
+        self.assertIn("SUBSCR_ID=0", line, "the call was not the user's")
+        self.assertTrue(line.endswith("DTMF=10001w3 xw3 xw3 xw3, RESULT=BADPIN"),
+                        "PINs never reach the CDR")
+        (row,) = [r for r in await self.store.cdrs.all(limit=10) if r.type == "XVB"]
+        self.assertEqual((row.access_code, row.subscr_id), ("10001", 0),
+                         "the operator's CDR list finds the attempts by access code")
+        call_id = self.calls[-1].call_id
+        pins = [line for line in self.logs if "PIN" in line]
+        self.assertEqual(pins, [
+            *(f"info: call {call_id} from 6135550123: wrong PIN for 613#10001 (try {n} of 3)"
+              for n in (1, 2, 3)),
+            f"warn: call {call_id} from 6135550123: no right PIN for 613#10001 in 3 tries "
+            "(3 wrong, 0 not typed); the line is put down"])
+        self.assertFalse(any(digit in line for line in pins for digit in ("code=1,", "911")))
 
     async def test_a_spoofed_caller_id_never_skips_the_pin(self) -> None:
         await seed_demo(self.store)
         peer = await self.call(Caller(keys=["10001", None, None, None]), args=("613",),
                                callerid="613")
         self.assertEqual(peer.commands.count("GET DATA auth-incorrect 9000 16"), 2)
-        self.assertEqual(self.result, "NOUSER")
+        self.assertEqual(self.result, "BADPIN")
+        self.assertEqual([line for line in self.logs if "PIN" in line], [
+            f"info: call {self.calls[-1].call_id} from 613: no right PIN for 613#10001 in 3 "
+            "tries (0 wrong, 3 not typed); the line is put down"])
+
+    async def test_a_caller_who_hangs_up_before_being_served_abandoned_the_call(self) -> None:
+        """Not NOUSER: a hang-up during the code, the PIN or the answer, in each of the
+        three ways Asterisk says it (without AGISIGHUP nothing says it but the -1)."""
+        await seed_demo(self.store)
+        for mode in ("sighup", "exit", "nosighup"):
+            for keys, left_in, number, code in (
+                    ([], "^GET DATA agent-user", "613", ""),
+                    (["10001"], "^GET DATA agent-pass", "613", "10001"),
+                    (["10001", "5"], "^GET DATA auth-incorrect", "613", "10001"),
+                    ([], "^ANSWER", "100", "")):
+                with self.subTest(mode=mode, left_in=left_in):
+                    peer = await self.call(Caller(keys=keys, hangup_on=left_in,
+                                                  hangup_mode=mode), args=(number,))
+                    self.assertEqual(self.result, "ABANDONED", (mode, left_in))
+                    if mode == "nosighup" and left_in != "^ANSWER":
+                        self.assertEqual(peer.variables["XVB_RESULT"], "ABANDONED",
+                                         "the dialplan is told: the channel looks alive")
+                    line = summary(self.cdr_lines()[-1:])
+                    self.assertIn(f"ACCESS_CODE={code}, CALLED_ID={number}, ", line)
+                    self.assertTrue(line.endswith(", RESULT=ABANDONED"), line)
+
+    def test_every_result_is_documented_and_only_failures_hear_the_apology(self) -> None:
+        conf = (Path(__file__).parents[1] / "etc" / "asterisk" / "extensions.conf").read_text()
+        after = conf.split("[xvb-after-agi]", 1)[1].split("\n[", 1)[0]
+        comment = " ".join(line[1:] for line in after.splitlines() if line.startswith(";"))
+        for word in (*RESULTS, "NOSCRIPT"):
+            self.assertRegex(comment, rf"\b{word}\b", f"{word} is explained to the operator")
+        (down,) = [line for line in after.splitlines() if not line.startswith(";") and
+                   "XVB_RESULT}\" =" in line and line.endswith("?down)")]
+        apology = set(re.findall(r'"\$\{XVB_RESULT\}" = "([A-Z]*)"', down))
+        self.assertEqual(apology, {"", "NOSCRIPT", "ERROR"}, "ABANDONED, BADPIN … hang up")
 
     async def test_guessing_a_pin_is_throttled_across_calls(self) -> None:
         await seed_demo(self.store)

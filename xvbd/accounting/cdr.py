@@ -98,13 +98,18 @@ class CallCDR:
         return record
 
     def summary(self, *, call_type: str, start: int, stop: int, now: int, cost: int,
-                sys_cost: int, currency_id: int, dtmf: str) -> CDRRecord:
+                sys_cost: int, currency_id: int, dtmf: str, result: str = "") -> CDRRecord:
+        """The call's last record: ``DATA=DTMF=…`` (what was typed), then ``RESULT=`` for a
+        call that did not end as served (BADPIN, ABANDONED …)."""
+        data = f"DTMF={_CONTROL.sub(' ', dtmf)}"
+        if result:
+            data += f", RESULT={clean(result)}"
         record = CDRRecord({**self.common, "TYPE": "XVB", "CALL_TYPE": call_type,
                             "COST": money(cost), "SYS_COST": money(sys_cost),
                             "CURRENCY_ID": currency_id, "START_TIMESTAMP": start,
                             "STOP_TIMESTAMP": stop, "CREATE_TIMESTAMP": stop,
                             "PROCESS_TIMESTAMP": now},
-                           f"DTMF={_CONTROL.sub(' ', dtmf)}",
+                           data,
                            f"{self.common['CALL_ID']}:{len(self.records)}", cost, sys_cost)
         self.records.append(record)
         return record

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 log = logger("xvbd.call")
 
+#: The words a call ends with (``Call.result``, the dialplan's ``XVB_RESULT``; the comment
+#: of ``[xvb-after-agi]`` in etc/asterisk/extensions.conf says what each means).
+RESULTS = ("OK", "TIMEUP", "NOUSER", "BADPIN", "THROTTLED", "LOCKED", "BUSY", "NOFUNDS",
+           "NOEXT", "ABANDONED", "ERROR")
+
 
 @dataclass
 class Call:
@@ -44,7 +49,10 @@ class Call:
     variables: dict[str, str] = field(default_factory=dict)
     step_data: dict[str, Any] = field(default_factory=dict)
     charge: CallCharge | None = None
-    result: str = "NOUSER"
+    #: How the call ended, for the dialplan (``XVB_RESULT``) and the CDR summary: OK once it
+    #: is a user's, else why not (etc/asterisk/extensions.conf lists the words); '' while
+    #: nothing is decided.
+    result: str = ""
     _leases: list[tuple[str, str]] = field(default_factory=list)
     _hooks: list[Any] = field(default_factory=list)
     #: Run once the call is over and its records written (e.g. place a callback, keep the
@@ -184,6 +192,8 @@ class Call:
         if self._finished:
             return
         self._finished = True
+        if not self.result:  # nothing decided, and the caller is still there (a caller
+            self.result = "NOUSER"  # who hung up first is ABANDONED: Engine.serve)
         for hook in self._hooks:
             await self.engine.hooks.run(hook, "stop", self)
         for key, lease in self._leases:
@@ -203,9 +213,11 @@ class Call:
             self.engine.radius.stopped(self, stopped)
         stop = int(stopped)
         currency = self.tariff.currency_id if self.tariff else 0
+        self.cdr.common = self._common()  # with the access code tried, if not the user's
         self.cdr.summary(call_type=self.call_type, start=int(self.started), stop=stop, now=stop,
                          cost=cost, sys_cost=cost, currency_id=currency,
-                         dtmf=" ".join(self.dtmf))
+                         dtmf=" ".join(self.dtmf),
+                         result="" if self.result == "OK" else self.result)
         await self.engine.cdr.emit(self.cdr.records)
         for then in self.after:
             try:

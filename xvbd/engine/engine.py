@@ -85,7 +85,8 @@ class Engine:
             await channel.answer()
             await script(call)
         except Hangup:
-            pass
+            if not call.result:  # gone before being served or told why not
+                call.result = "ABANDONED"
         except Exception:
             log.failure("call {call_id} on {channel} failed", channel=env.channel,
                         **call.log_fields())

@@ -7,7 +7,13 @@
 * a **SIP call** picks the user from the ``To:`` header and ``[COMMON] SIP_DOMAINS``.
 
 Failures are counted across calls, per access code and per caller, so guessing a PIN is not
-practical; a caller id never stands in for the PIN.
+practical; a caller id never stands in for the PIN.  Each wrong PIN is logged with the
+number, the access code and the caller, and the call's CDR summary keeps the access code
+tried and how it ended (``RESULT=BADPIN``).
+
+Until a call is a user's, ``call.result`` says why it is not: NOUSER (no user has that
+number or code), BADPIN (a user's code, but not its PIN), THROTTLED, or ABANDONED (the
+caller hung up before being told).
 """
 
 from __future__ import annotations
@@ -119,10 +125,12 @@ async def sip(call: Call) -> None:
     target = parse_sip_to(header, call.engine.settings.common.sip_domains)
     if target is None:
         log.info("SIP call to {to!r} matches no user of [COMMON] SIP_DOMAINS", to=header)
+        call.result = "NOUSER"
         await call.say_goodbye(prompts.NOT_IN_SERVICE)
         return
     user = await find_user(call, target.voice_number, target.access_code)
     if user is None:
+        call.result = "NOUSER"
         await call.say_goodbye(prompts.NOT_IN_SERVICE)
         return
     await serve_user(call, user, target.access_code, path=target.extension)
@@ -167,16 +175,21 @@ async def ask_access_code(call: Call, voice_number: str) -> User | None:
         if user.pin and not await ask_pin(call, user):
             return None
         return user
+    call.result = "NOUSER"
     await call.say_goodbye(prompts.TOO_MANY_TRIES)
     return None
 
 
 async def ask_pin(call: Call, user: User) -> bool:
-    """Ask for the user's PIN; a right one forgets the code's earlier wrong ones."""
+    """Ask for the user's PIN; a right one forgets the code's earlier wrong ones.  The code
+    tried is the call's from now on (its CDR summary names it, right PIN or not)."""
     settings = call.engine.settings
     counters = call.engine.counters
+    call.access_code = user.access_code
+    tries = settings.attempts.password
     prompt = prompts.ENTER_PIN
-    for _ in range(settings.attempts.password):
+    wrong = 0
+    for attempt in range(1, tries + 1):
         if (await _throttled(call, _code_key(user), CODE_FAILURES) or
                 await _throttled(call, _caller_key(call), CALLER_FAILURES)):
             await _refuse(call, f"too many wrong PINs for {user.voice_number}#"
@@ -187,9 +200,21 @@ async def ask_pin(call: Call, user: User) -> bool:
             await counters.reset(_code_key(user))
             return True
         if pin:
+            wrong += 1
+            log.info("call {call_id} from {caller}: wrong PIN for {number}#{code} (try "
+                     "{attempt} of {tries})", caller=call.caller_id,
+                     number=user.voice_number, code=user.access_code, attempt=attempt,
+                     tries=tries, **call.log_fields())
             await counters.hit(_code_key(user), FAILURE_WINDOW)
             await counters.hit(_caller_key(call), FAILURE_WINDOW)
         prompt = prompts.PIN_INCORRECT
+    put_down = log.warn if wrong else log.info
+    put_down(
+        "call {call_id} from {caller}: no right PIN for {number}#{code} in {tries} tries "
+        "({wrong} wrong, {silent} not typed); the line is put down", caller=call.caller_id,
+        number=user.voice_number, code=user.access_code, tries=tries, wrong=wrong,
+        silent=tries - wrong, **call.log_fields())
+    call.result = "BADPIN"
     await call.say_goodbye(prompts.TOO_MANY_TRIES)
     return False
 
@@ -220,6 +245,7 @@ async def open_call(call: Call, user: User, access_code: str, *, inbound: bool =
     if group is None:
         log.error("user {user} is in group {group}, which does not exist", user=user.id,
                   group=user.group_id)
+        call.result = "NOUSER"
         await call.say_goodbye(prompts.NOT_IN_SERVICE)
         return False
     await call.become(user, group, access_code)
