@@ -90,7 +90,7 @@ class EntryTests(EngineCase):
         self.assertEqual(pins, [
             *(f"info: call {call_id} from 6135550123: wrong PIN for 613#10001 (try {n} of 3)"
               for n in (1, 2, 3)),
-            f"warn: call {call_id} from 6135550123: no right PIN for 613#10001 in 3 tries "
+            f"info: call {call_id} from 6135550123: no right PIN for 613#10001 in 3 tries "
             "(3 wrong, 0 not typed); the line is put down"])
         self.assertFalse(any(digit in line for line in pins for digit in ("code=1,", "911")))
 

@@ -7,9 +7,9 @@
 * a **SIP call** picks the user from the ``To:`` header and ``[COMMON] SIP_DOMAINS``.
 
 Failures are counted across calls, per access code and per caller, so guessing a PIN is not
-practical; a caller id never stands in for the PIN.  Each wrong PIN is logged with the
-number, the access code and the caller, and the call's CDR summary keeps the access code
-tried and how it ended (``RESULT=BADPIN``).
+practical (a code refused for a while is a warning); a caller id never stands in for the
+PIN.  Each wrong PIN is logged (INFO) with the number, the access code and the caller, and
+the call's CDR summary keeps the access code tried and how it ended (``RESULT=BADPIN``).
 
 Until a call is a user's, ``call.result`` says why it is not: NOUSER (no user has that
 number or code), BADPIN (a user's code, but not its PIN), THROTTLED, or ABANDONED (the
@@ -208,12 +208,11 @@ async def ask_pin(call: Call, user: User) -> bool:
             await counters.hit(_code_key(user), FAILURE_WINDOW)
             await counters.hit(_caller_key(call), FAILURE_WINDOW)
         prompt = prompts.PIN_INCORRECT
-    put_down = log.warn if wrong else log.info
-    put_down(
-        "call {call_id} from {caller}: no right PIN for {number}#{code} in {tries} tries "
-        "({wrong} wrong, {silent} not typed); the line is put down", caller=call.caller_id,
-        number=user.voice_number, code=user.access_code, tries=tries, wrong=wrong,
-        silent=tries - wrong, **call.log_fields())
+    # INFO like each wrong PIN: a caller's mistakes; guessing is the throttle's WARN.
+    log.info("call {call_id} from {caller}: no right PIN for {number}#{code} in {tries} "
+             "tries ({wrong} wrong, {silent} not typed); the line is put down",
+             caller=call.caller_id, number=user.voice_number, code=user.access_code,
+             tries=tries, wrong=wrong, silent=tries - wrong, **call.log_fields())
     call.result = "BADPIN"
     await call.say_goodbye(prompts.TOO_MANY_TRIES)
     return False
