@@ -153,9 +153,19 @@ class TypesTests(EngineCase):
                         peer.commands.index(dials[0]))
         self.assertEqual(peer.commands.count("GET VARIABLE DIALSTATUS"), 2)
         line = next(c for c in self.cdr_lines() if "TYPE=FollowMe" in c)
-        self.assertTrue(line.endswith("DATA=PHONE=79002, STATUS=ANSWER"), line)
+        self.assertTrue(line.endswith(  # 20 s of ringing, then 30 s of talk
+            "DATA=PHONE=79002, STATUS=ANSWER, ATTEMPTS=79001:NOANSWER:20 79002:ANSWER:30"),
+            line)
         self.assertEqual(peer.commands[-1:], ["HANGUP"])
         self.assertEqual(self.result, "OK")
+
+    async def test_every_phone_tried_is_in_the_record_even_when_the_caller_leaves(self) -> None:
+        await self.followme_tenant({"phones": ["79001", "79002", "79003"], "ring_seconds": 15})
+        await self.call(Caller(keys=["3"], dial=["BUSY", "NOANSWER"], hangup_on="^EXEC Dial",
+                               hangup_skip=1), args=("100",))
+        line = next(c for c in self.cdr_lines() if "TYPE=FollowMe" in c)
+        self.assertTrue(line.endswith(
+            "DATA=PHONE=79002, STATUS=CANCEL, ATTEMPTS=79001:BUSY:15 79002:CANCEL:15"), line)
 
     async def test_all_at_once_and_nobody_answers(self) -> None:
         await self.followme_tenant({"phones": ["79001", "79002"], "mode": "parallel",
@@ -167,6 +177,9 @@ class TypesTests(EngineCase):
         after = peer.commands[peer.commands.index(dials[0]) + 2:]
         self.assertEqual(after[0], 'STREAM FILE vm-nobodyavail ""')
         self.assertTrue(any(c.startswith("RECORD FILE") for c in after), "went to voicemail")
+        line = next(c for c in self.cdr_lines() if "TYPE=FollowMe" in c)
+        self.assertTrue(line.endswith(
+            "DATA=PHONE=79001&79002, STATUS=BUSY, ATTEMPTS=79001&79002:BUSY:40"), line)
 
     async def test_the_group_limits_the_phones(self) -> None:
         await self.followme_tenant({"phones": ["79001", "79002", "79003"]},

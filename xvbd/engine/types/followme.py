@@ -5,6 +5,10 @@ The outgoing legs carry the tenant's access code: the channel variable ``XVB_AC`
 inheritable for every authenticated call, and the shipped dialout context adds the SIP
 header ``XVB-AC`` from it.  Nobody answering goes to the ``no_answer`` extension (a
 voicemail, say) or back to the menu.
+
+The CDR record names the last phone tried and its DIALSTATUS (``PHONE=``, ``STATUS=``) and
+every attempt, in order, as ``ATTEMPTS=phone:DIALSTATUS:seconds …`` (phones rung together
+joined by ``&``; seconds from the Dial to its end, ringing and talk).
 """
 
 from __future__ import annotations
@@ -54,12 +58,15 @@ class FollowMeType:
             return Next.UP
         await call.play(prompts.HOLD_WHILE_TRYING)
         groups = [phones] if settings.mode == "parallel" else [[p] for p in phones]
-        status = "NOANSWER"
+        attempts: list[str] = []
         for group in groups:
             if await call.out_of_time():
                 break
+            started = call.engine.clock.seconds()
             status = await dial(call, group, settings.ring_seconds)
-            call.step_data = {"PHONE": "&".join(group), "STATUS": status}
+            tried = "&".join(group)
+            attempts.append(f"{tried}:{status}:{int(call.engine.clock.seconds() - started)}")
+            call.step_data = {"PHONE": tried, "STATUS": status, "ATTEMPTS": " ".join(attempts)}
             if status == "ANSWER":
                 return Next.HANGUP
         await call.play(prompts.NOBODY_AVAILABLE)
