@@ -439,12 +439,18 @@ class CallbackTests(OutboundCase):
         (request,) = await self.store.features.callbacks(self.user_id)
         self.assertEqual((request.status, request.attempts, request.last_result),
                          ("pending", 1, "busy"))
+        said = f"callback {request.id} of user {self.user_id} to 79005551234: "
+        self.assertEqual([line for line in self.logs if "callback " in line], [
+            f"info: {said}busy (Asterisk reason 5); tried again in 120 s (1 of 3 attempts "
+            "made)"])
         # two minutes on, the sweep calls again; this time they answer and land in 2
         self.fates["79005551234"] = ANSWER
         await self.until(lambda: len(self.fake.originates) == 2, step=5)
         await self.settled()
         (request,) = await self.store.features.callbacks(self.user_id)
         self.assertEqual((request.status, request.attempts), ("done", 2))
+        self.assertEqual([line for line in self.logs if "callback " in line][1:], [
+            f"info: {said}answered; served as call {request.call_id}"])
         (peer,) = self.sessions["79005551234"]
         self.assertTrue(any(c.startswith("SAY DATETIME") for c in peer.commands))
         summary = [line for line in self.cdr_lines() if "CALL_TYPE=callback" in line]
@@ -452,6 +458,30 @@ class CallbackTests(OutboundCase):
         self.assertIn(f"CALL_ID={request.call_id}", summary[0])
         self.assertIn("CALLED_ID=79005551234, CALLER_ID=613", summary[0])
         self.assertIn(", COST=2, ", summary[0])
+
+
+    async def test_every_outcome_is_logged_until_the_last_attempt(self) -> None:
+        await self.tenant(["1"])
+        await self.store.callblast.update_item(self.user_id, self.item.id, status="paused")
+        await self.store.accounts.assign_did("100", self.user_id)
+        await self.start_outbound()
+        self.fates["79005551234"] = NOANSWER
+        await self.call(Caller(keys=["7"]), args=("100",), callerid="79005551234")
+        await self.until(lambda: len(self.fake.originates) == 1)
+        await self.settled()
+        self.fates["79005551234"] = FAIL
+        await self.until(lambda: len(self.fake.originates) == 2, step=5)
+        await self.settled()
+        self.fates["79005551234"] = BUSY
+        await self.until(lambda: len(self.fake.originates) == 3, step=5)
+        await self.settled()
+        (request,) = await self.store.features.callbacks(self.user_id)
+        self.assertEqual((request.status, request.attempts), ("failed", 3))
+        said = f"info: callback {request.id} of user {self.user_id} to 79005551234: "
+        self.assertEqual([line for line in self.logs if "callback " in line], [
+            f"{said}no answer (Asterisk reason 3); tried again in 120 s (1 of 3 attempts made)",
+            f"{said}failed (Asterisk reason 0); tried again in 120 s (2 of 3 attempts made)",
+            f"{said}busy (Asterisk reason 5); given up after 3 attempt(s)"])
 
 
 CallbackOnSQLite, CallbackOnMariaDB = on_both_backends(CallbackTests)

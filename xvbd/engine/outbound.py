@@ -114,6 +114,8 @@ async def callback(call: Call) -> None:
         await _put_down(call, f"callback request {attempt[0]} has no attempt with that "
                         "token (already settled, or not placed by xvbd)")
         return
+    log.info("callback {id} of user {user} to {phone}: answered; served as call {call_id}",
+             id=request.id, user=request.user_id, phone=request.phone, call_id=call.call_id)
     call.call_type = "callback"
     call.called_id, call.caller_id = request.phone, call.env.callerid
     user = await engine.store.accounts.get_user(request.user_id)

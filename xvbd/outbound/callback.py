@@ -6,6 +6,10 @@ this node, retries, requests waiting for Asterisk to come back).  The call goes 
 the group's dialout context and, answered, lands in the extension the tenant chose; it is
 billed as a CallBack call.  Ring time, retries and the caller id shown come from the
 Callback extension's settings.
+
+Each attempt's outcome is logged (INFO) with the request, the tenant, the number and what
+comes next: answered (logged by the answered call, :func:`xvbd.engine.outbound.callback`),
+busy, no answer, failed (with Asterisk's reason).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from xvbd.outbound.dialer import (
     report,
 )
 from xvbd.store import Store
+from xvbd.store.features import CallbackRequest
 from xvbd.store.outbound import DueCallback
 
 log = logger("xvbd.callback")
@@ -38,6 +43,29 @@ SWEEP_EVERY = 60.0
 #: Seconds after the asking call ends before its callback is placed (the caller's line
 #: must be free again).
 KICK_DELAY = 3.0
+
+
+#: An attempt's result as the log says it.
+OUTCOMES = {"answered": "answered", "busy": "busy", "noanswer": "no answer",
+            "failed": "failed"}
+
+
+def log_outcome(request: CallbackRequest, result: str, detail: str, counted: bool,
+                max_attempts: int) -> None:
+    """One line for an attempt's outcome: the request as it is after it."""
+    if request.status == "done":
+        then = "done"
+    elif request.status == "failed":
+        then = f"given up after {request.attempts} attempt(s)"
+    elif counted:
+        then = (f"tried again in {max(0, request.next_attempt_at - request.updated_at)} s "
+                f"({request.attempts} of {max_attempts} attempts made)")
+    else:
+        then = "tried again; this attempt does not count"
+    log.info("callback {id} of user {user} to {phone}: {outcome}{detail}; {then}",
+             id=request.id, user=request.user_id, phone=request.phone,
+             outcome=OUTCOMES.get(result, result), detail=f" ({detail})" if detail else "",
+             then=then)
 
 
 def callback_settings(due: DueCallback) -> CallbackSettings:
@@ -147,6 +175,8 @@ class CallbackDialer(Service):
                 request_id, token, result, int(self.clock.seconds()),
                 max_attempts=1 + settings.retries,
                 retry_in=settings.retry_interval if counted else 0, counted=counted)
+            if kept is not None:  # this report settled the attempt (else the call did)
+                log_outcome(kept, result, detail, counted, 1 + settings.retries)
             return kept is not None
 
         self.dialer.launch(placement, finish)
