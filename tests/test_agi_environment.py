@@ -188,6 +188,18 @@ def test_an_environment_past_the_bound_is_refused() -> None:
     assert any(f"longer than {MAX_ENV_BYTES} bytes" in line for line in warnings.lines)
 
 
+def test_an_environment_that_stops_says_where() -> None:
+    data = block()
+    with Warnings() as warnings:
+        proto, transport, _ = feed(data[:data.index(b"agi_channel")])
+        proto.env_timed_out(10)
+    assert transport.disconnecting
+    assert warnings.lines[0].endswith(
+        "the AGI environment did not end within 10 s: it sent 79 bytes, the keys in order up "
+        "to agi_request and no agi_channel after it; Asterisk sends every key up to "
+        "agi_threadid, the arguments, then an empty line"), warnings.lines
+
+
 # ------------------------------------------------------------------ any bytes at all
 
 PIECES = st.one_of(

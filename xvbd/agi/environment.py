@@ -280,7 +280,7 @@ class EnvReader:
         if seen < 0:
             return f"{len(buf)} bytes and no agi_network line"
         if seen < _THREADID:
-            return (f"{len(buf)} bytes, up to agi_{ORDER[seen]}; agi_{ORDER[seen + 1]} "
-                    "was next (Asterisk sends the keys up to agi_threadid, the arguments, "
-                    "then an empty line)")
-        return f"{len(buf)} bytes, up to agi_threadid, and no empty line after them"
+            return (f"{len(buf)} bytes, the keys in order up to agi_{ORDER[seen]} and no "
+                    f"agi_{ORDER[seen + 1]} after it; Asterisk sends every key up to "
+                    "agi_threadid, the arguments, then an empty line")
+        return f"{len(buf)} bytes, every key up to agi_threadid, and no empty line after them"

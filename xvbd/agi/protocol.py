@@ -209,7 +209,7 @@ class FastAGIProtocol(LineOnlyReceiver):
         self.close()
 
     def env_timed_out(self, timeout: float) -> None:
-        got = f" (it sent {self._env_reader.progress()})" if self._env_reader else ""
+        got = f": it sent {self._env_reader.progress()}" if self._env_reader else ""
         self._refuse(f"the AGI environment did not end within {timeout:g} s{got}")
 
     def lineLengthExceeded(self, line: bytes) -> None:
