@@ -38,7 +38,7 @@ class EntryTests(EngineCase):
         peer = await self.call(Caller(keys=["2"]), args=("100", "10.0.0.1"))
         self.assertEqual(peer.commands[:4], [
             "ANSWER", 'SET VARIABLE __XVB_AC "10001"',
-            'SET VARIABLE CHANNEL(language) "xvb.EN-Female"',
+            'SET VARIABLE CHANNEL(language) "en_xvb.EN-Female"',
             'STREAM FILE demo-instruct "0123456789*#"'])
         self.assertFalse(any("GET DATA" in c for c in peer.commands), "no code, no PIN")
         self.assertIn('SAY DATETIME 1285757673 "" "ABdY \'digits/at\' IMp" Europe/Moscow',
@@ -52,7 +52,7 @@ class EntryTests(EngineCase):
         await seed_demo(self.store)
         peer = await self.call(Caller(keys=["10001", "911", "2"]), args=("613", "10.0.0.1"))
         self.assertEqual(peer.commands[:5], [
-            "ANSWER", 'SET VARIABLE CHANNEL(language) "xvb.EN-Female"',
+            "ANSWER", 'SET VARIABLE CHANNEL(language) "en_xvb.EN-Female"',
             "GET DATA agent-user 9000 16", "GET DATA agent-pass 9000 16",
             'SET VARIABLE __XVB_AC "10001"'])
         self.assertIn('SAY DATETIME 1285757679 "" "ABdY \'digits/at\' IMp" Europe/Moscow',
@@ -173,7 +173,7 @@ class EntryTests(EngineCase):
         await self.store.ivr.create_root(user.id, "DateTime", {})
         await self.store.accounts.set_did_language("ANYONE", "xvb.RU-Female")
         peer = await self.call(Caller(keys=["20001"]), args=("4951234567",))
-        self.assertEqual(peer.commands[1], 'SET VARIABLE CHANNEL(language) "xvb.RU-Female"')
+        self.assertEqual(peer.commands[1], 'SET VARIABLE CHANNEL(language) "ru_xvb.RU-Female"')
         self.assertEqual(peer.variables["XVB_AC"], "20001")
         self.assertTrue(any(c.startswith("SAY DATETIME") for c in peer.commands))
 

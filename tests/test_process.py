@@ -93,7 +93,7 @@ def test_a_real_call_through_the_process(database: DatabaseURL, tmp_path: Path) 
     finally:
         server.kill()
     assert code == -signal.SIGTERM
-    assert peer.commands[:3] == ["ANSWER", 'SET VARIABLE CHANNEL(language) "xvb.EN-Female"',
+    assert peer.commands[:3] == ["ANSWER", 'SET VARIABLE CHANNEL(language) "en_xvb.EN-Female"',
                                  "GET DATA agent-user 9000 16"]
     assert any(c.startswith("SAY DATETIME") for c in peer.commands)
     assert any(c.startswith("RECORD FILE") for c in peer.commands)

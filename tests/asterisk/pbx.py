@@ -27,7 +27,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "etc" / "asterisk"
 DEFAULT_BINARY = Path("/opt/asterisk-22.10.1/sbin/asterisk")
-LANGUAGES = {"xvb.EN-Female": "en", "xvb.RU-Female": "ru"}
 
 #: The modules the product needs, and those the tests' outside world needs; nothing else
 #: loads, so the log holds only what these say.
@@ -177,10 +176,6 @@ class Asterisk:
             link = self.sounds / name
             if not link.exists():
                 link.symlink_to(data / "sounds" / name)
-        for language, directory in LANGUAGES.items():  # as the README says
-            link = self.sounds / language
-            if not link.exists():
-                link.symlink_to(directory)
         moh = self.dir / "data" / "moh"
         for item in (data / "moh").iterdir() if (data / "moh").is_dir() else ():
             if not (moh / item.name).exists():

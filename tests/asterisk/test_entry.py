@@ -16,7 +16,7 @@ def test_the_public_number_asks_the_code_then_the_pin(rig: Rig) -> None:
     call.hang_up()
     call.wait_gone()
     wire = dict(call.wire())
-    assert wire['SET VARIABLE CHANNEL(language) "xvb.EN-Female"'] == "200 result=1"
+    assert wire['SET VARIABLE CHANNEL(language) "en_xvb.EN-Female"'] == "200 result=1"
     assert wire["GET DATA agent-user 9000 16"] == "200 result=10001"
     assert wire["GET DATA agent-pass 9000 16"] == "200 result=911"
     assert wire['SET VARIABLE __XVB_AC "10001"'] == "200 result=1"

@@ -13,6 +13,7 @@ from xvbd.accounting.billing import CallCharge, prices
 from xvbd.accounting.cdr import CallCDR
 from xvbd.agi.channel import AGIChannel, Playback
 from xvbd.agi.protocol import AGIEnv, Hangup
+from xvbd.engine.languages import asterisk_language
 from xvbd.ids import new_id
 from xvbd.logs import DTMF, LEVEL_GATE, logger
 from xvbd.store.accounts import Group, Tariff, User
@@ -131,6 +132,11 @@ class Call:
         return self.time_left() <= 0
 
     # ------------------------------------------------------------------ helpers
+
+    async def use_language(self, pack: str) -> None:
+        """Prompts and numbers in the language pack ``pack`` from now on."""
+        await self.channel.set_variable("CHANNEL(language)", asterisk_language(pack))
+        self.language = pack
 
     async def play(self, name: str, escape_digits: str = "") -> Playback:
         result = await self.channel.stream_file(name, escape_digits)

@@ -112,8 +112,7 @@ async def inbound(call: Call) -> None:
     language = (await directory.public_language(call.called_id) or
                 await directory.public_language(ANYONE))
     if language:
-        await call.channel.set_variable("CHANNEL(language)", language)
-        call.language = language
+        await call.use_language(language)
     found = await ask_access_code(call, call.called_id)
     if found is not None:
         await serve_user(call, found, found.access_code, pin_checked=True)
@@ -254,8 +253,7 @@ async def open_call(call: Call, user: User, access_code: str, *, inbound: bool =
         return False
     await call.channel.set_variable("__XVB_AC", access_code)
     if user.language and user.language != call.language:
-        await call.channel.set_variable("CHANNEL(language)", user.language)
-        call.language = user.language
+        await call.use_language(user.language)
     server_id = engine.settings.common.server_id
     node = await engine.directory.node(server_id)
     if not (await call.take_slot(node_key(server_id), node.limit_calls if node else 0) and

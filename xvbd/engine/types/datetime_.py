@@ -4,14 +4,14 @@ tenant's timezone (Asterisk's SAY DATETIME).
 Asterisk says what a format tells it, letter by letter (``main/say.c``), and says nothing
 for an empty format, so a format is always sent: the tenant's own, or the language's
 default for what the tenant chose to say.  Asterisk picks its rules by the first two
-letters of the channel's language; the language packs (``xvb.EN-Female``,
-``xvb.RU-Female``) match none, and Asterisk has no Russian date rules anyway, so its
-default rules read every format here: ``A`` weekday, ``B`` month, ``d`` day of the month
-(an ordinal), ``Y`` year, ``I`` hour of 12 and ``p`` a.m./p.m., ``k`` hour of 24, ``M``
-minutes (``oh`` before one digit, ``o'clock`` on the hour), a quoted word is a sound file.
-The packs hold each language's recordings of those words (``digits/…``).  In Russian the
-day comes before the month, the hours count to 24, and the year is left out (said with
-the default number rules it would be ungrammatical).
+letters of the channel's language (``ru_xvb.RU-Female`` for the pack ``xvb.RU-Female``:
+``xvbd.engine.languages``); it has no Russian date rules, so its default date rules read
+every format here, with the language's own rules for the numbers in them: ``A`` weekday,
+``B`` month, ``d`` day of the month (an ordinal), ``Y`` year, ``I`` hour of 12 and ``p``
+a.m./p.m., ``k`` hour of 24, ``M`` minutes (``oh`` before one digit, ``o'clock`` on the
+hour), a quoted word is a sound file.  The packs hold each language's recordings of those
+words (``digits/…``).  In Russian the day comes before the month, the hours count to 24,
+and the year is left out (said by the English date rules it would be ungrammatical).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from xvbd.engine.languages import language_code
 from xvbd.engine.types import Next, SettingsError, register
 
 if TYPE_CHECKING:
@@ -39,14 +40,10 @@ FORMATS = {
 DEFAULT_LANGUAGE = "EN"
 
 
-def language_code(language: str) -> str:
-    """``xvb.RU-Female`` -> ``RU``; ``en_US`` -> ``EN``; '' for none."""
-    return language.rsplit(".", 1)[-1][:2].upper()
-
-
 def say_format(language: str, say: str) -> str:
-    """The format that says ``say`` (date, time, both) in ``language``."""
-    formats = FORMATS.get(language_code(language)) or FORMATS[DEFAULT_LANGUAGE]
+    """The format that says ``say`` (date, time, both) in ``language`` (a pack's name, or
+    Asterisk's language)."""
+    formats = FORMATS.get(language_code(language).upper()) or FORMATS[DEFAULT_LANGUAGE]
     return formats[say]
 
 
