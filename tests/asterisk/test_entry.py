@@ -40,6 +40,8 @@ def test_a_wrong_pin_is_asked_again_and_three_end_the_call(rig: Rig) -> None:
         steps_text(call)
     summary = rig.wait_cdr("TYPE=XVB")[0]
     assert "SUBSCR_ID=1" not in summary, summary  # the call never became the tenant's
+    # … but the operator finds the attempts by the access code tried.
+    assert "ACCESS_CODE=10001" in summary and "RESULT=BADPIN" in summary, summary
     assert "demo-instruct" not in " ".join(call.commands())
 
 
@@ -62,6 +64,7 @@ def test_a_locked_tenant_hears_it_is_not_in_service(rig: Rig) -> None:
     assert call.reply_to("STREAM FILE ss-noservice").startswith("200 result=0 endpos="), \
         steps_text(call)
     assert not [c for c in call.commands() if "demo-instruct" in c], steps_text(call)
+    assert "RESULT=LOCKED" in rig.wait_cdr("TYPE=XVB")[0]
 
 
 def test_guessing_pins_is_throttled_across_calls(rig: Rig) -> None:
@@ -80,6 +83,17 @@ def test_guessing_pins_is_throttled_across_calls(rig: Rig) -> None:
     call.wait_command("STREAM FILE please-try-call-later")
     call.wait_gone()
     rig.expect_xvbd(r"refused: too many wrong PINs")
+
+
+def test_a_caller_who_hangs_up_at_the_pin_is_abandoned_not_unknown(rig: Rig) -> None:
+    rig.start()
+    call = rig.call("613")
+    call.answer_prompt("GET DATA agent-user", "10001#")
+    call.wait_command("GET DATA agent-pass")
+    call.hang_up()
+    call.wait_gone()
+    assert "RESULT=ABANDONED" in rig.wait_cdr("TYPE=XVB")[0]
+    assert not [c for c in call.commands() if "XVB_RESULT" in c], steps_text(call)
 
 
 def test_the_private_did_goes_straight_to_the_menu(rig: Rig) -> None:

@@ -88,11 +88,19 @@ class AGIChannel:
         self.sender = sender
         self._send = sender.send_command
         self.hangup_sent = False
+        self.caller_gone = False
 
     @property
     def hung_up(self) -> bool:
         """The caller is gone, or xvbd has put the line down."""
-        return self.sender.hung_up or self.hangup_sent
+        return (self.sender.hung_up or self.hangup_sent or self.caller_gone
+                or getattr(self.sender, "hangup_coming", False))
+
+    def _gone(self, why: str) -> Hangup:
+        """A command that only fails when the channel is dead answered -1: the caller is
+        gone, whether or not Asterisk's HANGUP line has been read yet."""
+        self.caller_gone = True
+        return Hangup(why)
 
     async def command(self, text: str, *, dead_ok: bool = False) -> Reply:
         """Any command, as written (the methods below build and check it for you)."""
@@ -103,7 +111,7 @@ class AGIChannel:
     async def answer(self) -> None:
         reply = await self._send("ANSWER")
         if reply.value == -1:
-            raise Hangup("ANSWER failed")
+            raise self._gone("ANSWER failed")
 
     async def hangup(self) -> None:
         self.hangup_sent = True
@@ -136,13 +144,13 @@ class AGIChannel:
         """Play ``name`` and collect up to ``max_digits`` keys; '' on timeout."""
         reply = await self._send(f"GET DATA {token(name)} {int(timeout_ms)} {int(max_digits)}")
         if reply.result == "-1":
-            raise Hangup("GET DATA failed")
+            raise self._gone("GET DATA failed")
         return reply.result
 
     async def wait_for_digit(self, timeout_ms: int) -> str:
         value = (await self._send(f"WAIT FOR DIGIT {int(timeout_ms)}")).value
         if value < 0:
-            raise Hangup("WAIT FOR DIGIT failed")
+            raise self._gone("WAIT FOR DIGIT failed")
         return chr(value) if value > 0 else ""
 
     async def say_digits(self, number: str, escape_digits: str = "") -> str:
