@@ -109,6 +109,10 @@ class TenantWebTests(WebCase):
         page = await browser.get("/ui/ivr/new")
         self.assertIn("1. Playback", page.text)
         page = await browser.get("/ui/ivr/new?type=Playback")
+        # a field of a few words is a list to pick from (Date/Time: what is said)
+        form = await browser.get("/ui/ivr/new?type=DateTime")
+        self.assertRegex(form.text, r'<select id="say" name="say">\s*<option selected>both'
+                                    r'</option><option>date</option><option>time</option>')
         page = await browser.post("/ui/ivr/new", {"type": "Playback", "name": "Main",
                                                   "greeting": "system:demo-instruct",
                                                   "timeout": "5"})

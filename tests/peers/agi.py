@@ -373,7 +373,9 @@ class AsteriskAGI(Protocol):
             self.advance(self.caller.talk_seconds)
             self.variables.pop("QUEUESTATUS", None)
             if outcome.startswith("EXIT:"):
-                self.variables.update(CONTEXT="xvb-queue-exit", EXTEN=outcome[5:])
+                digit = outcome[5:]  # the shipped dialplan has a context per exit digit
+                name = {"*": "star", "#": "hash"}.get(digit, digit)
+                self.variables.update(CONTEXT=f"xvb-queue-exit-{name}", EXTEN=digit)
             elif outcome != "ANSWERED":
                 self.variables["QUEUESTATUS"] = outcome
             return "200 result=-1\n" if leaving else "200 result=0\n"

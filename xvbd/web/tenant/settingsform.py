@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 from xvbd.engine.types import SettingsError, read_settings
+from xvbd.engine.types.datetime_ import SAY
 
 #: Blank rows offered under the filled ones of a list of rows.
 SPARE_ROWS = 3
@@ -32,6 +33,7 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "FollowMe": {"mode": ("sequential", "parallel")},
     "DBVar": {"mode": ("input", "value", "say")},
     "GotoIf": {"kind": ("caller_prefix", "caller_regex", "time", "var", "stored", "vote")},
+    "DateTime": {"say": SAY},
 }
 
 #: What a field is for, in a tenant's words, by field name.
