@@ -489,6 +489,7 @@ class Meter:
         out = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         out["xvbd reactor"] = thread_cpu(self.pids["xvbd"]).get("reactor", 0.0)
         out["xvbd kernel"] = system_seconds(self.pids["xvbd"])
+        out["xvbd wakeups"] = reactor_wakeups(self.pids["xvbd"])
         return out
 
 
@@ -497,6 +498,14 @@ def system_seconds(pid: int) -> float:
     reads and closes of AGI)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
+def reactor_wakeups(pid: int) -> float:
+    """How often the reactor thread went to sleep (in epoll, mostly) and was woken."""
+    for line in Path(f"/proc/{pid}/task/{pid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return float(line.split()[1])
+    return 0.0
 
 
 def fd_count(pid: int) -> int:
@@ -557,6 +566,7 @@ def report(db: str, result: dict[str, Any], failed: dict[str, str]) -> None:
     phase: CallPhase = result["phase"]
     n = len(phase.placed)
     cpu = {k: v * 1000 / max(n, 1) for k, v in result["cpu"].items()}
+    wakeups = cpu.pop("xvbd wakeups") / 1000
     ratio = cpu["xvbd"] / cpu["asterisk"] if cpu["asterisk"] else float("inf")
     samples = result["samples"]
     values = [s[0] for s in samples]
@@ -569,7 +579,7 @@ def report(db: str, result: dict[str, Any], failed: dict[str, str]) -> None:
           f"load1={result['load']:.2f}")
     print(f"  cpu_ms_per_call asterisk={cpu['asterisk']:.1f} xvbd={cpu['xvbd']:.2f} "
           f"(reactor thread {cpu['xvbd reactor']:.2f}, in the kernel "
-          f"{cpu['xvbd kernel']:.2f}){mariadb} "
+          f"{cpu['xvbd kernel']:.2f}; woken {wakeups:.0f} times){mariadb} "
           f"xvbd/asterisk={ratio * 100:.1f}%  asterisk_peak_fds={result['fds']}")
     print(f"  agi_turnaround (xvbd's side: kernel timestamps of the AGI segments on lo, "
           f"Asterisk's answer -> xvbd's next command) samples={len(values)} "
@@ -652,9 +662,11 @@ async def bench(reactor: Any, args: argparse.Namespace) -> None:
         quiet = meter.read()
         await deferLater(reactor, IDLE_SECONDS, lambda: None)
         idle = {k: (v - quiet[k]) * 1000 / IDLE_SECONDS for k, v in meter.read().items()}
+        idle_wakeups = idle.pop("xvbd wakeups") / 1000
         print(f"asterisk/{args.db}: one call takes {ramp:.1f} s (the first calls of a phase "
               f"start spread over that); idle CPU ms/s: "
-              + " ".join(f"{k.replace(' ', '_')}={v:.1f}" for k, v in idle.items()), flush=True)
+              + " ".join(f"{k.replace(' ', '_')}={v:.1f}" for k, v in idle.items())
+              + f" (xvbd's reactor woken {idle_wakeups:.1f} times/s)", flush=True)
         for concurrency in args.concurrency:
             calls = args.calls or 4 * concurrency
             result = await run_phase(reactor, rig, ami, route, serial, wire, meter, calls,

@@ -13,7 +13,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from tests.peers.ami import FakeAsterisk, OriginateRequest, Outcome
+from tests.peers.ami import FakeAsterisk, OriginateRequest, Outcome, header
 from xvbd.ami.client import AMIClient, AMIError, AMINotConnected, Credentials
 from xvbd.ami.protocol import Message
 
@@ -188,13 +188,38 @@ class AMIClientTests(TestCase):
             seen: list[Message] = []
             stop = client.subscribe(seen.append)
             fake.event([("Event", "Newexten"), ("Privilege", "dialplan,all")])  # not asked
+            # a class asked for, but not an event xvbd reads: Asterisk's filter keeps it
             fake.event([("Event", "Hangup"), ("Privilege", "call,all"), ("Channel", "PJSIP/a")])
-            await until(lambda seen=seen: any(m.event == "Hangup" for m in seen))
-            hangup = next(m for m in seen if m.event == "Hangup")
-            self.assertEqual(hangup.get("Channel"), "PJSIP/a")
-            self.assertNotIn("Newexten", [m.event for m in seen])
+            fake.event([("Event", "Shutdown"), ("Privilege", "system,all"),
+                        ("Shutdown", "Cleanly"), ("Restart", "True")])
+            await until(lambda seen=seen: any(m.event == "Shutdown" for m in seen))
+            shutdown = next(m for m in seen if m.event == "Shutdown")
+            self.assertEqual(shutdown.get("Restart"), "True")
+            self.assertEqual([m.event for m in seen], ["Shutdown"])
+            filters = [a for s, a in fake.actions if header(a, "Action") == "Filter"]
+            self.assertEqual([header(a, "MatchCriteria") for a in filters],
+                             ["name(OriginateResponse),method(none)",
+                              "name(Shutdown),method(none)"])
             stop()
             output = await client.command("core show version")
             self.assertTrue(output[0].startswith("Asterisk 22"), output)
             with self.assertRaises(AMIError):
                 await client.action("NoSuchAction")
+
+    async def test_an_asterisk_refusing_the_event_filter_is_used_unfiltered(self) -> None:
+        fake = await self.asterisk()
+        fake.refuse_filter = True  # a manager user without write = system
+        client = self.client(fake)
+        await client.when_connected()
+        seen: list[Message] = []
+        client.subscribe(seen.append)
+        fake.event([("Event", "Hangup"), ("Privilege", "call,all"), ("Channel", "PJSIP/a")])
+        await until(lambda: bool(seen))
+        self.assertEqual([m.event for m in seen], ["Hangup"])
+        refusals = [line for line in self.logs if "event filter" in line]
+        self.assertEqual(len(refusals), 1, self.logs)
+        self.assertRegex(refusals[0], r"^info: AMI 127\.0\.0\.1:\d+: Asterisk refused the "
+                                      r"event filter \(Permission denied\)")
+        self.assertIn("write = system", refusals[0])
+        filters = [a for s, a in fake.actions if header(a, "Action") == "Filter"]
+        self.assertEqual(len(filters), 1, "one refusal is enough")

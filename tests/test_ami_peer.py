@@ -20,7 +20,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from tests.peers.ami import FakeAsterisk, OriginateRequest, Outcome
+from tests.peers.ami import EventFilters, FakeAsterisk, OriginateRequest, Outcome, serialize
 from tests.support.transcripts import load
 
 AMI01 = "ami-01-login-ping-originate-events.txt"
@@ -645,3 +645,38 @@ class CrashTests(AMIPeerCase):
         self.assertIn(f"Uniqueid: {int(T1) + 60}.0\r\n".encode(), messages[-1])
         self.assertIn(b"Channel: Local/2500@xvb-test-00000000;1\r\n", messages[-1])
         self.assertEqual(len(fake.sessions), 3)
+
+
+class EventFilterTests(TestCase):
+    """The fake applies a session's Filter actions as Asterisk 22's manager.c does."""
+
+    NEWCHANNEL = [("Event", "Newchannel"), ("Channel", "PJSIP/a-1"), ("Context", "xvb")]
+    ORIGINATED = [("Event", "OriginateResponse"), ("Response", "Success")]
+
+    def passes(self, filters: EventFilters, fields: list[tuple[str, str]]) -> bool:
+        return filters.lets_through(fields, serialize(fields))
+
+    def test_none_include_exclude_and_both(self) -> None:
+        filters = EventFilters()
+        self.assertTrue(self.passes(filters, self.NEWCHANNEL))  # no filter: everything
+        self.assertEqual(filters.add("name(OriginateResponse),method(none)", ""), "")
+        self.assertTrue(self.passes(filters, self.ORIGINATED))
+        self.assertFalse(self.passes(filters, self.NEWCHANNEL))  # an include: only it
+        filters.add("", "Context: xvb")  # the old kind: a regex on the whole event
+        self.assertTrue(self.passes(filters, self.NEWCHANNEL))
+        filters.add("action(exclude),name(Newchannel),header(Channel),method(starts_with)",
+                    "PJSIP/")
+        self.assertFalse(self.passes(filters, self.NEWCHANNEL))
+        self.assertTrue(self.passes(filters, self.ORIGINATED))
+        excluding = EventFilters()
+        excluding.add("", "!Event: Newchannel")  # an exclude only: all but it
+        self.assertFalse(self.passes(excluding, self.NEWCHANNEL))
+        self.assertTrue(self.passes(excluding, self.ORIGINATED))
+
+    def test_bad_filters_get_asterisks_answers(self) -> None:
+        filters = EventFilters()
+        self.assertIn("formatted incorrectly", filters.add("", ""))
+        self.assertIn("formatted incorrectly", filters.add("nmae(X)", "x"))
+        self.assertIn("formatted incorrectly", filters.add("method(coains)", "x"))
+        self.assertIn("did not compile", filters.add("", "XX[X"))
+        self.assertEqual((filters.include, filters.exclude), ([], []))

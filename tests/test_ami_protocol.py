@@ -171,6 +171,14 @@ class SessionTests(TestCase):
         self.assertFalse(proto.ready.called)
         self.answer(proto, login, ("Message", "Authentication accepted"))
         self.assertTrue(proto.logged_in)
+        # then it asks for the events it reads only, by name, one Filter each
+        self.assertFalse(proto.ready.called)
+        for name in ("OriginateResponse", "Shutdown"):
+            (action,) = self.take(transport)
+            self.assertEqual(action.fields[:4], [
+                ("Action", "Filter"), ("Operation", "Add"), ("Filter", ""),
+                ("MatchCriteria", f"name({name}),method(none)")])
+            self.answer(proto, action, ("Message", "Success"))
         self.assertIs(self.successResultOf(proto.ready), proto)
         first, second = proto.send("Ping"), proto.send("Ping")
         ping1, ping2 = self.take(transport)
@@ -211,6 +219,10 @@ class SessionTests(TestCase):
         proto.dataReceived(b"Asterisk Call Manager/11.0.0\r\n")
         (login,) = self.take(transport)
         self.answer(proto, login)
+        for _ in range(2):  # the event filters
+            (action,) = self.take(transport)
+            self.answer(proto, action, ("Message", "Success"))
+        self.successResultOf(proto.ready)
         return proto, transport, clock
 
     def test_error_response_fails_only_its_action(self) -> None:

@@ -111,6 +111,72 @@ def lets_through(mask: frozenset[str], privilege: str) -> bool:
     return mask == ALL or bool(mask & (set(privilege.split(",")) - {"all"}))
 
 
+_CRITERION = re.compile(r"(action|name|header|method)\(([^()]*)\)")
+_METHODS = ("regex", "exact", "starts_with", "ends_with", "contains", "none")
+
+
+@dataclass
+class _Filter:
+    exclude: bool
+    name: str
+    header: str
+    method: str
+    pattern: str
+
+    def matches(self, fields: Fields, data: bytes) -> bool:
+        if self.name and header(fields, "Event").lower() != self.name.lower():
+            return False
+        if self.method == "none":
+            return True
+        if self.header:
+            texts = [value for key, value in fields if key.lower() == self.header.lower()]
+        else:
+            texts = data.decode(errors="replace").split("\r\n")
+        test = {"regex": lambda t: re.search(self.pattern, t) is not None,
+                "exact": lambda t: t == self.pattern,
+                "starts_with": lambda t: t.startswith(self.pattern),
+                "ends_with": lambda t: t.endswith(self.pattern),
+                "contains": lambda t: self.pattern in t}[self.method]
+        return any(test(text) for text in texts)
+
+
+class EventFilters:
+    """A session's event filters, as manager.c keeps and applies them: none lets every
+    event through; include filters only: an event must match one; exclude filters only:
+    it must match none; both: one include and no exclude."""
+
+    def __init__(self) -> None:
+        self.include: list[_Filter] = []
+        self.exclude: list[_Filter] = []
+
+    def add(self, criteria: str, pattern: str) -> str:
+        """Add one (Filter's MatchCriteria and Filter); the error Asterisk answers, or ''."""
+        found = dict(_CRITERION.findall(criteria))
+        if criteria and (_CRITERION.sub("", criteria).replace(",", "").strip() or not found):
+            return "Filter was formatted incorrectly.  Check the syntax of the filter given."
+        exclude = found.get("action", "include") == "exclude"
+        if pattern.startswith("!"):
+            exclude, pattern = True, pattern[1:]
+        method = found.get("method", "regex")
+        if (found.get("action", "include") not in ("include", "exclude")
+                or method not in _METHODS or (not pattern and method != "none")):
+            return "Filter was formatted incorrectly.  Check the syntax of the filter given."
+        if method == "regex":
+            try:
+                re.compile(pattern)
+            except re.error:
+                return "Filter did not compile.  Check the syntax of the filter given."
+        entry = _Filter(exclude, found.get("name", ""), found.get("header", "").rstrip(":"),
+                        method, pattern)
+        (self.exclude if exclude else self.include).append(entry)
+        return ""
+
+    def lets_through(self, fields: Fields, data: bytes) -> bool:
+        included = (not self.include
+                    or any(f.matches(fields, data) for f in self.include))
+        return included and not any(f.matches(fields, data) for f in self.exclude)
+
+
 def parse_callerid(text: str) -> tuple[str, str]:
     """(number, name) of a CallerID value such as ``"XVB Test" <6135550123>``; '' if absent."""
     match = re.fullmatch(r'\s*(?:"([^"]*)"|([^<"]*?))\s*<([^>]*)>\s*', text)
@@ -234,6 +300,7 @@ class AMISession(Protocol):
         self.authenticated = False
         self.username = ""
         self.event_mask: frozenset[str] = ALL
+        self.filters = EventFilters()  # the session's Filter actions
         self.challenge = ""
         self.actions: list[Fields] = []  # this session's actions, in order
         self.writes: list[bytes] = []  # every write to the socket, as cut
@@ -493,6 +560,21 @@ class AMISession(Protocol):
         self.event_mask = mask
         self.reply(m, "Success", None, [("Events", "On" if mask else "Off")])
 
+    def do_filter(self, m: Fields) -> None:
+        """Asterisk 22's Filter action (``privilege`` system): an include or exclude filter
+        by event name, header and method, or a regular expression on the whole event."""
+        if self.fake.refuse_filter:
+            self.reply(m, "Error", "Permission denied")
+            return
+        if header(m, "Operation").lower() != "add":
+            self.reply(m, "Error", "Unknown operation")
+            return
+        error = self.filters.add(header(m, "MatchCriteria"), header(m, "Filter"))
+        if error:
+            self.reply(m, "Error", error)
+        else:
+            self.reply(m, "Success", "Success")
+
     def do_originate(self, m: Fields) -> None:
         channel, timeout = header(m, "Channel"), header(m, "Timeout").strip()
         if not channel:
@@ -592,6 +674,7 @@ class FakeAsterisk:
         self.on_originate = on_originate
         self.old_command_format = old_command_format
         self.answer_pings = True  # False: Ping gets no reply at all (a hung Asterisk)
+        self.refuse_filter = False  # True: Filter is "Permission denied" (no write = system)
         self.sessions: list[AMISession] = []  # every accepted connection, in order
         self.actions: list[tuple[AMISession, Fields]] = []  # every action received, in order
         self.originates: list[OriginateRequest] = []
@@ -707,7 +790,8 @@ class FakeAsterisk:
         data = serialize(fields)
         privilege = header(fields, "Privilege")
         for session in self.logged_in():
-            if lets_through(session.event_mask, privilege):
+            if (lets_through(session.event_mask, privilege)
+                    and session.filters.lets_through(fields, data)):
                 session.send_event(data)
 
     # ------------------------------------------------------------------ calls
