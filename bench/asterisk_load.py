@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from agi_load import thread_cpu  # noqa: E402
-from measure import cpu_seconds, percentile  # noqa: E402
+from measure import TICK, cpu_seconds, percentile  # noqa: E402
 from twisted.internet.defer import Deferred  # noqa: E402
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol  # noqa: E402
 from twisted.internet.protocol import Protocol  # noqa: E402
@@ -497,7 +497,7 @@ def system_seconds(pid: int) -> float:
     """The kernel's part of ``pid``'s CPU seconds (its system calls: the socket writes,
     reads and closes of AGI)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+    return int(fields[12]) / TICK
 
 
 def reactor_wakeups(pid: int) -> float:

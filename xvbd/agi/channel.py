@@ -61,6 +61,7 @@ class Sender(Protocol):
     """What the channel needs of the connection (the protocol, or a test script)."""
 
     hung_up: bool
+    hangup_coming: bool  # Asterisk's HANGUP line is read, not yet reached
 
     def send_command(self, command: str, *, dead_ok: bool = False) -> Awaitable[Reply]: ...
 
@@ -94,7 +95,7 @@ class AGIChannel:
     def hung_up(self) -> bool:
         """The caller is gone, or xvbd has put the line down."""
         return (self.sender.hung_up or self.hangup_sent or self.caller_gone
-                or getattr(self.sender, "hangup_coming", False))
+                or self.sender.hangup_coming)
 
     def _gone(self, why: str) -> Hangup:
         """A command that only fails when the channel is dead answered -1: the caller is

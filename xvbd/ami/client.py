@@ -243,8 +243,8 @@ class AMIProtocol(Protocol):
                          name=self.name, why=exc.reply.get("Message") or "no reason",
                          mask=EVENT_MASK)
                 return
-            except Exception:
-                return  # the connection went, or no answer: the session is being replaced
+            except (AMIConnectionLost, DeferredTimeout):
+                return  # the session is going; keep-alive or the reconnection deals with it
 
     # ------------------------------------------------------------------ keep-alive
 
