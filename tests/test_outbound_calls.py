@@ -374,6 +374,40 @@ class CallblastTests(OutboundCase):
         self.assertEqual(len(self.fake.originates), 5, "no phone is called twice")
         self.assertEqual(self.ami.sessions, 2)
 
+    async def test_a_pause_holds_in_a_run_under_way_and_a_resume_calls_the_rest(self) -> None:
+        self.fates.update({"101": BUSY, "102": ANSWER, "103": ANSWER})
+        await self.tenant(["101", "102", "103"])
+        await self.start_outbound()
+        originate = self.ami.originate
+
+        async def pause_then_ring(**kwargs: Any) -> Any:
+            # the tenant presses Pause while the run's first call is being placed
+            await self.store.callblast.set_paused(self.user_id, self.item.id, True)
+            return await originate(**kwargs)
+        self.ami.originate = pause_then_ring  # type: ignore[method-assign]
+        report = await self.minute()
+        del self.ami.originate
+        self.assertEqual((report.placed, self.dialed()), (1, ["101"]))
+        # the call that was ringing ends as it will, and is kept
+        self.assertEqual(await self.results(), [("101", "busy")])
+        item = await self.store.callblast.get_item(self.user_id, self.item.id)
+        self.assertEqual(item.status, "paused")
+        # paused: the busy phone's retry (due in 600 s) and the other two wait
+        for _ in range(12):
+            report = await self.minute()
+            self.assertEqual(report.placed, 0)
+        self.assertEqual(self.dialed(), ["101"])
+        phones = await self.phones()
+        self.assertEqual([p.status for p in phones.values()], ["pending"] * 3)
+        item = await self.store.callblast.set_paused(self.user_id, self.item.id, False)
+        self.assertEqual(item.status, "active")
+        await self.minute()
+        self.assertEqual(self.dialed(), ["101", "102", "103", "101"])
+        self.assertEqual(await self.results(), [("101", "busy"), ("101", "busy"),
+                                                ("102", "answered"), ("103", "answered")])
+        item = await self.store.callblast.get_item(self.user_id, self.item.id)
+        self.assertEqual(item.status, "done")
+
     async def test_a_refused_login_places_no_call(self) -> None:
         await self.tenant(["501"])
         await self.start_outbound(secret="wrong")

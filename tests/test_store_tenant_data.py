@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tests.support.db import on_both_backends
 from xvbd.store.accounts import Conflict, NotFound
+from xvbd.store.callblast import NotPausable
 from xvbd.store.cdr import CDRFilter
 from xvbd.store.sip import apply_template
 
@@ -245,10 +246,24 @@ class TenantDataTests:
             await cb.record_result(bob, extra.id, "answered")
         self.assertFalse(await cb.delete_phone(bob, extra.id))
         self.assertFalse(await cb.update_item(bob, item.id, name="mine now"))
+        with self.assertRaises(NotFound):
+            await cb.set_paused(bob, item.id, True)
+        self.assertEqual((await cb.get_item(alice, item.id)).status, "active")
+        # paused twice is paused; resumed with phones still due it is active again
+        self.assertEqual((await cb.set_paused(alice, item.id, True)).status, "paused")
+        self.assertEqual((await cb.set_paused(alice, item.id, True)).status, "paused")
+        self.assertEqual((await cb.set_paused(alice, item.id, False)).status, "active")
+        self.assertEqual((await cb.set_paused(alice, item.id, False)).status, "active")
         self.assertFalse(await cb.delete_item(bob, item.id))
         self.assertTrue(await cb.update_item(alice, item.id, settings={"retries": 5}))
         self.assertEqual((await cb.get_item(alice, item.id)).settings, '{"retries": 5}')
         self.assertTrue(await cb.delete_phone(alice, extra.id))
+        # a list paused, then finished meanwhile, resumes as done; a done one cannot pause
+        await cb.set_paused(alice, item.id, True)
+        await cb.record_result(alice, second.id, "answered")
+        self.assertEqual((await cb.set_paused(alice, item.id, False)).status, "done")
+        with self.assertRaises(NotPausable):
+            await cb.set_paused(alice, item.id, True)
         self.assertTrue(await cb.delete_item(alice, item.id))
         self.assertEqual(await cb.list_items(alice), [])
 

@@ -263,6 +263,31 @@ class TenantApiTests(TenantApiCase):
         answer = await self.call("DELETE", f"/ui/api/callblast/{item['id']}/phones/{phone_id}",
                                  auth=auth)
         self.assertEqual(answer.json, {"deleted": 1})
+        # paused and resumed (journaled); only those two states can be asked for
+        answer = await self.call("PATCH", f"/ui/api/callblast/{item['id']}", auth=auth,
+                                 json_body={"status": "paused"})
+        self.assertEqual((answer.code, answer.json["item"]["status"]), (200, "paused"),
+                         answer.body)
+        self.assertEqual((await self.store.callblast.get_item(user.id, item["id"])).status,
+                         "paused")
+        for body in ({"status": "done"}, {"status": "paused", "name": "x"}, {}):
+            answer = await self.call("PATCH", f"/ui/api/callblast/{item['id']}", auth=auth,
+                                     json_body=body)
+            self.assertEqual(answer.code, 400, body)
+            self.assertIn("Send status: paused", answer.json["error"])
+        answer = await self.call("PATCH", f"/ui/api/callblast/{item['id']}", auth=auth,
+                                 json_body={"status": "active"})
+        self.assertEqual(answer.json["item"]["status"], "active")
+        self.assertIn(("status", "paused", "active"), [
+            (e.field, e.old_value, e.new_value) for e in
+            await self.store.journal.for_user(user.id) if e.object_kind == "callblast_items"])
+        for phone in await self.store.callblast.phones(user.id, item["id"]):
+            await self.store.callblast.record_result(user.id, phone.id, "answered")
+        await self.store.callblast.update_item(user.id, item["id"], status="done")
+        answer = await self.call("PATCH", f"/ui/api/callblast/{item['id']}", auth=auth,
+                                 json_body={"status": "paused"})
+        self.assertEqual(answer.code, 409)
+        self.assertIn("called all its phones", answer.json["error"])
         # votes, variables
         answer = await self.call("GET", f"/ui/api/extensions/{poll.id}/votes", auth=auth)
         self.assertEqual(answer.json, {"total": 1, "options": [{"key": "1", "votes": 0},
@@ -313,6 +338,7 @@ class TenantApiTests(TenantApiCase):
                 ("GET", f"/ui/api/callblast/{item.id}", None),
                 ("POST", f"/ui/api/callblast/{item.id}/phones", {"phones": ["7"]}),
                 ("DELETE", f"/ui/api/callblast/{item.id}/phones/{phone.id}", None),
+                ("PATCH", f"/ui/api/callblast/{item.id}", {"status": "paused"}),
                 ("DELETE", f"/ui/api/callblast/{item.id}", None),
                 ("GET", f"/ui/api/extensions/{root.id}/votes", None),
                 ("GET", f"/ui/api/extensions/{root.id}", None),
@@ -332,6 +358,8 @@ class TenantApiTests(TenantApiCase):
                          {"variables": []})
         self.assertEqual(len(await self.store.features.directory(alice.id, staff.id)), 1)
         self.assertEqual(len(await self.store.callblast.phones(alice.id, item.id)), 1)
+        self.assertEqual((await self.store.callblast.get_item(alice.id, item.id)).status,
+                         "active")
         kept = await self.store.ivr.get(alice.id, root.id)
         assert kept is not None
         self.assertEqual(kept.name, "Alice")

@@ -86,6 +86,24 @@ class TenantListsTests(WebCase):
         await self.store.callblast.record_result(user.id, phone.id, "busy")
         page = await browser.get(f"/ui/callblast/{item.id}")
         self.assertIn("<td>busy</td>", page.text)
+        # paused and resumed from the list's page, each change in the tenant's journal
+        self.assertIn(f'action="/ui/callblast/{item.id}/pause"', page.text)
+        page = await browser.post(f"/ui/callblast/{item.id}/pause")
+        self.assertIn("List paused", page.text)
+        self.assertIn("<strong>Paused</strong>", page.text)
+        self.assertIn(f'action="/ui/callblast/{item.id}/resume"', page.text)
+        self.assertNotIn(f'action="/ui/callblast/{item.id}/pause"', page.text)
+        self.assertEqual((await self.store.callblast.get_item(user.id, item.id)).status,
+                         "paused")
+        page = await browser.post(f"/ui/callblast/{item.id}/resume")
+        self.assertIn("List resumed: its phones are called within its hours.", page.text)
+        self.assertEqual((await self.store.callblast.get_item(user.id, item.id)).status,
+                         "active")
+        changes = [(e.actor, e.object_kind, e.object_id, e.field, e.old_value, e.new_value)
+                   for e in await self.store.journal.for_user(user.id) if e.field == "status"]
+        self.assertEqual(sorted(changes), sorted([
+            (f"{user.voice_number}#{user.access_code}", "callblast_items", str(item.id), "status", "active", "paused"),
+            (f"{user.voice_number}#{user.access_code}", "callblast_items", str(item.id), "status", "paused", "active")]))
         page = await browser.post(f"/ui/ivr/{blast.id}/callblast", {
             "name": "Second", "phones": "79009", "days": "1234567", "start": "09:00",
             "end": "21:00", "retries": "0", "retry_interval": "600", "ring_timeout": "30",
@@ -159,6 +177,8 @@ class TenantListsTests(WebCase):
                 (f"/ui/ivr/{staff.id}/employees/{entry.id}", {"delete": "1"}),
                 (f"/ui/ivr/{blast.id}/callblast", {"phones": "1"}),
                 (f"/ui/callblast/{item.id}/phones", {"phones": "79999"}),
+                (f"/ui/callblast/{item.id}/pause", {}),
+                (f"/ui/callblast/{item.id}/resume", {}),
                 (f"/ui/callblast/{item.id}/delete", {}),
                 (f"/ui/ivr/{poll.id}/votes/clear", {}),
                 (f"/ui/requests/callback/{callback.id}/delete", {}),
@@ -170,6 +190,8 @@ class TenantListsTests(WebCase):
         self.assertNotIn("79005550000", page.text)
         self.assertEqual(len(await self.store.features.directory(alice.id, staff.id)), 1)
         self.assertEqual(len(await self.store.callblast.phones(alice.id, item.id)), 1)
+        self.assertEqual((await self.store.callblast.get_item(alice.id, item.id)).status,
+                         "active")
         self.assertEqual(await self.store.features.vote_results(alice.id, poll.id), {"1": 1})
         self.assertEqual(len(await self.store.features.callbacks(alice.id)), 1)
         self.assertEqual(len(await self.store.features.dtmf_messages(alice.id)), 1)

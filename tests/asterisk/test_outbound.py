@@ -9,13 +9,17 @@ callblast)."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 from tests.asterisk.caller import loud_seconds
 from tests.asterisk.rig import Rig, steps_text
+from xvbd.demo import ACCESS_CODE, PIN, VOICE_NUMBER
 
 PHONE_A, PHONE_B = "79001234567", "79007654321"
 
@@ -90,6 +94,72 @@ def test_callblast_busy_is_tried_again_and_never_twice_at_once(rig: Rig) -> None
     assert sorted(e["Phone"] for e in rung) == [PHONE_A, PHONE_B], rung  # once each
     pending = rig.query("SELECT phone, status, attempts FROM callblast_phones ORDER BY phone")
     assert pending == [(PHONE_A, "pending", 1), (PHONE_B, "pending", 1)], pending
+
+
+class TenantPages:
+    """The demo tenant in ``/ui`` of the running xvbd, as a browser: logged in with the
+    voice number, AccessCode and PIN, posting forms with the session's CSRF token."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookie = ""
+        answer = self.request("POST", "/ui/login", {
+            "voice_number": VOICE_NUMBER, "access_code": ACCESS_CODE, "secret": PIN})
+        assert answer[0] in (302, 303), answer
+        assert self.cookie, "no session cookie after the login"
+
+    def request(self, method: str, path: str, fields: dict[str, str] | None = None
+                ) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        body = None
+        if fields is not None:
+            body = urllib.parse.urlencode(fields)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body, headers)
+        answer = conn.getresponse()
+        text = answer.read().decode()
+        for name, value in answer.getheaders():
+            if name.lower() == "set-cookie" and value.startswith("xvbd_ui="):
+                self.cookie = value.split(";", 1)[0]
+        conn.close()
+        return answer.status, text
+
+    def press(self, page: str, action: str) -> int:
+        """Open ``page`` and submit its form that posts to ``action``."""
+        status, text = self.request("GET", page)
+        assert status == 200, (status, text[:300])
+        assert f'action="{action}"' in text, f"no form posting to {action} on {page}"
+        csrf = re.search(r'name="_csrf" value="([^"]+)"', text)
+        assert csrf, text[:300]
+        return self.request("POST", action, {"_csrf": csrf[1]})[0]
+
+
+def test_a_paused_list_is_resumed_from_the_tenant_page(rig: Rig) -> None:
+    rig.xvb_extra = "[CALLBLAST]\nSLEEP = 0.5"
+    # The demo's list is paused; its hours are all day.
+    rig.start(before=lambda r: r.query(
+        "UPDATE callblast_items SET settings = ? WHERE user_id = 1",
+        json.dumps({"retries": 0, "start": "00:00", "end": "23:59"})))
+    rig.phone(PHONE_A, "busy")
+    rig.phone(PHONE_B, "busy")
+    ((item_id, status),) = rig.query("SELECT id, status FROM callblast_items")
+    assert status == "paused"
+    time.sleep(8)  # the run 5 s after the AMI login has passed: a paused list is not called
+    assert rig.phones_rung() == []
+    assert rig.server is not None
+    pages = TenantPages(rig.server.web_port)
+    assert pages.press(f"/ui/callblast/{item_id}", f"/ui/callblast/{item_id}/resume") == 303
+    assert rig.query("SELECT status FROM callblast_items") == [("active",)]
+    # the scheduler's next minute calls both phones, through the real Asterisk
+    results = _wait(lambda: rig.query("SELECT phone, result FROM callblast_results")
+                    if len(rig.query("SELECT id FROM callblast_results")) >= 2 else None,
+                    75, "two results after the resume")
+    assert sorted(results) == [(PHONE_A, "busy"), (PHONE_B, "busy")], results
+    assert sorted(e["Phone"] for e in rig.phones_rung()) == [PHONE_A, PHONE_B]
+    journal = rig.query("SELECT actor, field, old_value, new_value FROM journal "
+                        "WHERE object_kind = 'callblast_items'")
+    assert (f"{VOICE_NUMBER}#{ACCESS_CODE}", "status", "paused", "active") in journal, journal
 
 
 def test_a_callback_is_placed_after_the_caller_hangs_up(rig: Rig) -> None:

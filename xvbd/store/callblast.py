@@ -15,6 +15,9 @@ from xvbd.store.db import Database, Txn
 from xvbd.store.table import Table
 
 PHONE_STATUSES = ("pending", "calling", "done", "failed")
+#: A list is called while ``active``; ``paused`` by its tenant; ``done`` once no phone is
+#: left to call (adding phones makes it active again).
+ITEM_STATUSES = ("active", "paused", "done")
 RESULTS = ("answered", "busy", "noanswer", "machine", "failed")
 
 
@@ -63,6 +66,10 @@ class CallblastResult:
 ITEMS = Table("callblast_items", CallblastItem, owner="user_id", audit=True)
 PHONES = Table("callblast_phones", CallblastPhone, owner="user_id", audit=True)
 RESULT_ROWS = Table("callblast_results", CallblastResult, owner="user_id")
+
+
+class NotPausable(Conflict):
+    """The list has called every phone: there is nothing to pause."""
 
 
 class LimitReached(Conflict):
@@ -142,6 +149,34 @@ class Callblast:
         return await self._db.run_interaction(ITEMS.update, item_id,
                                               {**changes, "updated_at": self._now()},
                                               owner=user_id)
+
+    async def set_paused(self, user_id: int, item_id: int, paused: bool) -> CallblastItem:
+        """Pause a list (no new call is placed for it; calls already ringing end as they
+        will, and a phone they leave due waits) or resume it (called again within its
+        hours; a list with no phone left to call becomes ``done``).  Pausing or resuming
+        twice changes nothing.  The change is journaled as the acting user's.
+        NotFound: not the user's list; NotPausable: a finished list cannot be paused."""
+        def change(txn: Txn) -> CallblastItem:
+            item = ITEMS.get(txn, item_id, owner=user_id)
+            if item is None:
+                raise NotFound(f"no callblast item {item_id} for this user")
+            if paused:
+                if item.status == "done":
+                    raise NotPausable("this list has called all its phones; there is "
+                                      "nothing to pause (add phones to call it again)")
+                status = "paused"
+            else:
+                if item.status != "paused":
+                    return item
+                left = txn.scalar("SELECT COUNT(*) FROM callblast_phones WHERE item_id = ? "
+                                  "AND user_id = ? AND status IN ('pending', 'calling')",
+                                  (item_id, user_id))
+                status = "active" if left else "done"
+            if status != item.status:
+                ITEMS.update(txn, item_id, {"status": status, "updated_at": self._now()},
+                             owner=user_id)
+            return ITEMS.get(txn, item_id, owner=user_id)  # type: ignore[return-value]
+        return await self._db.run_interaction(change)
 
     async def delete_item(self, user_id: int, item_id: int) -> bool:
         return await self._db.run_interaction(ITEMS.delete, item_id, owner=user_id)

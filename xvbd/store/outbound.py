@@ -162,8 +162,9 @@ class Outbound:
 
     async def claim_phone(self, item_id: int, token: str, now: int, until: int,
                           max_phones: int = -1) -> CallblastPhone | None:
-        """Take the next due phone of an item for one attempt (None: none left).  Only the
-        first ``max_phones`` phones of the item (by id) are ever called (< 0: all)."""
+        """Take the next due phone of an active item for one attempt (None: none left, or
+        the item is no longer active).  Only the first ``max_phones`` phones of the item (by
+        id) are ever called (< 0: all)."""
         def claim(txn: Txn) -> CallblastPhone | None:
             bound = ""
             params: tuple[Any, ...] = ()
@@ -181,9 +182,12 @@ class Outbound:
                     "ORDER BY next_attempt_at, id LIMIT 1", (item_id, now, now, *params))
                 if phone_id is None:
                     return None
+                # Only while its list is active: a list paused since the run began (its
+                # tenant's Pause) places no further call; the item's row is read locking.
                 txn.execute(f"UPDATE callblast_phones SET status = 'calling', locked_by = ?, "
-                            f"locked_until = ? WHERE id = ? AND {_DUE}",
-                            (token, until, phone_id, now, now))
+                            f"locked_until = ? WHERE id = ? AND {_DUE} AND EXISTS (SELECT 1 "
+                            "FROM callblast_items i WHERE i.id = ? AND i.status = 'active')",
+                            (token, until, phone_id, now, now, item_id))
                 if txn.rowcount:
                     return PHONES.get(txn, phone_id, owner=ANY_OWNER)
             return None

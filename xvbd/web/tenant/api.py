@@ -518,6 +518,20 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
                           await self.store.callblast.results(who.id, item.id, 500)]
         return {"item": out}
 
+    @endpoint("/api/callblast/<int(max=999999999999999999):item_id>", ["PATCH", "POST"],
+              "item_save")
+    async def tapi_item_save(self, request: IRequest, who: Tenant, item_id: int) -> Any:
+        self._tapi_writable(who)
+        item = await self._item(who, item_id)
+        data = body_fields(request)
+        wanted = str(data.get("status", ""))
+        if set(data) != {"status"} or wanted not in ("paused", "active"):
+            raise ApiError(400, "Send status: paused (no new call is placed) or active "
+                           "(called again within its hours).",
+                           {"status": "paused or active"})
+        item = await self.set_paused(who, item, wanted == "paused")
+        return {"item": await self._tapi_item_out(who, item)}
+
     @endpoint("/api/callblast/<int(max=999999999999999999):item_id>/phones", ["POST"],
               "item_phones")
     async def tapi_item_phones(self, request: IRequest, who: Tenant, item_id: int) -> Any:

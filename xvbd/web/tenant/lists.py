@@ -14,7 +14,7 @@ from xvbd.engine.dialing import valid_phone
 from xvbd.outbound.callblast import ItemSettings
 from xvbd.store.accounts import Conflict, NotFound
 from xvbd.store.audit import acting
-from xvbd.store.callblast import CallblastItem
+from xvbd.store.callblast import CallblastItem, NotPausable
 from xvbd.store.ivr import Extension
 from xvbd.web.security import Refused, form, number_arg
 from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, app
@@ -207,6 +207,33 @@ class ListPages(TenantBase):
         with acting(who.actor):
             if not await self.store.callblast.delete_phone(who.id, phone_id, item.id):
                 raise Refused(404, "This list has no such phone.")
+
+    @app.route("/callblast/<item_id>/pause", methods=["POST"])
+    async def callblast_pause(self, request: IRequest, item_id: str) -> bytes:
+        who = await self.tenant(request, change=True)
+        item = await self.set_paused(who, await self._item(who, item_id), True)
+        raise self.done(f"{ROOT}/callblast/{item.id}", "List paused: no new call is placed "
+                        "until you resume it (calls ringing now end as they will).")
+
+    @app.route("/callblast/<item_id>/resume", methods=["POST"])
+    async def callblast_resume(self, request: IRequest, item_id: str) -> bytes:
+        who = await self.tenant(request, change=True)
+        item = await self.set_paused(who, await self._item(who, item_id), False)
+        raise self.done(f"{ROOT}/callblast/{item.id}", "List resumed: its phones are called "
+                        "within its hours." if item.status == "active" else
+                        "List resumed; every phone has been called already.")
+
+    async def set_paused(self, who: Tenant, item: CallblastItem, paused: bool
+                         ) -> CallblastItem:
+        """Pause or resume a list as ``who`` (journaled); 409 for a list that has called
+        all its phones."""
+        try:
+            with acting(who.actor):
+                return await self.store.callblast.set_paused(who.id, item.id, paused)
+        except NotPausable as exc:
+            raise Refused(409, f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+        except NotFound:
+            raise Refused(404, f"You have no auto-dialer list {item.id}.") from None
 
     @app.route("/callblast/<item_id>/delete", methods=["POST"])
     async def callblast_delete(self, request: IRequest, item_id: str) -> bytes:
