@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import socket
 import time
 import urllib.error
@@ -65,7 +64,7 @@ def test_start_serve_and_stop_on_sigterm(database: DatabaseURL, tmp_path: Path) 
         code, took = server.terminate()
     finally:
         server.kill()
-    assert code == -signal.SIGTERM, server.output()
+    assert code == 0, server.output()
     assert took < 5
     out = server.output()
     assert "xvbd stopping" in out and "Main loop terminated" in out
@@ -92,7 +91,7 @@ def test_a_real_call_through_the_process(database: DatabaseURL, tmp_path: Path) 
         code, _ = server.terminate()
     finally:
         server.kill()
-    assert code == -signal.SIGTERM
+    assert code == 0
     assert peer.commands[:3] == ["ANSWER", 'SET VARIABLE CHANNEL(language) "en_xvb.EN-Female"',
                                  "GET DATA agent-user 9000 16"]
     assert any(c.startswith("SAY DATETIME") for c in peer.commands)
@@ -119,7 +118,7 @@ def test_a_call_in_progress_is_ended_when_the_grace_runs_out(tmp_path: Path) -> 
         call.close()
     finally:
         server.kill()
-    assert code == -signal.SIGTERM
+    assert code == 0
     assert 1 <= took < 5, "the call got [AGI] SHUTDOWN_GRACE = 1 s, then was ended"
     assert "ending 1 call(s) still in progress" in server.output()
 

@@ -28,15 +28,20 @@ class OrderedMultiService(MultiService):
     waiting for the one before (listeners close and calls finish before the CDR emitter
     flushes and before the database pool closes)."""
 
+    #: After a stop: did every child stop without an error?
+    stopped_cleanly: bool | None = None
+
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)
         return Deferred.fromCoroutine(self._stop_in_order())
 
     async def _stop_in_order(self) -> None:
+        self.stopped_cleanly = True
         for child in reversed(list(self)):
             try:
                 await _maybe_deferred(child.stopService)
             except Exception:
+                self.stopped_cleanly = False
                 log.failure("stopping {name} failed", name=child.name)
 
 

@@ -1,16 +1,23 @@
 """``twistd xvbd``: the options and the one service tree of the process.
 
 Only this module touches the global reactor; everything below receives it.
+
+``makeService`` only builds: nothing in the tree starts a thread, opens a pool, a file or a
+connection before ``startService``.  twistd's daemon mode forks (twice) between the two, and
+a thread started before the fork does not exist in the process that runs; files opened
+before it would also escape twistd's umask and ``--uid``/``--gid``.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.threads import deferToThreadPool
 from twisted.python import usage
 
@@ -27,7 +34,7 @@ from xvbd.counters import Counters, LocalCounters, RedisCounters
 from xvbd.engine.directory import Directory
 from xvbd.engine.engine import Engine
 from xvbd.engine.tts import TTS
-from xvbd.logs import LoggingService, logger
+from xvbd.logs import LEVEL_GATE, LoggingService, logger
 from xvbd.mediadirs import MediaDirs, MediaService
 from xvbd.nodestats import NodeStats
 from xvbd.outbound.callback import CallbackDialer
@@ -62,10 +69,12 @@ class XVBService(OrderedMultiService):
     """The process: logs its start-up line once the listeners are up, and turns a start-up
     failure into one clear message and a non-zero exit."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, reactor: Any = None) -> None:
         super().__init__()
         self.settings = settings
         self.store = store
+        self.reactor = reactor
+        self._previous_hup: Any = None
 
     def privilegedStartService(self) -> None:
         try:
@@ -84,6 +93,8 @@ class XVBService(OrderedMultiService):
         # generation every 700 allocations (the default) costs CPU and pauses for nothing.
         gc.freeze()
         gc.set_threshold(20_000, 50, 50)
+        if self.reactor is not None and hasattr(signal, "SIGHUP"):
+            self._previous_hup = signal.signal(signal.SIGHUP, self._on_sighup)
         agi = self.getServiceNamed("agi")
         web = self.getServiceNamed("web")
         log.info("xvbd {version} started: server_id={server_id} agi={agi} web={web} "
@@ -94,6 +105,102 @@ class XVBService(OrderedMultiService):
 
     def stopService(self) -> Any:
         log.info("xvbd stopping", xvb_always=True)
+        if self._previous_hup is not None:
+            signal.signal(signal.SIGHUP, self._previous_hup)
+            self._previous_hup = None
+        return super().stopService().addCallback(self._stopped)
+
+    def _stopped(self, _: Any) -> None:
+        """A stop asked for by SIGTERM or SIGINT that completed (calls drained, records
+        written, pool closed) is a clean exit: status 0, as from ``-n`` so from daemon mode,
+        under ``make run`` or a supervisor.  twistd otherwise kills itself again with the
+        signal once the reactor stops, which a shell or make reports as a failure.  A child
+        that failed to stop keeps that exit by the signal."""
+        if not self.stopped_cleanly:
+            log.error("xvbd stopped, but not cleanly (see above)")
+            return
+        log.info("xvbd stopped", xvb_always=True)
+        if getattr(self.reactor, "_exitSignal", None) is not None:
+            self.reactor._exitSignal = None
+
+    def _on_sighup(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self.reload)
+
+    def reload(self) -> None:
+        """SIGHUP: read the configuration file again and apply ``[DEBUG] LEVEL`` and
+        ``FULL``; reopen the ``[DEBUG] FILE`` log and the ``[CDR] FILE`` (after a log
+        rotation moved them).  A file with errors changes nothing and says why; other keys
+        that changed are named: they take effect at the next start."""
+        fresh = None
+        if self.settings.source != "<defaults>":
+            try:
+                fresh = load_settings(self.settings.source)
+            except ConfigError as exc:
+                log.error("reload: {source} has errors, nothing changed:\n  {problems}",
+                          source=self.settings.source, problems="\n  ".join(exc.problems))
+                return
+        logging = self.getServiceNamed("logging")
+        if fresh is not None:
+            LEVEL_GATE.configure(fresh.debug.level, frozenset(fresh.debug.full))
+            logging.settings = fresh.debug
+        logging.stopService()  # closes the log file; starting again opens it anew
+        logging.startService()
+        emitter = self.getServiceNamed("cdr")
+        if isinstance(emitter, CDRService):
+            emitter.reopen()
+        later = sorted(name for name in _SECTIONS if fresh is not None and name != "debug"
+                       and getattr(fresh, name) != getattr(self.settings, name))
+        log.info("xvbd reloaded {source}: [DEBUG] LEVEL = {level}; log and CDR files "
+                 "reopened{later}", source=self.settings.source,
+                 level=LEVEL_GATE.level, xvb_always=True,
+                 later="" if not later else "; changed in " + ", ".join(
+                     f"[{name.upper()}]" for name in later) + " take effect at the next start")
+
+
+_SECTIONS = ("common", "asterisk", "file", "cdr", "cgi", "email", "debug", "callblast", "sip",
+             "radius", "gearman", "db", "agi", "web", "path", "attempts", "timeout")
+
+
+class CDRService(CDREmitter):
+    """The process's CDR emitter: its sinks are made when it starts, not when the tree is
+    built (the FILE sink and the DB sink's spool open their file and start their writer
+    thread when made)."""
+
+    def __init__(self, make_sinks: Callable[[], list[Sink]]) -> None:
+        super().__init__([])
+        self._make_sinks = make_sinks
+
+    def startService(self) -> Any:
+        self.sinks = self._make_sinks()
+        return super().startService()
+
+    def reopen(self) -> None:
+        """Each FILE sink is replaced by a new one on the same path (opened anew); the old
+        one writes what it was given, then closes."""
+        for index, sink in enumerate(self.sinks):
+            if isinstance(sink, FileSink):
+                self.sinks[index] = FileSink(sink.path, sink.reactor)
+                sink.stop()
+
+
+class SharedCounters(RedisCounters):
+    """Redis counters whose connection pool is made when the service starts, and whose
+    leases are named after the process that runs (its pid is known after twistd's fork)."""
+
+    def __init__(self, connect: Callable[[], Any], server_id: str, **kwargs: Any) -> None:
+        super().__init__(None, owner=server_id, **kwargs)
+        self._connect = connect
+        self._server_id = server_id
+
+    def startService(self) -> None:
+        self.owner = f"{self._server_id}:{os.getpid()}"
+        self.redis = self._connect()
+        super().startService()
+
+    def stopService(self) -> Any:
+        if self.redis is None:
+            Service.stopService(self)
+            return None
         return super().stopService()
 
 
@@ -102,12 +209,12 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     db = Database(settings.db.url, pool_max=settings.db.pool_max,
                   connect_timeout=settings.db.connect_timeout, reactor=reactor)
     store = Store(db, clock=reactor.seconds)
-    top = XVBService(settings, store)
+    top = XVBService(settings, store, reactor)
     LoggingService(settings.debug).setServiceParent(top)
     DatabaseService(db).setServiceParent(top)
     # The CDR emitter and the AMI clients stop after the listeners, so the last calls'
     # records still reach them.
-    emitter = CDREmitter(cdr_sinks(settings, store, reactor))
+    emitter = CDRService(lambda: cdr_sinks(settings, store, reactor))
     emitter.setServiceParent(top)
     ami = MultiService()  # the AMI client of this node (CallBlast, Callback)
     ami.setName("ami")
@@ -116,7 +223,7 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     if ami_client is not None:
         ami_client.setServiceParent(ami)
     counters = shared_counters(settings, reactor)
-    if isinstance(counters, RedisCounters):
+    if isinstance(counters, SharedCounters):
         counters.setServiceParent(top)
     NodeStats(settings.common.server_id, store.accounts, counters,
               settings.timeout.node_stats, reactor).setServiceParent(top)
@@ -186,7 +293,8 @@ def node_ami(settings: Settings, reactor: Any) -> AMIClient | None:
 
 
 def shared_counters(settings: Settings, reactor: Any) -> Counters:
-    """Redis counters when ``[COMMON] MEM_CACHED_SHARED`` names a server, else in-process."""
+    """Redis counters when ``[COMMON] MEM_CACHED_SHARED`` names a server, else in-process.
+    The Redis connections are opened when the service starts."""
     addresses = settings.common.mem_cached_shared
     if not addresses:
         return LocalCounters(reactor)
@@ -196,11 +304,11 @@ def shared_counters(settings: Settings, reactor: Any) -> Counters:
         log.warn("[COMMON] MEM_CACHED_SHARED lists {n} servers; xvbd uses the first, {first}",
                  n=len(addresses), first=str(addresses[0]))
     first = addresses[0]
-    redis = txredisapi.lazyConnectionPool(first.host, first.port, dbid=first.db, poolsize=4,
-                                          reconnect=True, connectTimeout=5)
-    return RedisCounters(redis, prefix=first.prefix,
-                         lease_seconds=settings.timeout.counter_lease, clock=reactor,
-                         owner=f"{settings.common.server_id}:{os.getpid()}")
+    return SharedCounters(
+        lambda: txredisapi.lazyConnectionPool(first.host, first.port, dbid=first.db,
+                                              poolsize=4, reconnect=True, connectTimeout=5),
+        settings.common.server_id, prefix=first.prefix,
+        lease_seconds=settings.timeout.counter_lease, clock=reactor)
 
 
 def cdr_sinks(settings: Settings, store: Store, reactor: Any) -> list[Sink]:
