@@ -5,6 +5,9 @@
   xvbd-admin admin-password -c FILE    set (or import from htpasswd) the admin web password
   xvbd-admin check-config -c FILE      validate and print the effective settings
   xvbd-admin demo-tenant -c FILE       create the demo tenant to call
+  xvbd-admin check -c FILE             is this machine ready: one OK/FAIL line per item
+  xvbd-admin backup -c FILE DEST       the database to a file (SQLite online backup, dump)
+  xvbd-admin restore -c FILE SRC       a backup into the database (empty unless --force)
 """
 
 from __future__ import annotations
@@ -147,6 +150,43 @@ def cmd_demo_tenant(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from xvbd.opscheck import report, run_checks
+
+    _, items = run_checks(args.config, all_nodes=args.all_nodes)
+    return EXIT_OK if report(items, print) else EXIT_FAILED
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from xvbd.backup import BackupError, backup
+
+    settings = _settings(args.config)
+    try:
+        done = backup(settings.db.url, Path(args.dest), settings.db.connect_timeout,
+                      force=args.force)
+    except BackupError as exc:
+        raise CommandError(str(exc), EXIT_DATABASE) from None
+    print(f"{settings.db.url}: backed up to {done.path}: {done.describe()}")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from xvbd.backup import BackupError, restore
+
+    settings = _settings(args.config)
+    try:
+        done = restore(settings.db.url, Path(args.src), settings.db.connect_timeout,
+                       force=args.force)
+    except BackupError as exc:
+        raise CommandError(str(exc), EXIT_DATABASE) from None
+    print(f"{settings.db.url}: restored from {done.path}: {done.describe()}")
+    return EXIT_OK
+
+
 def _run_async(job: Any, settings: Settings) -> Any:
     """Run ``job(store)`` (a coroutine function) on a reactor, for commands that reuse the
     repositories."""
@@ -201,6 +241,21 @@ def parser() -> argparse.ArgumentParser:
                 ).set_defaults(run=cmd_demo_tenant)
     with_config(sub.add_parser("check-config", help="validate and print the settings")
                 ).set_defaults(run=cmd_check_config)
+    check = with_config(sub.add_parser(
+        "check", help="check the configuration, database, Redis, AMI, directories, programs"))
+    check.add_argument("--all-nodes", action="store_true",
+                       help="also log in to the AMI of every node of the Nodes list (at its "
+                            "Asterisk IP and [ASTERISK] AMI_PORT, with this file's user)")
+    check.set_defaults(run=cmd_check)
+    bk = with_config(sub.add_parser("backup", help="back the database up into a file"))
+    bk.add_argument("dest", metavar="DEST", help="the backup file to write")
+    bk.add_argument("--force", action="store_true", help="replace DEST if it exists")
+    bk.set_defaults(run=cmd_backup)
+    rs = with_config(sub.add_parser("restore", help="restore a backup into the database"))
+    rs.add_argument("src", metavar="SRC", help="a file made by `xvbd-admin backup`")
+    rs.add_argument("--force", action="store_true",
+                    help="replace everything in a database that is not empty")
+    rs.set_defaults(run=cmd_restore)
     return top
 
 
