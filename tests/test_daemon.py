@@ -1,0 +1,198 @@
+"""Daemon mode, for real: ``twistd xvbd -c FILE`` without ``-n`` (double fork, pidfile,
+logfile, umask 0077) serves a call, writes it to every CDR sink, closes the call's socket,
+reloads on SIGHUP, drains on SIGTERM within ``[AGI] SHUTDOWN_GRACE`` and exits 0, as
+``twistd -n`` does."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.peers.agi import Caller, environment
+from tests.support.daemon import Daemon
+from tests.support.db import drop_database, new_database_url
+from tests.support.process import admin, call_process, write_config
+from xvbd.config import DatabaseURL
+from xvbd.store import migrations
+
+GRACE = 1  # [AGI] SHUTDOWN_GRACE of write_config
+CALL_TYPES = ["Playback", "DateTime", "Playback", "VoiceMail", "XVB"]
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseURL:
+    from twisted.trial.unittest import SkipTest
+
+    try:
+        url = new_database_url(request.param, str(tmp_path / "db"))
+    except SkipTest as exc:
+        pytest.skip(str(exc))
+    request.addfinalizer(lambda: drop_database(url))
+    return url
+
+
+def url_text(url: DatabaseURL) -> str:
+    if url.backend == "sqlite":
+        return f"sqlite:{url.path}"
+    auth = f"{url.user}:{url.password}" if url.password else url.user
+    return f"mysql://{auth}@{url.host}:{url.port}/{url.name}"
+
+
+def query(url: DatabaseURL, sql: str) -> list[tuple[Any, ...]]:
+    if url.backend == "sqlite":
+        with sqlite3.connect(str(url.path)) as connection:
+            return list(connection.execute(sql).fetchall())
+    import pymysql
+
+    connection = pymysql.connect(host=url.host, port=url.port, user=url.user,
+                                 password=url.password or "", database=url.name)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+    finally:
+        connection.close()
+
+
+def collector() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    return sock
+
+
+def datagrams(sock: socket.socket, n: int) -> list[str]:
+    return [sock.recv(65536).decode() for _ in range(n)]
+
+
+def one_call(port: int) -> Any:
+    """The demo tenant's voicemail call; returns the peer after xvbd closed the socket."""
+    peer = call_process(port, environment("ivr", args=("613", "10.9.9.9")),
+                        Caller(keys=["10001", "911", "2", "1", "#"]), timeout=10)
+    assert peer.commands[-2:] == ['STREAM FILE vm-msgsaved ""', "HANGUP"], peer.commands
+    assert not peer.transport.closed, "the peer never closes: the socket's end came from xvbd"
+    return peer
+
+
+def call_id(lines: list[str]) -> str:
+    ids = {re.search(r"CALL_ID=(\w+)", line)[1] for line in lines}  # type: ignore[index]
+    assert len(ids) == 1, lines
+    return ids.pop()
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{what} within {timeout} s")
+
+
+def test_a_daemon_serves_writes_every_sink_reloads_and_stops(
+        database: DatabaseURL, tmp_path: Path) -> None:
+    migrations.upgrade(database)
+    udp = collector()
+    conf = write_config(tmp_path, url_text(database),
+                        f"SEND_TO = FILE, DB, UDP\nUDP_SERVER = 127.0.0.1:{udp.getsockname()[1]}\n")
+    assert admin("demo-tenant", "-c", str(conf), cwd=tmp_path).returncode == 0
+    daemon = Daemon(conf, tmp_path)
+    try:
+        daemon.start()
+        assert os.getsid(daemon.pid) not in (os.getsid(0), daemon.pid), \
+            "the daemon runs in a session of its own, which it does not lead (no terminal)"
+        cdr_file, log_file = tmp_path / "xvbd.cdr", tmp_path / "xvbd.log"
+        assert stat.S_IMODE(cdr_file.stat().st_mode) == 0o600, \
+            "the CDR file was opened by the daemon, under twistd's umask 0077"
+
+        one_call(daemon.agi_port)
+        first = cdr_file.read_text().splitlines()
+        assert [re.search(r", TYPE=(\w+)", line)[1] for line in first] == CALL_TYPES  # type: ignore[index]
+        first_id = call_id(first)
+        assert sorted(datagrams(udp, len(first))) == sorted(first)
+        rows = query(database, f"SELECT type FROM cdrs WHERE call_id = '{first_id}' ORDER BY id")
+        assert [r[0] for r in rows] == CALL_TYPES
+
+        # A log rotation: the files are moved away, the configuration changes, SIGHUP.
+        cdr_file.rename(tmp_path / "xvbd.cdr.1")
+        log_file.rename(tmp_path / "xvbd.log.1")
+        conf.write_text(conf.read_text().replace("[DEBUG]\n", "[DEBUG]\nLEVEL = 31\n"))
+        daemon.signal(signal.SIGHUP)
+        wait_for(lambda: "xvbd reloaded" in daemon.log(), 10, "no reload line")
+        assert f"xvbd reloaded {conf}: [DEBUG] LEVEL = 31; log and CDR files reopened" \
+            in daemon.log()
+        assert "xvbd reloaded" in log_file.read_text(), "[DEBUG] FILE was opened anew"
+        assert cdr_file.exists() and stat.S_IMODE(cdr_file.stat().st_mode) == 0o600
+        assert daemon.exited() is None, "SIGHUP does not stop the daemon"
+
+        one_call(daemon.agi_port)
+        second = cdr_file.read_text().splitlines()
+        second_id = call_id(second)
+        assert second_id != first_id and len(second) == len(CALL_TYPES)
+        assert (tmp_path / "xvbd.cdr.1").read_text().splitlines() == first, \
+            "the rotated file got nothing more"
+        assert sorted(datagrams(udp, len(second))) == sorted(second)
+        rows = query(database, "SELECT call_id, COUNT(*) FROM cdrs GROUP BY call_id")
+        assert sorted(rows) == sorted([(first_id, 5), (second_id, 5)])
+
+        code, took = daemon.terminate()
+    finally:
+        daemon.kill()
+        udp.close()
+    log = daemon.log()
+    print(f"idle daemon stopped in {took:.3f} s")
+    assert code == 0, log
+    assert took < GRACE + 2, f"stopped in {took:.2f} s"
+    assert not daemon.pidfile.exists(), "twistd removed its pidfile"
+    assert "xvbd stopping" in log and "xvbd stopped" in log and "Server Shut Down" in log
+    assert "Traceback" not in log and "Unhandled" not in log, log
+
+
+def test_a_call_in_progress_at_sigterm_gets_the_grace(tmp_path: Path) -> None:
+    url = new_database_url("sqlite", str(tmp_path / "db"))
+    migrations.upgrade(url)
+    daemon = Daemon(write_config(tmp_path, url_text(url)), tmp_path)
+    try:
+        daemon.start()
+        call = socket.create_connection(("127.0.0.1", daemon.agi_port), timeout=5)
+        call.sendall(b"agi_network: yes\nagi_request: agi://127.0.0.1/main\n")
+        time.sleep(0.2)
+        code, took = daemon.terminate()
+        call.settimeout(1)
+        assert call.recv(100) == b"", "xvbd closed the call's socket itself"
+        call.close()
+    finally:
+        daemon.kill()
+    print(f"daemon with a call in progress stopped in {took:.3f} s")
+    assert code == 0, daemon.log()
+    assert GRACE <= took < GRACE + 2, f"stopped in {took:.2f} s"
+    assert "ending 1 call(s) still in progress" in daemon.log()
+    assert not daemon.pidfile.exists()
+
+
+def test_a_reload_with_a_broken_configuration_changes_nothing(tmp_path: Path) -> None:
+    url = new_database_url("sqlite", str(tmp_path / "db"))
+    migrations.upgrade(url)
+    conf = write_config(tmp_path, url_text(url))
+    daemon = Daemon(conf, tmp_path)
+    try:
+        daemon.start()
+        conf.write_text(conf.read_text().replace("[DEBUG]\n", "[DEBUG]\nLEVEL = loud\n"))
+        daemon.signal(signal.SIGHUP)
+        wait_for(lambda: "reload:" in daemon.log(), 10, "no reload line")
+        assert f"reload: {conf} has errors, nothing changed" in daemon.log()
+        with socket.create_connection(("127.0.0.1", daemon.agi_port), timeout=5):
+            pass
+        code, _ = daemon.terminate()
+    finally:
+        daemon.kill()
+    assert code == 0, daemon.log()
