@@ -3,12 +3,17 @@ several processes share the counts, and a process that dies leaves nothing behin
 
 from __future__ import annotations
 
-from twisted.internet import reactor
+import os
+import time
+from typing import Any
+
+from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from tests.support.redis import connect, drop_prefix, new_prefix
+from tests.support.redis import RedisServer, connect, drop_prefix, new_prefix
 from xvbd.counters import LocalCounters, RedisCounters
 
 
@@ -88,17 +93,110 @@ class RedisCounterTests(CounterContract, TestCase):
         await alive.release("calls:node:N", lease)
         self.assertEqual(await alive.current("calls:node:N"), 0)
 
-    async def test_an_unreachable_redis_does_not_refuse_calls(self) -> None:
+
+
+class RedisAwayTests(TestCase):
+    """A real Redis server of the test's own, stopped and started again under the counters:
+    calls are never held up nor refused for it, the outage and its end are logged once
+    each, and the shared counts are whole again when it is back."""
+
+    def setUp(self) -> None:
         import txredisapi
 
-        nowhere = txredisapi.lazyConnectionPool("127.0.0.1", 1, poolsize=1, reconnect=False,
-                                                connectTimeout=1)
-        self.addCleanup(nowhere.disconnect)
-        counters = RedisCounters(nowhere, prefix=self.prefix)
-        lease = await counters.acquire("calls:group:1", 1)
-        self.assertTrue(lease and lease.startswith("unchecked:"))
+        self.server = RedisServer(self.mktemp())
+        os.makedirs(self.server.directory)
+        self.addCleanup(self.server.kill)
+        self.redis = txredisapi.lazyConnectionPool("127.0.0.1", self.server.port, poolsize=2,
+                                                   reconnect=True, connectTimeout=1)
+        self.prefix = new_prefix()
+        self.logs: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            if event.get("log_namespace") == "xvbd.counters":
+                self.logs.append(f"{event['log_level'].name}: {formatEvent(event)}")
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
+    def counters(self) -> RedisCounters:
+        counters = RedisCounters(self.redis, prefix=self.prefix, owner="node-a:1",
+                                 clock=reactor, timeout=0.5, probe_every=0.2,
+                                 where=f"Redis 127.0.0.1:{self.server.port}")
+        counters.startService()
+        self.addCleanup(counters.stopService)
+        return counters
+
+    async def timed(self, work: Any) -> tuple[Any, float]:
+        began = time.monotonic()
+        result = await work
+        return result, time.monotonic() - began
+
+    async def until(self, check: Any, what: str) -> None:
+        for _ in range(200):
+            if check():
+                return
+            await deferLater(reactor, 0.05, lambda: None)
+        raise AssertionError(f"not in 10 s: {what}")
+
+    async def test_away_at_start_then_back(self) -> None:
+        counters = self.counters()  # nothing listens on the port yet
+        lease, took = await self.timed(counters.acquire("calls:group:1", 1))
+        self.assertIsNotNone(lease)
+        self.assertLess(took, 2.0, "the first call waits the timeout, no more")
+        self.assertTrue(counters.away)
+        # counted in this process meanwhile, at once: the limit of 1 holds for our calls
+        refused, took = await self.timed(counters.acquire("calls:group:1", 1))
+        self.assertIsNone(refused)
+        self.assertLess(took, 0.2)
+        self.assertEqual(await counters.current("calls:group:1"), 1)
+        self.assertEqual([await counters.hit("authfail:10001", 900) for _ in range(3)],
+                         [1, 2, 3])
+        self.assertEqual(await counters.hits("authfail:10001", 900), 3)
+        self.assertFalse(counters.health()["reachable"])
+        away = [line for line in self.logs if "is not answering" in line]
+        self.assertEqual(len(away), 1, self.logs)
+        self.assertTrue(away[0].startswith("error: ") and "Calls go on" in away[0], away)
+        # Redis comes up: the call counted here is now in Redis, and others see it
+        self.server.start()
+        await self.until(lambda: not counters.away, "Redis back")
+        back = [line for line in self.logs if "answers again" in line]
+        self.assertEqual(len(back), 1, self.logs)
+        self.assertIn("1 call(s) counted here meanwhile are shared again", back[0])
+        self.assertEqual(self.server.keys(self.prefix + "*"),
+                         {self.prefix + "calls:group:1": 1})
+        other = RedisCounters(self.redis, prefix=self.prefix, owner="node-b:2")
+        self.assertIsNone(await other.acquire("calls:group:1", 1), "the limit is shared")
         await counters.release("calls:group:1", lease)
-        self.assertEqual(await counters.hit("authfail:x", 900), 0)
-        self.flushLoggedErrors()
+        self.assertEqual(self.server.keys(self.prefix + "*"), {})
+        self.assertIsNotNone(await other.acquire("calls:group:1", 1))
+        self.assertTrue(counters.health()["reachable"])
 
+    async def test_lost_mid_run_and_restarted_empty(self) -> None:
+        self.server.start()
+        counters = self.counters()
+        first = await counters.acquire("calls:node:N", 0)
+        self.assertEqual(self.server.keys(self.prefix + "*"), {self.prefix + "calls:node:N": 1})
+        self.server.kill()  # Redis dies, and keeps nothing
+        second, took = await self.timed(counters.acquire("calls:node:N", 0))
+        self.assertIsNotNone(second)
+        self.assertLess(took, 2.0)
+        self.assertEqual(await counters.current("calls:node:N"), 2)
+        third, took = await self.timed(counters.acquire("calls:node:N", 0))
+        self.assertLess(took, 0.2, "known to be away: no more waiting")
+        await counters.release("calls:node:N", third)
+        self.server.start()
+        await self.until(lambda: not counters.away, "Redis back")
+        # both calls still in progress are counted in the new Redis
+        self.assertEqual(self.server.keys(self.prefix + "*"), {self.prefix + "calls:node:N": 2})
+        self.assertEqual(await counters.current("calls:node:N"), 2)
+        await counters.release("calls:node:N", first)
+        await counters.release("calls:node:N", second)
+        self.assertEqual(await counters.current("calls:node:N"), 0)
+        self.assertEqual(sum("is not answering" in line for line in self.logs), 1)
+        self.assertEqual(sum("answers again" in line for line in self.logs), 1)
 
+    async def test_a_stop_does_not_wait_on_a_redis_away(self) -> None:
+        counters = RedisCounters(self.redis, prefix=self.prefix, clock=reactor, timeout=0.5)
+        counters.startService()
+        await counters.acquire("calls:group:1", 0)
+        _, took = await self.timed(defer.maybeDeferred(counters.stopService))
+        self.assertLess(took, 2.0)

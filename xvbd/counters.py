@@ -17,6 +17,7 @@ from collections import defaultdict, deque
 from typing import Any, Protocol
 
 from twisted.application.service import Service
+from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 
 from xvbd.logs import logger
@@ -118,6 +119,14 @@ for i, key in ipairs(KEYS) do
 end
 return #KEYS
 """
+_RENEW_OR_ADD = _NOW + """
+local ttl = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + ttl, ARGV[i + 1])
+  redis.call('EXPIRE', key, math.ceil(ttl) + 1)
+end
+return #KEYS
+"""
 _CURRENT = _NOW + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZCARD', KEYS[1])
@@ -135,101 +144,215 @@ return redis.call('ZCARD', KEYS[1])
 """
 
 
+#: Seconds a Redis command may take before Redis counts as away (a LAN answers in < 1 ms).
+REDIS_TIMEOUT = 0.5
+#: Seconds between the probes of a Redis that is away.
+PROBE_EVERY = 5.0
+
+
+class RedisAway(Exception):
+    """Redis did not answer (or is known to be away): count in this process."""
+
+
 class RedisCounters(Service):
     """Counters in Redis, shared by every xvbd process using the same server and prefix.
 
-    When Redis cannot be reached, calls are not refused for it: a limit that cannot be
-    checked lets the call through (logged), a telephone line that stays up being worth more
-    than a limit that holds for the minute Redis is away.
+    Redis away never holds a call up or refuses one: every command has ``timeout`` seconds;
+    the first that fails marks Redis *away* (logged once), and from then on the counters
+    are kept in this process (this process's own calls against each limit; failures of
+    codes and PINs counted here) without waiting on Redis, which is probed every
+    ``probe_every`` seconds.  When it answers again (logged once) the calls counted here
+    meanwhile are added to Redis as leases of this process, so the shared counts are
+    whole again, and each is given back there when its call ends.
     """
 
     name = "counters"
 
     def __init__(self, redis: Any, *, prefix: str = "xvbd:", lease_seconds: float = 60.0,
-                 clock: Any = None, owner: str = "") -> None:
+                 clock: Any = None, owner: str = "", timeout: float = REDIS_TIMEOUT,
+                 probe_every: float = PROBE_EVERY, where: str = "") -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
         self.redis = redis
         self.prefix = prefix
         self.lease_seconds = lease_seconds
         self.owner = owner or f"{os.uname().nodename}:{os.getpid()}"
+        self.clock = clock
+        self.timeout = timeout
+        self.where = where or "the Redis of [COMMON] MEM_CACHED_SHARED"
+        self.away_since: float | None = None
         self._serial = itertools.count()
-        self._held: dict[str, str] = {}  # lease -> key
+        self._held: dict[str, str] = {}  # lease -> key, in Redis
+        self._local_held: dict[str, str] = {}  # lease -> key, counted here while away
+        self._local = LocalCounters(clock)  # failures counted while away
         self._heartbeat = LoopingCall(self._renew)
-        if clock is not None:
-            self._heartbeat.clock = clock
+        self._heartbeat.clock = clock
+        self._probe = LoopingCall(self._try_back)
+        self._probe.clock = clock
+        self._probe_every = probe_every
+        self._stopped = False
+
+    @property
+    def away(self) -> bool:
+        return self.away_since is not None
+
+    def health(self) -> dict[str, Any]:
+        """For ``/healthz``: whether Redis answers, and since when it does not."""
+        if self.away_since is None:
+            return {"reachable": True}
+        return {"reachable": False, "away_for_s": round(self.clock.seconds() -
+                                                        self.away_since, 1),
+                "counted_here": len(self._local_held)}
 
     def startService(self) -> None:
         super().startService()
         self._heartbeat.start(self.lease_seconds / 3, now=False)
 
     def stopService(self) -> Any:
+        """Stop renewing and probing; the disconnection is waited for ``timeout`` s at most
+        (a Redis that is away never holds the shutdown up)."""
         super().stopService()
-        if self._heartbeat.running:
-            self._heartbeat.stop()
-        return self.redis.disconnect()
+        self._stopped = True
+        for loop in (self._heartbeat, self._probe):
+            if loop.running:
+                loop.stop()
+        if self.redis is None:
+            return None
+        gone = defer.maybeDeferred(self.redis.disconnect)
+        gone.addTimeout(self.timeout, self.clock)
+        gone.addErrback(lambda _: None)
+        return gone
 
     def _k(self, key: str) -> str:
         return self.prefix + key
 
-    async def _script(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        return await self.redis.eval(script, keys, args)
+    async def _ask(self, command: str, *args: Any) -> Any:
+        """One Redis command within ``timeout`` s; RedisAway (and Redis marked away) when it
+        does not answer, or at once while Redis is known to be away."""
+        if self.away_since is not None:
+            raise RedisAway("away")
+        try:
+            answer = defer.maybeDeferred(getattr(self.redis, command), *args)
+            answer.addTimeout(self.timeout, self.clock)
+            return await answer
+        except Exception as exc:
+            self._went_away(exc)
+            raise RedisAway(str(exc)) from None
+
+    def _went_away(self, exc: Exception) -> None:
+        if self.away_since is not None:
+            return
+        self.away_since = self.clock.seconds()
+        why = (f"no answer within {self.timeout:g} s"
+               if isinstance(exc, defer.TimeoutError | defer.CancelledError) else
+               str(exc) or type(exc).__name__)
+        log.error("Redis counters: {where} is not answering ({why}). Calls go on; limits "
+                  "and guess counts are kept in this process only until it is back (probed "
+                  "every {every:g} s). Check that Redis runs and is reachable.",
+                  where=self.where, why=why, every=self._probe_every)
+        if not self._stopped and not self._probe.running:
+            self._probe.start(self._probe_every, now=False)
+
+    async def _try_back(self) -> None:
+        """The probe of a Redis that is away: when it answers, the calls counted here are
+        added to it and Redis is used again."""
+        answer = defer.maybeDeferred(self.redis.ping)
+        answer.addTimeout(self.timeout, self.clock)
+        try:
+            await answer
+            # every lease of this process: those counted here, and those Redis may have
+            # lost meanwhile (restarted, it keeps nothing)
+            adopted = [*self._local_held.items(), *self._held.items()]
+            if adopted:
+                adopt = defer.maybeDeferred(
+                    self.redis.eval, _RENEW_OR_ADD, [self._k(key) for _, key in adopted],
+                    [self.lease_seconds, *(lease for lease, _ in adopted)])
+                adopt.addTimeout(self.timeout, self.clock)
+                await adopt
+        except Exception:
+            return  # still away; the next probe tries again
+        counted_here = 0
+        for lease, key in adopted:
+            if self._local_held.pop(lease, None) is not None:
+                self._held[lease] = key
+                counted_here += 1
+        # leases given back while the adoption was on its way
+        late = [(lease, key) for lease, key in adopted if lease not in self._held]
+        away = self.clock.seconds() - (self.away_since or self.clock.seconds())
+        self.away_since = None
+        if self._probe.running:
+            self._probe.stop()
+        log.warn("Redis counters: {where} answers again after {away:.0f} s; {n} call(s) "
+                 "counted here meanwhile are shared again", where=self.where, away=away,
+                 n=counted_here)
+        for lease, key in late:
+            await self._give_back(key, lease)
+
+    def _mine(self, key: str) -> int:
+        """This process's own calls on ``key`` (what is known of it while Redis is away)."""
+        return (sum(1 for k in self._held.values() if k == key) +
+                sum(1 for k in self._local_held.values() if k == key))
 
     async def acquire(self, key: str, limit: int) -> str | None:
         lease = f"{self.owner}:{next(self._serial)}"
         try:
-            taken = await self._script(_ACQUIRE, [self._k(key)],
-                                       [limit, self.lease_seconds, lease])
-        except Exception as exc:
-            log.error("Redis counters unreachable ({error}); {key} not enforced for this "
-                      "call", error=str(exc), key=key)
-            return f"unchecked:{lease}"
+            taken = await self._ask("eval", _ACQUIRE, [self._k(key)],
+                                    [limit, self.lease_seconds, lease])
+        except RedisAway:
+            if 0 < limit <= self._mine(key):
+                return None
+            self._local_held[lease] = key
+            return lease
         if not taken:
             return None
         self._held[lease] = key
         return lease
 
     async def release(self, key: str, lease: str) -> None:
-        self._held.pop(lease, None)
-        if lease.startswith("unchecked:"):
+        if self._local_held.pop(lease, None) is not None:
             return
+        if self._held.pop(lease, None) is None:
+            return
+        await self._give_back(key, lease)
+
+    async def _give_back(self, key: str, lease: str) -> None:
         try:
-            await self.redis.zrem(self._k(key), lease)
-        except Exception as exc:  # it expires by itself
-            log.warn("releasing {key} in Redis failed ({error}); it will expire",
-                     key=key, error=str(exc))
+            await self._ask("zrem", self._k(key), lease)
+        except RedisAway:
+            pass  # its lease expires in Redis by itself
 
     async def _renew(self) -> None:
-        if not self._held:
+        if not self._held or self.away_since is not None:
             return
         held = list(self._held.items())
         try:
-            await self._script(_RENEW, [self._k(key) for _, key in held],
-                               [self.lease_seconds, *(lease for lease, _ in held)])
-        except Exception as exc:
-            log.error("renewing {n} call lease(s) in Redis failed ({error})", n=len(held),
-                      error=str(exc))
+            await self._ask("eval", _RENEW, [self._k(key) for _, key in held],
+                            [self.lease_seconds, *(lease for lease, _ in held)])
+        except RedisAway:
+            pass
 
     async def current(self, key: str) -> int:
-        return int(await self._script(_CURRENT, [self._k(key)], []))
+        try:
+            return int(await self._ask("eval", _CURRENT, [self._k(key)], []))
+        except RedisAway:
+            return self._mine(key)
 
     async def hit(self, key: str, window: float) -> int:
         member = f"{self.owner}:{next(self._serial)}"
         try:
-            return int(await self._script(_HIT, [self._k(key)], [window, member]))
-        except Exception as exc:
-            log.error("Redis counters unreachable ({error}); a failure of {key} is not "
-                      "counted", error=str(exc), key=key)
-            return 0
+            return int(await self._ask("eval", _HIT, [self._k(key)], [window, member]))
+        except RedisAway:
+            return await self._local.hit(key, window)
 
     async def hits(self, key: str, window: float) -> int:
         try:
-            return int(await self._script(_HITS, [self._k(key)], [window]))
-        except Exception as exc:
-            log.error("Redis counters unreachable ({error}); {key} not checked",
-                      error=str(exc), key=key)
-            return 0
+            return int(await self._ask("eval", _HITS, [self._k(key)], [window]))
+        except RedisAway:
+            return await self._local.hits(key, window)
 
     async def reset(self, key: str) -> None:
+        await self._local.reset(key)
         try:
-            await self.redis.delete(self._k(key))
-        except Exception as exc:
-            log.warn("resetting {key} in Redis failed ({error})", key=key, error=str(exc))
+            await self._ask("delete", self._k(key))
+        except RedisAway:
+            pass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +77,16 @@ def web_site(resource: IResource) -> Site:
 
 
 class WebRoot:
-    """Routes of the site root.  ``db_timeout`` bounds how long a health check waits."""
+    """Routes of the site root.  ``db_timeout`` bounds how long a health check waits;
+    ``redis_health`` (of the shared counters in Redis) says whether Redis answers."""
 
     app = Klein()
 
     def __init__(self, db: Database, server_id: str, clock: Any, db_timeout: float = 3.0,
-                 admin: Any = None, tenant: Any = None) -> None:
+                 admin: Any = None, tenant: Any = None,
+                 redis_health: Callable[[], dict[str, Any]] | None = None) -> None:
         self.db = db
+        self.redis_health = redis_health
         self.server_id = server_id
         self.clock = clock
         self.db_timeout = db_timeout
@@ -119,7 +123,8 @@ class WebRoot:
 
     @app.route("/healthz", methods=["GET", "HEAD"])
     async def healthz(self, request: IRequest) -> bytes:
-        """JSON: is this process up and can it reach its database?  200 when yes, 503 not."""
+        """JSON: is this process up and can it reach its database?  200 when yes, 503 not.
+        Redis (shared counters) is reported, but calls are served without it: no 503."""
         started = time.monotonic()
         check = Deferred.fromCoroutine(self.db.run_interaction(current_version))
         check.addTimeout(self.db_timeout, self.clock)
@@ -142,6 +147,8 @@ class WebRoot:
         request.setHeader("Cache-Control", "no-store")
         body = {"status": "ok" if healthy else "unavailable", "server_id": self.server_id,
                 "version": xvbd.__version__, "db": db}
+        if self.redis_health is not None:
+            body["redis"] = self.redis_health()
         return json.dumps(body).encode("utf-8")
 
     @app.handle_errors(Exception)
