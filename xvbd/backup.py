@@ -178,8 +178,7 @@ def _client_options(url: DatabaseURL, connect_timeout: int) -> Iterator[str]:
         with os.fdopen(fd, "w") as f:
             password = url.password.replace("\\", "\\\\").replace('"', '\\"')
             f.write(f'[client]\nhost="{url.host}"\nport={url.port}\nuser="{url.user}"\n'
-                    f'password="{password}"\nconnect-timeout={connect_timeout}\n'
-                    "protocol=tcp\n")
+                    f'password="{password}"\nprotocol=tcp\n')
         yield name
     finally:
         os.unlink(name)
@@ -230,7 +229,8 @@ def _sqlite_restore(url: DatabaseURL, src: Path, force: bool) -> Outcome:
                     _refuse_non_empty(url, tables)
                 # The backup API replaces every page of the target, WAL included.
                 source.backup(target)
-                return _sqlite_verify(target, url.path)
+                done = _sqlite_verify(target, url.path)
+                return Outcome(src, done.tables, done.version)
             finally:
                 target.close()
         finally:
