@@ -1,6 +1,8 @@
-"""The process's service plumbing, without a reactor: ordered stop and the AGI drain."""
+"""The process's service plumbing: ordered stop, the AGI drain, and a tree that only builds."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -88,3 +90,68 @@ class DrainTests(TestCase):
 
     def test_nothing_to_drain(self) -> None:
         self.successResultOf(Deferred.fromCoroutine(FastAGIFactory(object, Clock()).drain(5)))
+
+
+BUILD_ONLY = r"""
+import json, os, sys, threading
+from twisted.internet import reactor  # installed before makeService, as twistd does
+from xvbd import tap
+
+def opened():
+    found = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+    return found
+
+before = opened()
+options = tap.Options()
+options.parseOptions(["-c", sys.argv[1]])
+top = tap.makeService(options)
+after = opened()
+print(json.dumps({
+    "services": sorted(s.name or type(s).__name__ for s in top),
+    "threads": sorted(t.name for t in threading.enumerate()),
+    "new_fds": sorted(path for fd, path in after.items()
+                      if fd not in before and not path.startswith("/proc/")),
+    "delayed_calls": len(reactor.getDelayedCalls()),
+    "running": reactor.running,
+}))
+"""
+
+
+def test_make_service_only_builds(tmp_path: Path) -> None:
+    """twistd calls makeService before it forks into a daemon and before it switches user:
+    the whole tree, every optional part configured, must start no thread and open no file,
+    pool connection or socket until ``startService`` (a thread made then is gone in the
+    daemon; a file made then escapes its umask and --uid)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.support.db import new_database_url
+    from tests.support.process import environment, write_config
+    from xvbd.store import migrations
+
+    url = new_database_url("sqlite", str(tmp_path / "db"))
+    migrations.upgrade(url)
+    conf = write_config(
+        tmp_path, f"sqlite:{url.path}",
+        "SEND_TO = FILE, DB, UDP\nUDP_SERVER = 127.0.0.1:9\n"
+        "[ASTERISK]\nAMI_HOST = 127.0.0.1\nAMI_SECRET = x\n"
+        "[RADIUS]\nACCT_HOST = 127.0.0.1:9\nACCT_SECRET = x\n"
+        f"[PATH]\nMEDIA_DIR = {tmp_path / 'media'}\nTMP_DIR = {tmp_path / 'tmp'}\n",
+        common="MEM_CACHED_SHARED = 127.0.0.1:9\nUSE_BILLING = 1\n")
+    done = subprocess.run([sys.executable, "-c", BUILD_ONLY, str(conf)], cwd=tmp_path,
+                          env=environment(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    built = json.loads(done.stdout.splitlines()[-1])
+    assert {"cdr", "counters", "store", "agi", "web", "ami", "radius", "callblast"} <= set(
+        built["services"]), built
+    assert built["threads"] == ["MainThread"], built
+    assert built["new_fds"] == [], built
+    assert built["delayed_calls"] == 0 and not built["running"], built
+    assert not (tmp_path / "xvbd.cdr").exists() and not (tmp_path / "xvbd.log").exists()
+    assert not (tmp_path / "media").exists()
