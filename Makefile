@@ -17,6 +17,9 @@ install: $(VENV)/bin/python
 install-test: $(VENV)/bin/python
 	$(PIP) install --quiet '.[test]'
 
+# Stopping the server (SIGTERM, or SIGINT to it) drains the calls and exits 0, so make says 0.
+# A Ctrl-C typed here also reaches make itself, and GNU make then ends with that signal
+# (status 130, "Interrupt") whatever the recipe returned.
 run: install
 	$(VENV)/bin/xvbd-admin db upgrade -c $(CONFIG)
 	$(VENV)/bin/twistd -n --pidfile= xvbd -c $(CONFIG)
