@@ -196,3 +196,44 @@ def test_a_reload_with_a_broken_configuration_changes_nothing(tmp_path: Path) ->
     finally:
         daemon.kill()
     assert code == 0, daemon.log()
+
+
+def test_a_daemon_switched_to_another_user_writes_its_files_as_that_user() -> None:
+    """``--uid``/``--gid``: twistd opens the ports as root, then switches; the CDR file, the
+    log and the recordings are made after the switch, so they belong to the service's user
+    (who can then also write them after a restart and remove the pidfile)."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("switching user needs root")
+    nobody = 65534
+    # Not under pytest's tmp_path: its parents are root's alone, and the user must reach it.
+    workdir = Path(tempfile.mkdtemp(prefix="xvbd-daemon-uid-"))
+    try:
+        url = new_database_url("sqlite", str(workdir / "db"))
+        migrations.upgrade(url)
+        conf = write_config(workdir, url_text(url),
+                            f"[PATH]\nMEDIA_DIR = {workdir / 'media'}\nTMP_DIR = {workdir / 'tmp'}\n")
+        assert admin("demo-tenant", "-c", str(conf), cwd=workdir).returncode == 0
+        for path in [workdir, *workdir.rglob("*")]:
+            os.chown(path, nobody, nobody)
+        daemon = Daemon(conf, workdir, f"--uid={nobody}", f"--gid={nobody}")
+        try:
+            daemon.start()
+            one_call(daemon.agi_port)
+            lines = (workdir / "xvbd.cdr").read_text().splitlines()
+            assert [re.search(r", TYPE=(\w+)", line)[1] for line in lines] == CALL_TYPES  # type: ignore[index]
+            owners = {p.name: (p.stat().st_uid, p.stat().st_gid)
+                      for p in [workdir / "xvbd.cdr", workdir / "xvbd.log",
+                                *(workdir / "media").rglob("*")]}
+            assert set(owners.values()) == {(nobody, nobody)}, owners
+            code, took = daemon.terminate()
+        finally:
+            daemon.kill()
+        assert code == 0, daemon.log()
+        assert took < GRACE + 2
+        assert f"set uid/gid {nobody}/{nobody}" in daemon.log()
+        assert not daemon.pidfile.exists(), "the user removed the pidfile in its directory"
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
