@@ -237,3 +237,49 @@ def test_a_daemon_switched_to_another_user_writes_its_files_as_that_user() -> No
         assert not daemon.pidfile.exists(), "the user removed the pidfile in its directory"
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_a_daemon_that_cannot_start_says_so_and_leaves_no_pidfile(tmp_path: Path) -> None:
+    """A configuration with errors is found before twistd forks: exit 2, the problems on
+    stderr.  A port in use is found after the fork: the waiting parent says so and exits 1
+    (before, it waited forever: the daemon's SystemExit never reached it), the log has the
+    whole message, and the pidfile is gone."""
+    import subprocess
+
+    from tests.support.process import BIN
+    from tests.support.process import environment as process_environment
+
+    def twistd(conf: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "twistd"), f"--pidfile={tmp_path / 'twistd.pid'}",
+                               f"--logfile={tmp_path / 'twistd.log'}", "xvbd", "-c", str(conf)],
+                              cwd=tmp_path, env=process_environment(), capture_output=True,
+                              text=True, timeout=30)
+
+    (tmp_path / "bad.conf").write_text("[CDR]\nSEND_TO = FTP\n")
+    bad = twistd(tmp_path / "bad.conf")
+    assert bad.returncode == 2, bad
+    assert "[CDR] SEND_TO: unknown sink 'FTP'; use FILE, UDP, DB or NONE" in bad.stderr
+
+    url = new_database_url("sqlite", str(tmp_path / "db"))
+    migrations.upgrade(url)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        port = busy.getsockname()[1]
+        conf = write_config(tmp_path, url_text(url))
+        conf.write_text(conf.read_text().replace(
+            "LISTEN = tcp:0:interface=127.0.0.1\nSHUTDOWN", f"LISTEN = {port}\nSHUTDOWN"))
+        started = time.monotonic()
+        result = twistd(conf)
+        took = time.monotonic() - started
+    finally:
+        busy.close()
+    assert result.returncode == 1, result
+    assert took < 15
+    assert f"cannot listen on [AGI] LISTEN = tcp:{port}" in result.stderr
+    assert "Please look at log file" in result.stderr
+    log = (tmp_path / "twistd.log").read_text()
+    assert f"xvbd: cannot start: cannot listen on [AGI] LISTEN = tcp:{port}" in log
+    assert "change [AGI] LISTEN" in log
+    assert not (tmp_path / "twistd.pid").exists()

@@ -74,6 +74,7 @@ class XVBService(OrderedMultiService):
         self.settings = settings
         self.store = store
         self.reactor = reactor
+        self.daemon = False  # started by twistd in daemon mode (no -n)
         self._previous_hup: Any = None
 
     def privilegedStartService(self) -> None:
@@ -84,6 +85,12 @@ class XVBService(OrderedMultiService):
                 port = getattr(child, "port", None)
                 if port is not None:
                     port.stopListening()
+            if self.daemon:
+                # twistd's waiting parent hears only of an Exception (it hangs on a
+                # SystemExit): it prints the start of the message, points to the log, and
+                # exits 1; the daemon removes its pidfile.
+                log.critical("xvbd: cannot start: {reason}", reason=str(exc))
+                raise
             fail_start(EXIT_LISTEN, str(exc))
 
     def startService(self) -> None:
@@ -150,9 +157,9 @@ class XVBService(OrderedMultiService):
             emitter.reopen()
         later = sorted(name for name in _SECTIONS if fresh is not None and name != "debug"
                        and getattr(fresh, name) != getattr(self.settings, name))
-        log.info("xvbd reloaded {source}: [DEBUG] LEVEL = {level}; log and CDR files "
+        log.info("xvbd reloaded {source}: [DEBUG] LEVEL = {bits}; log and CDR files "
                  "reopened{later}", source=self.settings.source,
-                 level=LEVEL_GATE.level, xvb_always=True,
+                 bits=LEVEL_GATE.level, xvb_always=True,
                  later="" if not later else "; changed in " + ", ".join(
                      f"[{name.upper()}]" for name in later) + " take effect at the next start")
 
@@ -342,4 +349,7 @@ def makeService(options: Options, reactor: Any = None) -> XVBService:
         check_schema(settings.db.url, settings.db.connect_timeout)
     except SchemaError as exc:
         fail_start(EXIT_DATABASE, str(exc))
-    return build_service(settings, reactor)
+    top = build_service(settings, reactor)
+    twistd = getattr(options, "parent", None)
+    top.daemon = twistd is not None and not twistd.get("nodaemon", True)
+    return top
