@@ -125,11 +125,12 @@ def test_a_daemon_serves_writes_every_sink_reloads_and_stops(
         # A log rotation: the files are moved away, the configuration changes, SIGHUP.
         cdr_file.rename(tmp_path / "xvbd.cdr.1")
         log_file.rename(tmp_path / "xvbd.log.1")
-        conf.write_text(conf.read_text().replace("[DEBUG]\n", "[DEBUG]\nLEVEL = 31\n"))
+        conf.write_text(conf.read_text().replace("[DEBUG]\n", "[DEBUG]\nLEVEL = 31\n")
+                        .replace("SHUTDOWN_GRACE = 1\n", "SHUTDOWN_GRACE = 30\n"))
         daemon.signal(signal.SIGHUP)
         wait_for(lambda: "xvbd reloaded" in daemon.log(), 10, "no reload line")
-        assert f"xvbd reloaded {conf}: [DEBUG] LEVEL = 31; log and CDR files reopened" \
-            in daemon.log()
+        assert f"xvbd reloaded {conf}: [DEBUG] LEVEL = 31; log and CDR files reopened; " \
+            "changes in [AGI] take effect at the next start" in daemon.log()
         assert "xvbd reloaded" in log_file.read_text(), "[DEBUG] FILE was opened anew"
         assert cdr_file.exists() and stat.S_IMODE(cdr_file.stat().st_mode) == 0o600
         assert daemon.exited() is None, "SIGHUP does not stop the daemon"
@@ -140,6 +141,8 @@ def test_a_daemon_serves_writes_every_sink_reloads_and_stops(
         assert second_id != first_id and len(second) == len(CALL_TYPES)
         assert (tmp_path / "xvbd.cdr.1").read_text().splitlines() == first, \
             "the rotated file got nothing more"
+        assert "#debug]" not in (tmp_path / "xvbd.log.1").read_text()
+        assert "#debug]" in log_file.read_text(), "LEVEL = 31 lets the debug events through"
         assert sorted(datagrams(udp, len(second))) == sorted(second)
         rows = query(database, "SELECT call_id, COUNT(*) FROM cdrs GROUP BY call_id")
         assert sorted(rows) == sorted([(first_id, 5), (second_id, 5)])

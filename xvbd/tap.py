@@ -10,6 +10,7 @@ before it would also escape twistd's umask and ``--uid``/``--gid``.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import signal
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.threads import deferToThreadPool
 from twisted.python import usage
 
@@ -134,38 +136,42 @@ class XVBService(OrderedMultiService):
         self.reactor.callFromThread(self.reload)
 
     def reload(self) -> None:
-        """SIGHUP: read the configuration file again and apply ``[DEBUG] LEVEL`` and
-        ``FULL``; reopen the ``[DEBUG] FILE`` log and the ``[CDR] FILE`` (after a log
-        rotation moved them).  A file with errors changes nothing and says why; other keys
-        that changed are named: they take effect at the next start."""
-        fresh = None
-        if self.settings.source != "<defaults>":
-            try:
-                fresh = load_settings(self.settings.source)
-            except ConfigError as exc:
-                log.error("reload: {source} has errors, nothing changed:\n  {problems}",
-                          source=self.settings.source, problems="\n  ".join(exc.problems))
-                return
-        logging = self.getServiceNamed("logging")
-        if fresh is not None:
-            LEVEL_GATE.configure(fresh.debug.level, frozenset(fresh.debug.full))
-            logging.settings = fresh.debug
-        logging.stopService()  # closes the log file; starting again opens it anew
-        logging.startService()
-        emitter = self.getServiceNamed("cdr")
-        if isinstance(emitter, CDRService):
-            emitter.reopen()
-        later = sorted(name for name in _SECTIONS if fresh is not None and name != "debug"
-                       and getattr(fresh, name) != getattr(self.settings, name))
-        log.info("xvbd reloaded {source}: [DEBUG] LEVEL = {bits}; log and CDR files "
-                 "reopened{later}", source=self.settings.source,
-                 bits=LEVEL_GATE.level, xvb_always=True,
-                 later="" if not later else "; changed in " + ", ".join(
-                     f"[{name.upper()}]" for name in later) + " take effect at the next start")
-
-
-_SECTIONS = ("common", "asterisk", "file", "cdr", "cgi", "email", "debug", "callblast", "sip",
-             "radius", "gearman", "db", "agi", "web", "path", "attempts", "timeout")
+        """SIGHUP: read the configuration file again and apply ``[DEBUG]`` (LEVEL, FULL,
+        the log's targets); reopen the ``[DEBUG] FILE`` log and the ``[CDR] FILE`` (after a
+        log rotation moved them).  A file with errors changes nothing and says why; the
+        sections that changed otherwise are named: they take effect at the next start."""
+        if not self.running:
+            return
+        try:
+            fresh = None
+            if self.settings.source != "<defaults>":
+                try:
+                    fresh = load_settings(self.settings.source)
+                except ConfigError as exc:
+                    log.error("reload: {source} has errors, nothing changed:\n  {problems}",
+                              source=self.settings.source,
+                              problems="\n  ".join(exc.problems))
+                    return
+            logging = self.getServiceNamed("logging")
+            later: list[str] = []
+            if fresh is not None:
+                later = [f"[{f.name.upper()}]" for f in dataclasses.fields(Settings)
+                         if f.name not in ("debug", "source", "warnings")
+                         and getattr(fresh, f.name) != getattr(self.settings, f.name)]
+                LEVEL_GATE.configure(fresh.debug.level, frozenset(fresh.debug.full))
+                logging.settings = fresh.debug
+                self.settings = dataclasses.replace(self.settings, debug=fresh.debug)
+            logging.stopService()  # closes the log file; starting again opens it anew
+            logging.startService()
+            emitter = self.getServiceNamed("cdr")
+            if isinstance(emitter, CDRService):
+                emitter.reopen()
+            log.info("xvbd reloaded {source}: [DEBUG] LEVEL = {bits}; log and CDR files "
+                     "reopened{later}", source=self.settings.source, bits=LEVEL_GATE.level,
+                     later="; changes in " + ", ".join(later) + " take effect at the next "
+                     "start" if later else "", xvb_always=True)
+        except Exception:
+            log.failure("reload failed; xvbd goes on as it was")
 
 
 class CDRService(CDREmitter):
@@ -176,6 +182,7 @@ class CDRService(CDREmitter):
     def __init__(self, make_sinks: Callable[[], list[Sink]]) -> None:
         super().__init__([])
         self._make_sinks = make_sinks
+        self._retiring: list[Deferred[None]] = []
 
     def startService(self) -> Any:
         self.sinks = self._make_sinks()
@@ -183,11 +190,23 @@ class CDRService(CDREmitter):
 
     def reopen(self) -> None:
         """Each FILE sink is replaced by a new one on the same path (opened anew); the old
-        one writes what it was given, then closes."""
+        one writes what it was given, then closes, and the stop waits for it too.  A file
+        that cannot be opened keeps the old sink (and says why)."""
         for index, sink in enumerate(self.sinks):
             if isinstance(sink, FileSink):
-                self.sinks[index] = FileSink(sink.path, sink.reactor)
-                sink.stop()
+                try:
+                    fresh = FileSink(sink.path, sink.reactor)
+                except OSError as exc:
+                    log.error("[CDR] FILE {path} cannot be opened anew ({error}); records "
+                              "still go to the file as it was", path=str(sink.path),
+                              error=str(exc))
+                    continue
+                self.sinks[index] = fresh
+                self._retiring.append(sink.stop())
+
+    def stopService(self) -> Deferred[Any]:
+        retiring, self._retiring = self._retiring, []
+        return DeferredList([super().stopService(), *retiring], consumeErrors=True)
 
 
 class SharedCounters(RedisCounters):
