@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -122,7 +123,8 @@ print(json.dumps({
 """
 
 
-def test_make_service_only_builds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "mysql"])
+def test_make_service_only_builds(tmp_path: Path, backend: str) -> None:
     """twistd calls makeService before it forks into a daemon and before it switches user:
     the whole tree, every optional part configured, must start no thread and open no file,
     pool connection or socket until ``startService`` (a thread made then is gone in the
@@ -131,21 +133,34 @@ def test_make_service_only_builds(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.support.db import new_database_url
+    from twisted.trial.unittest import SkipTest
+
+    from tests.support.db import drop_database, new_database_url
     from tests.support.process import environment, write_config
     from xvbd.store import migrations
 
-    url = new_database_url("sqlite", str(tmp_path / "db"))
+    try:
+        url = new_database_url(backend, str(tmp_path / "db"))
+    except SkipTest as exc:
+        pytest.skip(str(exc))
     migrations.upgrade(url)
+    if url.backend == "sqlite":
+        db_url = f"sqlite:{url.path}"
+    else:
+        auth = f"{url.user}:{url.password}" if url.password else url.user
+        db_url = f"mysql://{auth}@{url.host}:{url.port}/{url.name}"
     conf = write_config(
-        tmp_path, f"sqlite:{url.path}",
+        tmp_path, db_url,
         "SEND_TO = FILE, DB, UDP\nUDP_SERVER = 127.0.0.1:9\n"
         "[ASTERISK]\nAMI_HOST = 127.0.0.1\nAMI_SECRET = x\n"
         "[RADIUS]\nACCT_HOST = 127.0.0.1:9\nACCT_SECRET = x\n"
         f"[PATH]\nMEDIA_DIR = {tmp_path / 'media'}\nTMP_DIR = {tmp_path / 'tmp'}\n",
         common="MEM_CACHED_SHARED = 127.0.0.1:9\nUSE_BILLING = 1\n")
-    done = subprocess.run([sys.executable, "-c", BUILD_ONLY, str(conf)], cwd=tmp_path,
-                          env=environment(), capture_output=True, text=True, timeout=60)
+    try:
+        done = subprocess.run([sys.executable, "-c", BUILD_ONLY, str(conf)], cwd=tmp_path,
+                              env=environment(), capture_output=True, text=True, timeout=60)
+    finally:
+        drop_database(url)
     assert done.returncode == 0, done.stderr
     built = json.loads(done.stdout.splitlines()[-1])
     assert {"cdr", "counters", "store", "agi", "web", "ami", "radius", "callblast"} <= set(
