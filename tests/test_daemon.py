@@ -286,3 +286,58 @@ def test_a_daemon_that_cannot_start_says_so_and_leaves_no_pidfile(tmp_path: Path
     assert f"xvbd: cannot start: cannot listen on [AGI] LISTEN = tcp:{port}" in log
     assert "change [AGI] LISTEN" in log
     assert not (tmp_path / "twistd.pid").exists()
+
+
+def test_a_daemon_on_redis_names_its_leases_after_itself_and_gives_them_back(
+        tmp_path: Path) -> None:
+    """``[COMMON] MEM_CACHED_SHARED``: the Redis pool is opened by the daemon, the leases of
+    its calls carry the daemon's own pid (known only after the fork), and a call still up at
+    SIGTERM is ended after the grace and its lease given back before the process exits."""
+    import shutil
+    import subprocess
+
+    from tests.support.redis import RedisServer, new_prefix
+    from tests.test_process_shared import hold_a_call
+
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server and redis-cli are needed")
+        pytest.skip("needs redis-server and redis-cli")
+    redis = RedisServer(str(tmp_path)).start()
+
+    def cli(*args: str) -> list[str]:
+        return subprocess.run(["redis-cli", "-p", str(redis.port), "--raw", *args],
+                              capture_output=True, text=True, check=True).stdout.split()
+
+    try:
+        url = new_database_url("sqlite", str(tmp_path / "db"))
+        migrations.upgrade(url)
+        prefix = new_prefix()
+        conf = write_config(tmp_path, url_text(url), "",
+                            f"MEM_CACHED_SHARED = redis://127.0.0.1:{redis.port}/0?prefix={prefix}")
+        assert admin("demo-tenant", "-c", str(conf), cwd=tmp_path).returncode == 0
+        daemon = Daemon(conf, tmp_path)
+        try:
+            daemon.start()
+            call = hold_a_call(daemon.agi_port)
+            keys = cli("KEYS", prefix + "*")
+            leases = [member for key in keys if cli("TYPE", key) == ["zset"]
+                      for member in cli("ZRANGE", key, "0", "-1")]
+            assert leases, keys
+            assert all(m.startswith(f"TEST-NODE:{daemon.pid}:") for m in leases), leases
+            code, took = daemon.terminate()
+            call.settimeout(2)
+            while call.recv(65536):  # what xvbd still says, then its end of the socket
+                pass
+            call.close()
+        finally:
+            daemon.kill()
+        print(f"daemon on Redis with a call in progress stopped in {took:.3f} s")
+        assert code == 0, daemon.log()
+        assert GRACE <= took < GRACE + 2
+        left = [member for key in cli("KEYS", prefix + "*") if cli("TYPE", key) == ["zset"]
+                for member in cli("ZRANGE", key, "0", "-1")]
+        assert left == [], "the ended call gave its lease back"
+        assert "Traceback" not in daemon.log(), daemon.log()
+    finally:
+        redis.kill()
