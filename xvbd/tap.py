@@ -121,10 +121,11 @@ class XVBService(OrderedMultiService):
 
     def _stopped(self, _: Any) -> None:
         """A stop asked for by SIGTERM or SIGINT that completed (calls drained, records
-        written, pool closed) is a clean exit: status 0, as from ``-n`` so from daemon mode,
-        under ``make run`` or a supervisor.  twistd otherwise kills itself again with the
-        signal once the reactor stops, which a shell or make reports as a failure.  A child
-        that failed to stop keeps that exit by the signal."""
+        written, pool closed) is a clean exit: status 0, with ``-n`` and in daemon mode
+        alike, under ``make run`` or a supervisor.  Left alone, twistd kills itself again
+        with the signal once the reactor stops, which a shell or make reports as a failure
+        (make: "*** Terminated", status 2).  A child that failed to stop keeps that exit by
+        the signal."""
         if not self.stopped_cleanly:
             log.error("xvbd stopped, but not cleanly (see above)")
             return
