@@ -298,7 +298,9 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     web = WebRoot(db, settings.common.server_id, clock=reactor,
                   admin=AdminApp(settings, store, counters, pages),
                   tenant=TenantApp(settings, store, counters, pages, directory=directory,
-                                   media=media))
+                                   media=media),
+                  redis_health=counters.health if isinstance(counters, RedisCounters)
+                  else None)
     ListenerService("web", "[WEB] LISTEN", settings.web.listen, web_site(web.app.resource()),
                     reactor).setServiceParent(top)
     agi_factory = FastAGIFactory(engine, clock=reactor, env_timeout=settings.agi.env_timeout)
@@ -335,7 +337,8 @@ def shared_counters(settings: Settings, reactor: Any) -> Counters:
         lambda: txredisapi.lazyConnectionPool(first.host, first.port, dbid=first.db,
                                               poolsize=4, reconnect=True, connectTimeout=5),
         settings.common.server_id, prefix=first.prefix,
-        lease_seconds=settings.timeout.counter_lease, clock=reactor)
+        lease_seconds=settings.timeout.counter_lease, clock=reactor,
+        where=f"Redis {first.host}:{first.port} ([COMMON] MEM_CACHED_SHARED)")
 
 
 def cdr_sinks(settings: Settings, store: Store, reactor: Any) -> list[Sink]:
