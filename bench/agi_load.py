@@ -279,7 +279,9 @@ def free_port() -> int:
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of each thread of ``pid`` (the reactor is the main thread)."""
+    """CPU seconds of the reactor (the main thread) and of the other threads of ``pid``, the
+    kernel's part of each (``… kernel``) and how often they slept and were woken
+    (``… woken``)."""
     out: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -288,6 +290,13 @@ def thread_cpu(pid: int) -> dict[str, float]:
             continue
         name = "reactor" if task.name == str(pid) else "threads"
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+        out[name + " kernel"] = out.get(name + " kernel", 0.0) + int(fields[12]) / TICK
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        woken = status.split("voluntary_ctxt_switches:", 1)[1].split()[0]
+        out[name + " woken"] = out.get(name + " woken", 0.0) + int(woken)
     return out
 
 
@@ -355,7 +364,7 @@ LISTEN = tcp:0:interface=127.0.0.1
 LEVEL = 3
 SEND_TO =
 [CDR]
-SEND_TO = FILE,DB
+SEND_TO = {os.environ.get("XVBD_BENCH_CDR", "FILE,DB")}
 FILE = {work / 'bench.cdr'}
 [PATH]
 MEDIA_DIR = {work / 'media'}
@@ -465,9 +474,11 @@ def full_one(args: argparse.Namespace) -> None:
                 before.update(cpu=cpu_seconds(server.pid), rss=rss_kib(server.pid))
                 before.update({f"t_{k}": v for k, v in thread_cpu(server.pid).items()})
                 if os.environ.get("XVBD_BENCH_PYSPY"):  # a flame graph of every thread
+                    # (XVBD_BENCH_PYSPY_OPTIONS=--gil: only the thread holding the GIL)
+                    extra = os.environ.get("XVBD_BENCH_PYSPY_OPTIONS", "").split()
                     subprocess.Popen([str(BIN / "py-spy"), "record", "-p", str(server.pid),
-                                      "-d", "5", "-f", "raw", "-o",
-                                      os.environ["XVBD_BENCH_PYSPY"]],
+                                      "-d", "5", "-r", "500", "--threads", *extra,
+                                      "-f", "raw", "-o", os.environ["XVBD_BENCH_PYSPY"]],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
             def start_measured_phase(load: Load) -> None:
@@ -485,19 +496,29 @@ def full_one(args: argparse.Namespace) -> None:
             cpu = cpu_seconds(server.pid) - cpu0
             split = {k: v - before.get(f"t_{k}", 0.0) for k, v in thread_cpu(server.pid).items()}
             rss = rss_kib(server.pid)
-            cdr_lines = sum(1 for _ in open(Path(tmp) / "bench.cdr"))
+            cdr_file = Path(tmp) / "bench.cdr"
+            cdr_lines = sum(1 for _ in open(cdr_file)) if cdr_file.exists() else 0
         finally:
             server.terminate()
             server.wait()
             drop_mysql(url)
-    per_call = stats.commands / max(stats.done, 1)
+    commands = stats.commands / max(stats.done, 1)
+
+    def per_call(name: str) -> float:
+        return split.get(name, 0.0) / max(stats.done, 1)
+
+    def ms(name: str) -> float:
+        return per_call(name) * 1000
+
     print(f"full/{args.db}: calls={stats.done} failed={stats.failed} "
           f"concurrency={args.concurrency} think_ms={args.think} peak_sessions={stats.peak} "
-          f"commands_per_call={per_call:.1f} seconds={seconds:.2f} "
+          f"commands_per_call={commands:.1f} seconds={seconds:.2f} "
           f"calls_per_s={stats.done / seconds:.0f} "
           f"server_cpu_ms_per_call={cpu * 1000 / max(stats.done, 1):.3f} "
-          f"(reactor thread {split.get('reactor', 0) * 1000 / max(stats.done, 1):.3f}, "
-          f"other threads {split.get('threads', 0) * 1000 / max(stats.done, 1):.3f}) "
+          f"(reactor thread {ms('reactor'):.3f}, of it in the kernel {ms('reactor kernel'):.3f}; "
+          f"other threads {ms('threads'):.3f}, in the kernel {ms('threads kernel'):.3f}; "
+          f"woken per call: reactor {per_call('reactor woken'):.2f}, "
+          f"other threads {per_call('threads woken'):.2f}) "
           f"turnaround_p50_ms={percentile(stats.turnaround, 0.5) * 1000:.3f} "
           f"p99_ms={percentile(stats.turnaround, 0.99) * 1000:.3f} "
           f"server_rss_mib={rss / 1024:.0f} (was {rss0 / 1024:.0f}) cdr_lines={cdr_lines}")

@@ -25,7 +25,6 @@ from xvbd.accounting.spool import Spool
 from xvbd.config import HostPort
 from xvbd.logs import logger
 from xvbd.store.cdr import CDRs
-from xvbd.store.groupcommit import GroupCommit
 
 log = logger("xvbd.cdr")
 
@@ -98,7 +97,7 @@ def _fire(waiting: list[Deferred[None]], error: Exception | None) -> None:
 
 class DBSink:
     """Inserts records into the ``cdrs`` table, off the reactor, calls ending together
-    sharing one transaction (:class:`GroupCommit`).
+    sharing one transaction (the database's :class:`~xvbd.store.groupcommit.GroupWrites`).
 
     When the database cannot take them, the records go to the local :class:`Spool` (the
     call is let go once they are on disk there) and every record after them too, so the
@@ -110,7 +109,6 @@ class DBSink:
                  retry: float = 5.0) -> None:
         self.cdrs = cdrs
         self.spool = spool
-        self._commit: GroupCommit[list[tuple[Any, ...]], None] = GroupCommit(self._insert)
         self._replay = LoopingCall(lambda: Deferred.fromCoroutine(self.replay()))
         if clock is not None:
             self._replay.clock = clock
@@ -119,17 +117,13 @@ class DBSink:
         if spool is not None and spool.has_rows:
             self._start_replay()
 
-    async def _insert(self, batches: list[list[tuple[Any, ...]]]) -> list[None]:
-        await self.cdrs.insert_rows([row for batch in batches for row in batch])
-        return [None] * len(batches)
-
     def write(self, records: Sequence[CDRRecord]) -> Deferred[None]:
         rows = [r.row_values() for r in records]
         if self.spool is None:
-            return self._commit.submit(rows)
+            return self.cdrs.write_rows(rows)
         if self.spool.has_rows:
             return self._to_spool(rows)
-        d = self._commit.submit(rows)
+        d = self.cdrs.write_rows(rows)
         d.addErrback(self._failed, rows)
         return d
 
@@ -177,7 +171,7 @@ class DBSink:
     def stop(self) -> Deferred[None]:
         if self._replay.running:
             self._replay.stop()
-        d = self._commit.when_idle()
+        d = self.cdrs.when_idle()
         if self.spool is not None:
             spool = self.spool
             d.addCallback(lambda _: spool.stop())

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet.defer import Deferred
+
 from xvbd.store.db import Database, Txn
-from xvbd.store.table import ANY_OWNER, Table, delete_all_before
+from xvbd.store.table import ANY_OWNER, Table, chunks, delete_all_before
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,25 @@ def _page(rows: list[CDRRow], limit: int) -> CDRPage:
     return CDRPage(rows, CDRKey.of(rows[-1]) if more and rows else None)
 
 
+def insert_cdr_rows(txn: Txn, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert CDR rows (tuples of :data:`INSERT_COLUMNS`) in a few multi-row statements
+    (:func:`~xvbd.store.table.chunks`); a record already stored is skipped.  Returns how
+    many were new."""
+    new = 0
+    for chunk in chunks(rows):
+        txn.execute(txn.dialect.insert_ignore("cdrs", INSERT_COLUMNS, len(chunk)),
+                    [value for row in chunk for value in row])
+        new += max(txn.rowcount, 0)
+    return new
+
+
+def _insert_calls(txn: Txn, calls: list[Sequence[tuple[Any, ...]]]) -> list[None]:
+    """The group commit's write of CDR rows: the rows of every call, in few statements."""
+    insert_cdr_rows(txn, calls[0] if len(calls) == 1 else
+                    [row for rows in calls for row in rows])
+    return [None] * len(calls)
+
+
 class CDRs:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self._db = db
@@ -163,10 +184,18 @@ class CDRs:
     async def insert_rows(self, rows: list[tuple[Any, ...]]) -> int:
         """Insert rows given as tuples of the table's columns without ``id`` (the CDR
         emitter's form); a record already stored is skipped.  Returns how many were new."""
-        def insert(txn: Txn) -> int:
-            txn.executemany(txn.dialect.insert_ignore("cdrs", INSERT_COLUMNS), rows)
-            return max(txn.rowcount, 0)
-        return await self._db.run_interaction(insert) if rows else 0
+        return await self._db.run_interaction(insert_cdr_rows, rows) if rows else 0
+
+    def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> Deferred[None]:
+        """Insert one call's rows (as :meth:`insert_rows` takes them) through the
+        database's group commit: calls ending together share one transaction (and its
+        statements) with each other and with voicemail rows.  Fires once they are
+        committed."""
+        return self._db.writes.submit(_insert_calls, rows)
+
+    def when_idle(self) -> Deferred[None]:
+        """Fires once the group commit has written everything submitted."""
+        return self._db.writes.when_idle()
 
     async def insert_many(self, records: Iterable[dict[str, Any]]) -> int:
         """Insert records (dicts of the table's columns, ``record_id`` required); a record

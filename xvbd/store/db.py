@@ -42,10 +42,9 @@ class Dialect:
     def sql(self, statement: str) -> str:
         return statement
 
-    def insert_ignore(self, table: str, columns: Sequence[str]) -> str:
-        cols = ", ".join(columns)
-        marks = ", ".join("?" for _ in columns)
-        return f"INSERT OR IGNORE INTO {table} ({cols}) VALUES ({marks})"
+    def insert_ignore(self, table: str, columns: Sequence[str], rows: int = 1) -> str:
+        """An insert of ``rows`` rows that skips a row whose key is already stored."""
+        return _insert_ignore("INSERT OR IGNORE", table, tuple(columns), rows)
 
     def upsert(self, table: str, columns: Sequence[str], key: Sequence[str]) -> str:
         cols = ", ".join(columns)
@@ -56,6 +55,17 @@ class Dialect:
 
     def is_duplicate(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+
+    def consecutive_ids(self, txn: Txn) -> bool:
+        """Do the rows of one multi-row INSERT get consecutive autoincrement ids, in the
+        order of their VALUES?  SQLite: always (one writer; each new id is one more than
+        the largest ever given)."""
+        return True
+
+    def first_id(self, txn: Txn, rows: int) -> int:
+        """The id of the first of ``rows`` rows the last INSERT made (SQLite reports the
+        last one's)."""
+        return txn.lastrowid - rows + 1
 
 
 class MySQLDialect(Dialect):
@@ -69,8 +79,8 @@ class MySQLDialect(Dialect):
     def sql(self, statement: str) -> str:
         return _to_format_style(statement)
 
-    def insert_ignore(self, table: str, columns: Sequence[str]) -> str:
-        return "INSERT IGNORE" + super().insert_ignore(table, columns)[len("INSERT OR IGNORE"):]
+    def insert_ignore(self, table: str, columns: Sequence[str], rows: int = 1) -> str:
+        return _insert_ignore("INSERT IGNORE", table, tuple(columns), rows)
 
     def upsert(self, table: str, columns: Sequence[str], key: Sequence[str]) -> str:
         cols = ", ".join(columns)
@@ -82,6 +92,26 @@ class MySQLDialect(Dialect):
         import pymysql
 
         return isinstance(exc, pymysql.err.IntegrityError) and exc.args[:1] == (1062,)
+
+    #: ``innodb_autoinc_lock_mode`` of the server, read once (it is only set at its start).
+    _lock_mode: int | None = None
+
+    def consecutive_ids(self, txn: Txn) -> bool:
+        """InnoDB gives a multi-row INSERT consecutive ids in the "traditional" (0) and
+        "consecutive" (1, MariaDB's default) lock modes; in "interleaved" (2) ids of
+        concurrent inserts may mix."""
+        if self._lock_mode is None:
+            self._lock_mode = int(txn.scalar("SELECT @@innodb_autoinc_lock_mode"))
+        return self._lock_mode in (0, 1)
+
+    def first_id(self, txn: Txn, rows: int) -> int:
+        return txn.lastrowid  # LAST_INSERT_ID(): the first row's
+
+
+@lru_cache(maxsize=256)
+def _insert_ignore(verb: str, table: str, columns: tuple[str, ...], rows: int) -> str:
+    row = "(" + ", ".join("?" for _ in columns) + ")"
+    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
 
 
 @lru_cache(maxsize=1024)
@@ -192,6 +222,11 @@ class Database:
             kwargs["cp_reactor"] = reactor
         self._pool = adbapi.ConnectionPool(module, cp_min=pool_min, cp_max=pool_max,
                                            cp_noisy=False, **kwargs)
+        from xvbd.store.groupcommit import GroupWrites  # it builds on this module
+
+        #: The group commit every repository's small writes of the call path share
+        #: (voicemail rows, CDR records): calls ending together, one transaction.
+        self.writes = GroupWrites(self)
 
     @property
     def backend(self) -> str:

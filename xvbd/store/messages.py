@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from xvbd.store.db import Database, Txn
-from xvbd.store.groupcommit import GroupCommit
 from xvbd.store.table import Table
 
 
@@ -36,25 +35,20 @@ class Messages:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._now = lambda: int(clock())
-        self._adds: GroupCommit[dict[str, Any], int] = GroupCommit(self._insert)
-
-    async def _insert(self, rows: list[dict[str, Any]]) -> list[int]:
-        def insert(txn: Txn) -> list[int]:
-            return [MESSAGES.insert(txn, row) for row in rows]
-        return await self._db.run_interaction(insert)
 
     async def add(self, user_id: int, *, extension_id: int | None, file_name: str,
                   file_format: str, duration: int, size_bytes: int = 0, caller_id: str = "",
                   called_id: str = "", call_id: str = "", created_at: int | None = None
                   ) -> Message:
-        """Keep a new message; returns once it is committed (voicemails of calls ending
-        together share a transaction)."""
+        """Keep a new message; returns once it is committed (through the database's group
+        commit: voicemails and CDR records of calls ending together share a transaction,
+        the voicemails one multi-row INSERT)."""
         values: dict[str, Any] = {
             "user_id": user_id, "extension_id": extension_id, "file_name": file_name,
             "file_format": file_format, "duration": duration, "size_bytes": size_bytes,
             "caller_id": caller_id, "called_id": called_id, "call_id": call_id,
             "created_at": self._now() if created_at is None else created_at}
-        new_id = await self._adds.submit(values)
+        new_id = await self._db.writes.submit(MESSAGES.insert_many, values)
         return Message(id=new_id, is_read=False, emailed_at=0, **values)
 
     async def get(self, user_id: int, message_id: int) -> Message | None:
