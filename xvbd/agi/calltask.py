@@ -84,11 +84,16 @@ class _Task:
         self.coro = coro
         self.done: Deferred[Any] = Deferred()
 
-    def step(self) -> None:
+    def step(self, failure: Failure | None = None) -> None:
+        """Run the coroutine to its next wait; ``failure``: what the Deferred it waited on
+        failed with, raised into it where it waits."""
         coro = self.coro
         while True:
             try:
-                yielded = coro.send(None)
+                if failure is not None:
+                    yielded, failure = failure.throwExceptionIntoGenerator(coro), None
+                else:
+                    yielded = coro.send(None)
             except StopIteration as stop:
                 self.done.callback(stop.value)
                 return
@@ -108,8 +113,14 @@ class _Task:
             # Anything else is sent back, as Twisted does (a bare ``yield`` in a coroutine).
 
     def _resume_after_deferred(self, result: object) -> None:
-        # The awaiting Deferred.__iter__ reads the result itself while this runs.
-        self.step()
+        # A value: the awaiting Deferred.__iter__ reads it itself while this runs.  A
+        # failure is raised into the coroutine here (Deferred.__iter__ could not read it
+        # while the Deferred is still running its callbacks), and the Deferred keeps None,
+        # so nothing is reported as unhandled.
+        if isinstance(result, Failure):
+            self.step(result)
+        else:
+            self.step()
 
 
 def run_call(coro: Coroutine[Any, Any, T]) -> Deferred[T]:
