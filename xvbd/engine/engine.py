@@ -25,6 +25,7 @@ from xvbd.hooks import HookRunner
 from xvbd.logs import logger
 from xvbd.mediadirs import MediaDirs
 from xvbd.store import Store
+from xvbd.store.db import DatabaseUnavailable
 
 log = logger("xvbd.engine")
 
@@ -87,6 +88,11 @@ class Engine:
         except Hangup:
             if not call.result:  # gone before being served or told why not
                 call.result = "ABANDONED"
+        except DatabaseUnavailable as exc:  # the caller is told, politely, at once
+            log.warn("call {call_id} on {channel}: {why}; the caller heard that something "
+                     "went wrong", channel=env.channel, why=str(exc), **call.log_fields())
+            call.result = "ERROR"
+            await call.say_goodbye(prompts.ERROR)
         except Exception:
             log.failure("call {call_id} on {channel} failed", channel=env.channel,
                         **call.log_fields())

@@ -22,9 +22,10 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
 
 from xvbd.logs import logger
+from xvbd.store.db import DatabaseUnavailable
 from xvbd.web import apiformat
 from xvbd.web.forms import Field, parse_fields, unknown_fields
-from xvbd.web.security import Refused, secure_headers
+from xvbd.web.security import DATABASE_AWAY, Refused, secure_headers
 
 log = logger("xvbd.web.api")
 
@@ -332,6 +333,11 @@ async def serve(request: IRequest, item_names: Mapping[str, str],
         return error_answer(request, fmt, exc, item_names)
     except Refused as exc:
         return error_answer(request, fmt, ApiError(exc.code, exc.message), item_names)
+    except DatabaseUnavailable as exc:
+        log.warn("{what} {method} {uri}: {why}", what=what, method=request.method,
+                 uri=request.uri, why=str(exc))
+        request.setHeader("Retry-After", "60")
+        return error_answer(request, fmt, ApiError(503, DATABASE_AWAY), item_names)
     except Exception:
         log.failure("{what} {method} {uri} failed", what=what, method=request.method,
                     uri=request.uri)

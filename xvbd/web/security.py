@@ -131,6 +131,9 @@ async def password_matches(password: str, stored: str) -> bool:
 
 SERVER_FAULT = ("Something went wrong on the server; it is in the log. Nothing was changed "
                 "unless the page says so.")
+DATABASE_AWAY = ("The service's database is not answering just now, so nothing could be "
+                 "read or saved. Please try again in a minute; if it lasts, tell the "
+                 "operator (the server's log says what is wrong).")
 
 
 def redirect_answer(request: IRequest, location: str) -> bytes:
@@ -143,14 +146,20 @@ def redirect_answer(request: IRequest, location: str) -> bytes:
 
 def failure_code(request: IRequest, failure: Any) -> tuple[int, str]:
     """The code and message of a request that raised: Werkzeug's own (404 no such route,
-    405 …), or 500 for a fault of ours — logged here with the request."""
+    405 …), 503 while the database is not answering (a warning), or 500 for a fault of
+    ours — logged here with the request."""
     from werkzeug.exceptions import HTTPException
 
     from xvbd.logs import logger
+    from xvbd.store.db import DatabaseUnavailable
 
     if failure.check(HTTPException):
         code = failure.value.code or 500
         return code, "There is no such page." if code == 404 else failure.value.description
+    if failure.check(DatabaseUnavailable):
+        logger("xvbd.web").warn("web request {uri}: {why}", uri=request.uri,
+                                why=failure.getErrorMessage())
+        return 503, DATABASE_AWAY
     logger("xvbd.web").failure("web request {uri} failed", failure, uri=request.uri)
     return 500, SERVER_FAULT
 
