@@ -180,3 +180,37 @@ class SpoolOrderTests(TestCase):
         self.assertEqual(await spool.take(), [("r2", 2)])
         await spool.taken()
         self.assertFalse(spool.has_rows)
+
+
+def test_a_calls_records_are_made_from_its_common_part_as_from_their_fields() -> None:
+    """CallCDR makes each record's line and row from the call's common part, made once; they
+    are exactly what the record's fields make (values that need escaping, a summary, a
+    common part replaced mid-call, one with other keys)."""
+    from dataclasses import replace
+
+    from xvbd.accounting.cdr import CallCDR
+
+    common = {"ACCESS_CODE": "10001", "CALLED_ID": "613", "CALLER_ID": '"a, TYPE=XVB" 5%',
+              "CALL_ID": "c1", "SERVER_ID": "NODE\n1", "SUBSCR_ID": 0}
+    cdr = CallCDR(common)
+    cdr.step("Playback", "0", 100, 101)
+    cdr.step("VoiceMail", "0*5*1", 101, 140, {"MESSAGE_ID": 7, "NOTE": "x, y"})
+    cdr.common = {**common, "SUBSCR_ID": 12, "ACCESS_CODE": "2,0"}
+    cdr.step("FollowMe", "0*2", 140, 150, {"ATTEMPTS": "200:BUSY:3&201:ANSWER:9"})
+    cdr.summary(call_type="incoming", start=100, stop=150, now=151, cost=12345,
+                sys_cost=-5, currency_id=3, dtmf="10001w3 xxxx 5 5\n1", result="BAD,PIN")
+    other = CallCDR({**common, "CALL_TYPE": "callback", "EXT_NUMBER": "9"})
+    other.step("Playback", "1", 1, 2)
+    other.summary(call_type="incoming", start=1, stop=2, now=2, cost=0, sys_cost=0,
+                  currency_id=0, dtmf="")
+    assert all(r.made_line is not None for r in cdr.records)
+    assert all(r.made_line is None for r in other.records)
+    for record in cdr.records + other.records:
+        plain = replace(record, made_line=None, made_values=None)
+        assert record.line() == plain.line()
+        assert record.row_values() == plain.row_values()
+        assert "\n" not in record.line()
+    assert cdr.records[2].row_values()[3:5] == (12, "2,0")
+    assert cdr.records[3].line().startswith("ACCESS_CODE=2%2C0, CALLED_ID=613, "
+                                            "CALLER_ID=\"a%2C TYPE=XVB\" 5%25, CALL_ID=c1, "
+                                            "CALL_TYPE=incoming, COST=1.2345, ")

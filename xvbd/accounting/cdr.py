@@ -38,22 +38,30 @@ def money(units: int) -> str:
 
 @dataclass(frozen=True)
 class CDRRecord:
-    """One line: ``fields`` (the KEY=VALUE part) and ``data`` (what follows DATA=)."""
+    """One line: ``fields`` (the KEY=VALUE part) and ``data`` (what follows DATA=).
+
+    A record made by :class:`CallCDR` comes with its line and row already made (from the
+    call's common part, made once per call); they are what :meth:`line` and :meth:`row`
+    would make from ``fields``."""
 
     fields: dict[str, Any]
     data: str = ""
     record_id: str = ""
     cost: int = 0  # in 1/10000 units, as the COST field shows them
     sys_cost: int = 0
+    made_line: str | None = field(default=None, compare=False, repr=False)
+    made_values: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
 
     def line(self) -> str:
-        parts = [f"{key}={clean(self.fields[key])}" for key in sorted(self.fields)]
-        if self.data:
-            parts.append(f"DATA={_CONTROL.sub(' ', self.data)}")
-        return ", ".join(parts)
+        if self.made_line is not None:
+            return self.made_line
+        return _line([f"{key}={clean(self.fields[key])}" for key in sorted(self.fields)],
+                     self.data)
 
     def row_values(self) -> tuple[Any, ...]:
         """The record as the ``cdrs`` table's insert values (the store's column order)."""
+        if self.made_values is not None:
+            return self.made_values
         row = self.row()
         return tuple(row[c] for c in INSERT_COLUMNS)
 
@@ -75,6 +83,41 @@ class CDRRecord:
         }
 
 
+def _line(parts: list[str], data: str) -> str:
+    if data:
+        parts.append(f"DATA={_CONTROL.sub(' ', data)}")
+    return ", ".join(parts)
+
+
+#: The fields a call's records share (``Call._common``): a :class:`CallCDR` whose common
+#: part has these alone makes its records' lines and rows from a part made once.
+COMMON_KEYS = frozenset({"ACCESS_CODE", "CALLED_ID", "CALLER_ID", "CALL_ID", "SERVER_ID",
+                         "SUBSCR_ID"})
+
+
+@dataclass(frozen=True)
+class _Common:
+    """A call's common fields as ``(key, "KEY=value")`` pairs, and its part of a row."""
+
+    pairs: list[tuple[str, str]]
+    row: tuple[Any, ...]  # call_id, server_id, subscr_id, access_code, caller_id, called_id
+
+    @classmethod
+    def of(cls, common: dict[str, Any]) -> _Common | None:
+        if not common.keys() <= COMMON_KEYS:
+            return None
+        f = common
+        return cls([(key, f"{key}={clean(value)}") for key, value in common.items()],
+                   (f.get("CALL_ID", ""), f.get("SERVER_ID", ""),
+                    int(f.get("SUBSCR_ID", 0) or 0), str(f.get("ACCESS_CODE", "")),
+                    str(f.get("CALLER_ID", "")), str(f.get("CALLED_ID", ""))))
+
+    def line(self, own: dict[str, Any], data: str) -> str:
+        pairs = [*self.pairs, *((key, f"{key}={clean(value)}") for key, value in own.items())]
+        pairs.sort()
+        return _line([text for _, text in pairs], data)
+
+
 def data_text(items: dict[str, Any]) -> str:
     """The ``DATA=`` part from key/value pairs, in the order given."""
     return ", ".join(f"{key}={clean(value)}" for key, value in items.items())
@@ -86,14 +129,30 @@ class CallCDR:
 
     common: dict[str, Any]
     records: list[CDRRecord] = field(default_factory=list)
+    _made: tuple[dict[str, Any], _Common | None] | None = field(default=None, repr=False)
+
+    def _common_part(self) -> _Common | None:
+        """The common part made from ``common`` (again whenever it is replaced)."""
+        made = self._made
+        if made is None or made[0] is not self.common:
+            made = self._made = (self.common, _Common.of(self.common))
+        return made[1]
 
     def step(self, type_name: str, ext_number: str, start: int, stop: int,
              data: dict[str, Any] | None = None) -> CDRRecord:
-        record = CDRRecord({**self.common, "TYPE": type_name, "EXT_NUMBER": ext_number,
-                            "START_TIMESTAMP": start, "STOP_TIMESTAMP": stop,
-                            "CREATE_TIMESTAMP": stop},
-                           data_text(data) if data else "",
-                           f"{self.common['CALL_ID']}:{len(self.records)}")
+        own = {"TYPE": type_name, "EXT_NUMBER": ext_number, "START_TIMESTAMP": start,
+               "STOP_TIMESTAMP": stop, "CREATE_TIMESTAMP": stop}
+        text = data_text(data) if data else ""
+        record_id = f"{self.common['CALL_ID']}:{len(self.records)}"
+        made = self._common_part()
+        if made is None:
+            record = CDRRecord({**self.common, **own}, text, record_id)
+        else:
+            record = CDRRecord(
+                {**self.common, **own}, text, record_id,
+                made_line=made.line(own, text),
+                made_values=(record_id, *made.row, str(ext_number), str(type_name), "",
+                             int(stop), int(start), int(stop), 0, 0, 0, 0, text))
         self.records.append(record)
         return record
 
@@ -104,12 +163,20 @@ class CallCDR:
         data = f"DTMF={_CONTROL.sub(' ', dtmf)}"
         if result:
             data += f", RESULT={clean(result)}"
-        record = CDRRecord({**self.common, "TYPE": "XVB", "CALL_TYPE": call_type,
-                            "COST": money(cost), "SYS_COST": money(sys_cost),
-                            "CURRENCY_ID": currency_id, "START_TIMESTAMP": start,
-                            "STOP_TIMESTAMP": stop, "CREATE_TIMESTAMP": stop,
-                            "PROCESS_TIMESTAMP": now},
-                           data,
-                           f"{self.common['CALL_ID']}:{len(self.records)}", cost, sys_cost)
+        own = {"TYPE": "XVB", "CALL_TYPE": call_type, "COST": money(cost),
+               "SYS_COST": money(sys_cost), "CURRENCY_ID": currency_id,
+               "START_TIMESTAMP": start, "STOP_TIMESTAMP": stop, "CREATE_TIMESTAMP": stop,
+               "PROCESS_TIMESTAMP": now}
+        record_id = f"{self.common['CALL_ID']}:{len(self.records)}"
+        made = self._common_part()
+        if made is None:
+            record = CDRRecord({**self.common, **own}, data, record_id, cost, sys_cost)
+        else:
+            record = CDRRecord(
+                {**self.common, **own}, data, record_id, cost, sys_cost,
+                made_line=made.line(own, data),
+                made_values=(record_id, *made.row, "", "XVB", str(call_type), int(stop),
+                             int(start), int(stop), int(now or 0), cost, sys_cost,
+                             int(currency_id or 0), data))
         self.records.append(record)
         return record

@@ -240,12 +240,13 @@ class CDREmitter(Service):
         (so nothing is lost from the log either) and the others still get them."""
         if not records or not self.sinks:
             return
-        results = await DeferredList([sink.write(records) for sink in self.sinks],
-                                     consumeErrors=True)
-        for sink, (ok, result) in zip(self.sinks, results, strict=True):
-            if not ok:
+        writes = [sink.write(records) for sink in self.sinks]  # all under way at once
+        for sink, written in zip(self.sinks, writes, strict=True):
+            try:
+                await written
+            except Exception as exc:
                 log.error("CDR sink {sink} failed ({error}); the records were:\n{lines}",
-                          sink=type(sink).__name__, error=str(getattr(result, "value", result)),
+                          sink=type(sink).__name__, error=str(exc),
                           lines="\n".join(r.line() for r in records))
 
     def stopService(self) -> Deferred[Any]:

@@ -16,7 +16,7 @@ from xvbd.engine import prompts
 from xvbd.engine.media import message_path, seconds_of
 from xvbd.engine.types import Next, SettingsError, register, within
 from xvbd.ids import new_id
-from xvbd.logs import logger
+from xvbd.logs import LEVEL_GATE, NOTICES, logger
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -83,8 +83,10 @@ class VoiceMailType:
             duration=seconds, caller_id=call.caller_id, called_id=call.called_id,
             call_id=call.call_id, created_at=int(started))
         call.step_data = {"MESSAGE_ID": message.id, "DURATION": seconds}
-        log.info("voicemail {id} ({seconds} s) for user {user} from {caller}", id=message.id,
-                 seconds=seconds, user=call.user.id, caller=call.caller_id, **call.log_fields())
+        if LEVEL_GATE.enabled(NOTICES, call.access_code):  # no event built to be dropped
+            log.info("voicemail {id} ({seconds} s) for user {user} from {caller}",
+                     id=message.id, seconds=seconds, user=call.user.id, caller=call.caller_id,
+                     **call.log_fields())
         if gone:
             raise Hangup("the caller hung up after the message")
         await call.play(prompts.MESSAGE_SAVED)
