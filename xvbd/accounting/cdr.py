@@ -90,32 +90,52 @@ def _line(parts: list[str], data: str) -> str:
 
 
 #: The fields a call's records share (``Call._common``): a :class:`CallCDR` whose common
-#: part has these alone makes its records' lines and rows from a part made once.
+#: part has exactly these makes its records' lines and rows from a part made once.
 COMMON_KEYS = frozenset({"ACCESS_CODE", "CALLED_ID", "CALLER_ID", "CALL_ID", "SERVER_ID",
                          "SUBSCR_ID"})
 
 
+def _text(value: object) -> str:
+    return str(value) if type(value) is int else clean(value)
+
+
 @dataclass(frozen=True)
 class _Common:
-    """A call's common fields as ``(key, "KEY=value")`` pairs, and its part of a row."""
+    """A call's common fields (exactly :data:`COMMON_KEYS`) as the pieces of its records'
+    lines, in the order of sorted keys, and as its part of their rows."""
 
-    pairs: list[tuple[str, str]]
+    head: str  # ACCESS_CODE, CALLED_ID, CALLER_ID, CALL_ID: every key before the rest
+    server: str
+    subscr: str
     row: tuple[Any, ...]  # call_id, server_id, subscr_id, access_code, caller_id, called_id
 
     @classmethod
     def of(cls, common: dict[str, Any]) -> _Common | None:
-        if not common.keys() <= COMMON_KEYS:
+        if common.keys() != COMMON_KEYS:
             return None
         f = common
-        return cls([(key, f"{key}={clean(value)}") for key, value in common.items()],
-                   (f.get("CALL_ID", ""), f.get("SERVER_ID", ""),
-                    int(f.get("SUBSCR_ID", 0) or 0), str(f.get("ACCESS_CODE", "")),
-                    str(f.get("CALLER_ID", "")), str(f.get("CALLED_ID", ""))))
+        return cls(f"ACCESS_CODE={_text(f['ACCESS_CODE'])}, CALLED_ID={_text(f['CALLED_ID'])}, "
+                   f"CALLER_ID={_text(f['CALLER_ID'])}, CALL_ID={_text(f['CALL_ID'])}, ",
+                   f"SERVER_ID={_text(f['SERVER_ID'])}", f"SUBSCR_ID={_text(f['SUBSCR_ID'])}",
+                   (f["CALL_ID"], f["SERVER_ID"], int(f["SUBSCR_ID"] or 0),
+                    str(f["ACCESS_CODE"]), str(f["CALLER_ID"]), str(f["CALLED_ID"])))
 
-    def line(self, own: dict[str, Any], data: str) -> str:
-        pairs = [*self.pairs, *((key, f"{key}={clean(value)}") for key, value in own.items())]
-        pairs.sort()
-        return _line([text for _, text in pairs], data)
+    def step_line(self, type_name: str, ext_number: str, start: int, stop: int,
+                  data: str) -> str:
+        stopped = _text(stop)
+        return _line([f"{self.head}CREATE_TIMESTAMP={stopped}, EXT_NUMBER={_text(ext_number)}, "
+                      f"{self.server}, START_TIMESTAMP={_text(start)}, "
+                      f"STOP_TIMESTAMP={stopped}, {self.subscr}, TYPE={_text(type_name)}"], data)
+
+    def summary_line(self, own: dict[str, Any], data: str) -> str:
+        o = own
+        stopped = _text(o["STOP_TIMESTAMP"])
+        return _line([f"{self.head}CALL_TYPE={_text(o['CALL_TYPE'])}, COST={_text(o['COST'])}, "
+                      f"CREATE_TIMESTAMP={stopped}, CURRENCY_ID={_text(o['CURRENCY_ID'])}, "
+                      f"PROCESS_TIMESTAMP={_text(o['PROCESS_TIMESTAMP'])}, {self.server}, "
+                      f"START_TIMESTAMP={_text(o['START_TIMESTAMP'])}, "
+                      f"STOP_TIMESTAMP={stopped}, {self.subscr}, "
+                      f"SYS_COST={_text(o['SYS_COST'])}, TYPE=XVB"], data)
 
 
 def data_text(items: dict[str, Any]) -> str:
@@ -150,7 +170,7 @@ class CallCDR:
         else:
             record = CDRRecord(
                 {**self.common, **own}, text, record_id,
-                made_line=made.line(own, text),
+                made_line=made.step_line(type_name, ext_number, start, stop, text),
                 made_values=(record_id, *made.row, str(ext_number), str(type_name), "",
                              int(stop), int(start), int(stop), 0, 0, 0, 0, text))
         self.records.append(record)
@@ -174,7 +194,7 @@ class CallCDR:
         else:
             record = CDRRecord(
                 {**self.common, **own}, data, record_id, cost, sys_cost,
-                made_line=made.line(own, data),
+                made_line=made.summary_line(own, data),
                 made_values=(record_id, *made.row, "", "XVB", str(call_type), int(stop),
                              int(start), int(stop), int(now or 0), cost, sys_cost,
                              int(currency_id or 0), data))
