@@ -219,6 +219,24 @@ def test_hangup_between_a_reply_and_the_next_command() -> None:
     assert outcome(variable_read) == "0"
 
 
+def test_hangup_lines_said_twice_count_once() -> None:
+    """Asterisk may write ``HANGUP`` more than once (the channel goes, then the AGI ends);
+    the session is hung up once, the answers still arrive, and nothing is refused."""
+    proto, transport, factory = connect()
+    proto.dataReceived(ENV)
+    watched: list[str] = []
+    proto.on_hangup(lambda: watched.append("gone"))
+    playing = proto.send_command('STREAM FILE demo-instruct "0123456789*#"')
+    proto.dataReceived(b"200 result=-1 endpos=1200\nHANGUP\nHANGUP\n")
+    assert outcome(playing) == "-1 endpos=1200"
+    assert watched == ["gone"], "one hang-up, however many lines say it"
+    variable_set = proto.send_command('SET VARIABLE XVB_RESULT "ABANDONED"', dead_ok=True)
+    proto.dataReceived(b"HANGUP\n200 result=1\n")
+    assert outcome(variable_set) == "1"
+    assert not transport.disconnecting, "a repeated HANGUP is not bad input"
+    assert factory.ended == []
+
+
 def test_lost_connection_fails_every_pending_command_once() -> None:
     proto, _, factory = connect()
     proto.dataReceived(ENV)
