@@ -4,6 +4,8 @@ comes back over FastAGI; the result and the CDR are where an operator looks for 
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 from typing import Any
 
@@ -77,6 +79,12 @@ SLEEP = 0.1
             server.wait_started()
             await until(lambda: peers and peers[0].done.called)
             await until(lambda: "CALL_TYPE=callblast" in self._cdr())
+            conn = http.client.HTTPConnection("127.0.0.1", server.web_port, timeout=5)
+            conn.request("GET", "/healthz")  # a local process: answers in milliseconds
+            health = json.loads(conn.getresponse().read())
+            conn.close()
+            self.assertEqual(health["ami"], {"node": "TEST-NODE", "connected": True,
+                                             "where": f"127.0.0.1:{fake.port}"})
             code, _ = server.terminate()
         finally:
             server.kill()

@@ -70,6 +70,7 @@ def test_calls_and_logins_go_on_while_redis_is_away(tmp_path: Path, backend: str
             assert status == 200  # calls are served: healthy, Redis or not
             health = json.loads(_get(server.web_port, "/healthz"))
             assert health["redis"]["reachable"] is False, health
+            assert health["reactor"]["last_ms"] < 1000, health
             # Redis comes up: said once, and used again
             redis.start()
             wait_for(lambda: "answers again" in log.read_text(), "Redis back in the log")

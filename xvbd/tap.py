@@ -36,6 +36,7 @@ from xvbd.counters import Counters, LocalCounters, RedisCounters
 from xvbd.engine.directory import Directory
 from xvbd.engine.engine import Engine
 from xvbd.engine.tts import TTS
+from xvbd.health import Component, ReactorLag, ami_health
 from xvbd.logs import LEVEL_GATE, LoggingService, logger
 from xvbd.mediadirs import MediaDirs, MediaService
 from xvbd.nodestats import NodeStats
@@ -294,13 +295,14 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         callbacks = CallbackDialer(settings, store, dialer, room, reactor)
         callbacks.setServiceParent(top)
         engine.callback_requested = callbacks.kick
+    lag = ReactorLag(reactor)
+    lag.setServiceParent(top)
     pages = Pages()
     web = WebRoot(db, settings.common.server_id, clock=reactor,
                   admin=AdminApp(settings, store, counters, pages),
                   tenant=TenantApp(settings, store, counters, pages, directory=directory,
                                    media=media),
-                  redis_health=counters.health if isinstance(counters, RedisCounters)
-                  else None)
+                  components=health_components(counters, ami_client, lag))
     ListenerService("web", "[WEB] LISTEN", settings.web.listen, web_site(web.app.resource()),
                     reactor).setServiceParent(top)
     agi_factory = FastAGIFactory(engine, clock=reactor, env_timeout=settings.agi.env_timeout)
@@ -308,6 +310,17 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
                     on_stop=lambda: agi_factory.drain(settings.agi.shutdown_grace),
                     ).setServiceParent(top)
     return top
+
+
+def health_components(counters: Counters, ami: AMIClient | None, lag: ReactorLag
+                      ) -> dict[str, Component]:
+    """What ``/healthz`` reports besides the database."""
+    components: dict[str, Component] = {"reactor": lag.health}
+    if isinstance(counters, RedisCounters):
+        components["redis"] = counters.health
+    if ami is not None:
+        components["ami"] = ami_health(ami)
+    return components
 
 
 def node_ami(settings: Settings, reactor: Any) -> AMIClient | None:

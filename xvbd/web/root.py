@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +78,17 @@ def web_site(resource: IResource) -> Site:
 
 class WebRoot:
     """Routes of the site root.  ``db_timeout`` bounds how long a health check waits;
-    ``redis_health`` (of the shared counters in Redis) says whether Redis answers."""
+    ``components`` say how the other parts are (Redis, AMI, CDR sinks, reactor lag): each
+    is reported under its name, none turns the answer into a 503 (calls are served
+    without them)."""
 
     app = Klein()
 
     def __init__(self, db: Database, server_id: str, clock: Any, db_timeout: float = 3.0,
                  admin: Any = None, tenant: Any = None,
-                 redis_health: Callable[[], dict[str, Any]] | None = None) -> None:
+                 components: Mapping[str, Callable[[], Any]] | None = None) -> None:
         self.db = db
-        self.redis_health = redis_health
+        self.components = dict(components or {})
         self.server_id = server_id
         self.clock = clock
         self.db_timeout = db_timeout
@@ -124,7 +126,7 @@ class WebRoot:
     @app.route("/healthz", methods=["GET", "HEAD"])
     async def healthz(self, request: IRequest) -> bytes:
         """JSON: is this process up and can it reach its database?  200 when yes, 503 not.
-        Redis (shared counters) is reported, but calls are served without it: no 503."""
+        The other components are reported, but calls are served without them: no 503."""
         started = time.monotonic()
         check = Deferred.fromCoroutine(self.db.run_interaction(current_version))
         check.addTimeout(self.db_timeout, self.clock)
@@ -147,8 +149,8 @@ class WebRoot:
         request.setHeader("Cache-Control", "no-store")
         body = {"status": "ok" if healthy else "unavailable", "server_id": self.server_id,
                 "version": xvbd.__version__, "db": db}
-        if self.redis_health is not None:
-            body["redis"] = self.redis_health()
+        for name, component in self.components.items():
+            body[name] = component()
         return json.dumps(body).encode("utf-8")
 
     @app.handle_errors(Exception)
