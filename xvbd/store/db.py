@@ -174,6 +174,7 @@ def _sqlite_open(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA cache_size=-65536")
 
 
 def connect_kwargs(url: DatabaseURL, connect_timeout: int) -> tuple[str, dict[str, Any]]:
