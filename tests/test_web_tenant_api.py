@@ -36,6 +36,28 @@ class UntrustedTenantApiTests(TenantApiCase):
             body = answer.json["error"] if not path.endswith(".xml") else \
                 text(answer.xml, "error")
             self.assertIn("TRUSTED_4_UI_DF", body)
+        # with no trusted proxy configured, what a client says it forwards counts for nothing
+        answer = await self.call("GET", "/ui/api/whoami", auth=auth,
+                                 headers={"X-Forwarded-For": "10.1.2.3"})
+        self.assertEqual(answer.code, 403)
+
+
+class ProxiedTenantApiTests(TenantApiCase):
+    """Behind a proxy on 127.0.0.1 ([WEB] TRUSTED_PROXIES): the client is the last address
+    of X-Forwarded-For that is not the proxy's, whatever the client wrote before it."""
+
+    web_config = "[CGI]\nTRUSTED_4_UI_DF = 10\\.1\\..*\n[WEB]\nTRUSTED_PROXIES = 127.0.0.1\n"
+
+    async def test_the_forwarded_address_counts_only_from_the_proxy(self) -> None:
+        _, auth = await self.tenant()
+        for forwarded, code in (("10.1.2.3", 200),  # the proxy says who the client is
+                                ("10.1.2.3, 192.0.2.9", 403),  # the client forged the first
+                                ("10.1.2.3, 127.0.0.1", 200),  # two proxies of ours
+                                ("not-an-address", 403), ("", 403)):
+            answer = await self.call("GET", "/ui/api/whoami", auth=auth,
+                                     headers={"X-Forwarded-For": forwarded} if forwarded
+                                     else {})
+            self.assertEqual(answer.code, code, forwarded)
 
 
 class TenantApiTests(TenantApiCase):
@@ -369,3 +391,4 @@ class TenantApiTests(TenantApiCase):
 UntrustedTenantApiOnSQLite, UntrustedTenantApiOnMariaDB = on_both_backends(
     UntrustedTenantApiTests)
 TenantApiOnSQLite, TenantApiOnMariaDB = on_both_backends(TenantApiTests)
+ProxiedTenantApiOnSQLite, ProxiedTenantApiOnMariaDB = on_both_backends(ProxiedTenantApiTests)

@@ -536,6 +536,7 @@ class AGISettings:
 class WebSettings:
     listen: str
     session_timeout: int
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -665,6 +666,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("WEB", WebSettings, (
         Key("LISTEN", "tcp:8080:interface=127.0.0.1", endpoint),
         Key("SESSION_TIMEOUT", "3600", integer(60)),
+        Key("TRUSTED_PROXIES", "", ip_list()),
     )),
     Section("PATH", PathSettings, (
         Key("SOUND_DIR", "/usr/share/asterisk/sounds", path),

@@ -303,7 +303,8 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
                   tenant=TenantApp(settings, store, counters, pages, directory=directory,
                                    media=media),
                   components=health_components(counters, ami_client, lag))
-    ListenerService("web", "[WEB] LISTEN", settings.web.listen, web_site(web.app.resource()),
+    ListenerService("web", "[WEB] LISTEN", settings.web.listen,
+                    web_site(web.app.resource(), settings.web.trusted_proxies),
                     reactor).setServiceParent(top)
     agi_factory = FastAGIFactory(engine, clock=reactor, env_timeout=settings.agi.env_timeout)
     ListenerService("agi", "[AGI] LISTEN", settings.agi.listen, agi_factory, reactor,

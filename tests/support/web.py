@@ -129,7 +129,8 @@ class WebCase(DatabaseCase):
         self.tenant_app = TenantApp(self.settings, self.store, self.counters, PAGES)
         root = WebRoot(self.db, "WEB-NODE", clock=reactor, admin=self.admin_app,
                        tenant=self.tenant_app)
-        self.listener = reactor.listenTCP(0, web_site(root.app.resource()), interface="127.0.0.1")
+        site = web_site(root.app.resource(), self.settings.web.trusted_proxies)
+        self.listener = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(self.listener.stopListening)  # type: ignore[attr-defined]
         self.base = f"http://127.0.0.1:{self.listener.getHost().port}"
 

@@ -4,9 +4,10 @@ under ``/ui/``."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import xvbd
 from xvbd.logs import logger
 from xvbd.store import Database
 from xvbd.store.migrations import HEAD, current_version
+from xvbd.web.security import WebSite
 
 log = logger("xvbd.web")
 
@@ -69,10 +71,13 @@ class BoundedRequest(Request):
         self.channel.loseConnection()
 
 
-def web_site(resource: IResource) -> Site:
-    """The web's ``Site``: requests bounded by :class:`BoundedRequest`."""
-    site = Site(resource)
+def web_site(resource: IResource, trusted_proxies: Sequence[str] = ()) -> Site:
+    """The web's ``Site``: requests bounded by :class:`BoundedRequest`; the client's
+    address read through ``trusted_proxies`` (see ``security.client_address``)."""
+    site = WebSite(resource)
     site.requestFactory = BoundedRequest
+    site.trusted_proxies = tuple(ipaddress.ip_network(n, strict=False)
+                                 for n in trusted_proxies)
     return site
 
 

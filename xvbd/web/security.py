@@ -4,11 +4,13 @@ login throttling, client addresses, and the refusals (login needed, forbidden, b
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
+from twisted.web.server import Site
 
 from xvbd.counters import Counters
 from xvbd.passwords import verify_password
@@ -33,9 +35,40 @@ class Redirect(Exception):
         self.location = location
 
 
+class WebSite(Site):
+    """The web's ``Site``, knowing which proxies may say who the client is."""
+
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+
 def client_address(request: IRequest) -> str:
-    address = request.getClientAddress()
-    return str(getattr(address, "host", "") or "")
+    """Who is asking: the connection's address; or, when it is one of the site's trusted
+    proxies (``[WEB] TRUSTED_PROXIES``), the last address of ``X-Forwarded-For`` that is
+    not a trusted proxy (what a client writes there itself comes before it, so it cannot
+    choose what is read)."""
+    peer = str(getattr(request.getClientAddress(), "host", "") or "")
+    site = getattr(request, "site", None)  # a request not served by a Site has none
+    trusted = site.trusted_proxies if isinstance(site, WebSite) else ()
+    if not trusted or not _within(peer, trusted):
+        return peer
+    forwarded = ",".join(h.decode("latin-1") for h in
+                         request.requestHeaders.getRawHeaders(b"x-forwarded-for", []))
+    for hop in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
+        if not _within(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # not an address: the chain cannot be read past it
+    return peer
+
+
+def _within(address: str,
+            networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def form(request: IRequest) -> dict[str, str]:
