@@ -16,7 +16,14 @@
         finish their calls: server RSS per held session.
 
 The server runs in its own process; its CPU time and RSS are read from /proc.  The load
-generator shares the machine, so calls/s is a floor of what xvbd alone would do.
+generator shares the machine, so calls/s is a floor of what xvbd alone would do.  ``full``
+also splits the CPU between the reactor thread and the others (the writer threads, the
+database pool), the kernel's part of each, and how often they slept and were woken per call
+(on one core, each wake-up of a thread waiting for the GIL is a context switch).
+
+Environment for ``full``: XVBD_BENCH_CDR (the CDR sinks, default FILE,DB);
+XVBD_BENCH_PROFILE=FILE (a cProfile of the server); XVBD_BENCH_PYSPY=FILE (5 s of py-spy
+samples of every thread, raw; XVBD_BENCH_PYSPY_OPTIONS=--gil for the GIL's holder only).
 """
 
 from __future__ import annotations
