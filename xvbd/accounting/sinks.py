@@ -8,6 +8,7 @@ reactor thread.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Sequence
@@ -37,15 +38,24 @@ class Sink(Protocol):
 
 class FileSink:
     """Appends one line per record to the CDR text file from a writer thread of its own:
-    in order, everything queued since the last write in one write and one flush, each
-    call's Deferred fired once its lines are flushed."""
+    in order, everything queued since the last write in one write, each call's Deferred
+    fired once its lines are written.
+
+    A write that fails (disk full, EIO) loses nothing and holds no call up: the lines not
+    written are *held* in memory, in order, the calls' Deferreds fire, one ERROR line says
+    so, and the writer tries again every ``RETRY_EVERY`` seconds and before each new batch;
+    when the disk takes them, one WARN line says how many were written late.  Lines still
+    held when the sink stops are written into the log at ERROR (with their text)."""
+
+    RETRY_EVERY = 5.0
 
     def __init__(self, path: Path, reactor: Any) -> None:
         self.path = path
         self.reactor = reactor
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8")
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        self.held_lines = 0  # read by /healthz; written by the writer thread
         self._thread = threading.Thread(target=self._run, name="xvbd-cdr-file", daemon=True)
         self._thread.start()
 
@@ -59,10 +69,18 @@ class FileSink:
         self._queue.put((None, d))
         return d
 
+    def health(self) -> dict[str, Any]:
+        """For ``/healthz``: the file, and how many lines wait for its disk."""
+        return {"sink": "FILE", "path": str(self.path), "held_lines": self.held_lines}
+
     def _run(self) -> None:
+        held = b""  # written nowhere yet, in order
         stop = None
         while stop is None:
-            batch = [self._queue.get()]
+            try:
+                batch = [self._queue.get(timeout=self.RETRY_EVERY if held else None)]
+            except queue.Empty:
+                batch = []
             while True:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -75,24 +93,44 @@ class FileSink:
                 else:
                     texts.append(text)
                     waiting.append(d)
-            error: Exception | None = None
-            try:
-                if texts:
-                    self._file.write("".join(texts))
-                    self._file.flush()
-            except Exception as exc:  # disk full, …: the callers log, the next try goes on
-                error = exc
-            self.reactor.callFromThread(_fire, waiting, error)
-        self._file.close()
+            data = held + "".join(texts).encode("utf-8")
+            was_held = held
+            held, error = self._write(data)
+            self.held_lines = held.count(b"\n")
+            if error is not None and not was_held:
+                self.reactor.callFromThread(
+                    log.error, "the CDR file {path} cannot be written ({error}); {n} line(s) "
+                    "are held in memory and written when it can take them (tried every "
+                    "{every:g} s): free space on its disk or mend it", path=str(self.path),
+                    error=str(error), n=self.held_lines, every=self.RETRY_EVERY)
+            elif was_held and not held:
+                self.reactor.callFromThread(
+                    log.warn, "the CDR file {path} takes records again; {n} held line(s) "
+                    "written", path=str(self.path), n=was_held.count(b"\n"))
+            self.reactor.callFromThread(_fire, waiting)
+        os.close(self._fd)
+        if held:
+            self.reactor.callFromThread(
+                log.error, "the CDR file {path} could still not be written at stop; its {n} "
+                "held line(s) were:\n{lines}", path=str(self.path), n=held.count(b"\n"),
+                lines=held.decode("utf-8", "replace").rstrip("\n"))
         self.reactor.callFromThread(stop.callback, None)
 
+    def _write(self, data: bytes) -> tuple[bytes, OSError | None]:
+        """Write ``data`` to the end of the file: what was not written, and why."""
+        view = memoryview(data)
+        while view:
+            try:
+                done = os.write(self._fd, view)
+            except OSError as exc:
+                return bytes(view), exc
+            view = view[done:]
+        return b"", None
 
-def _fire(waiting: list[Deferred[None]], error: Exception | None) -> None:
+
+def _fire(waiting: list[Deferred[None]]) -> None:
     for d in waiting:
-        if error is None:
-            d.callback(None)
-        else:
-            d.errback(error)
+        d.callback(None)
 
 
 class DBSink:

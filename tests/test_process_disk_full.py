@@ -1,0 +1,116 @@
+"""The CDR file on a disk that fills up under the real process (a small tmpfs of the test's
+own, filled with a file and freed again): calls go on, the records are held and written
+when space returns, an alarm is logged once, and the process still stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.db import drop_database, mysql_disabled, new_database_url
+from tests.support.process import Server, admin, write_config
+from tests.test_process_mariadb_away import call
+from tests.test_process_shared import url_text
+from xvbd.store import migrations
+
+
+def _mount_small_disk(where: Path, size: str = "256k") -> bool:
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
+                           str(where)], capture_output=True, text=True)
+    return done.returncode == 0
+
+
+def _fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def _summaries(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if "TYPE=XVB" in line]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mysql"])
+def test_a_full_disk_under_the_cdr_file(tmp_path: Path, backend: str) -> None:
+    if backend == "mysql" and mysql_disabled():
+        pytest.skip("XVBD_TEST_MYSQL=off")
+    disk = tmp_path / "disk"
+    if not _mount_small_disk(disk):
+        if os.environ.get("CI") == "true":
+            raise AssertionError("cannot mount a tmpfs (root is needed) under CI")
+        pytest.skip("mounting a tmpfs needs root")
+    url = new_database_url(backend, str(tmp_path / "db"))
+    try:
+        migrations.upgrade(url)
+        text = url_text(url) if backend == "mysql" else f"sqlite:{url.path}"
+        conf = write_config(tmp_path, text)
+        conf.write_text(conf.read_text().replace(
+            f"FILE = {tmp_path / 'xvbd.cdr'}", f"FILE = {disk / 'xvbd.cdr'}"))
+        assert admin("demo-tenant", "-c", str(conf), cwd=tmp_path).returncode == 0
+        server = Server(conf, tmp_path).wait_started()
+        cdr = disk / "xvbd.cdr"
+        log = tmp_path / "xvbd.log"
+        try:
+            call(server.agi_port)
+            deadline = time.monotonic() + 10
+            while len(_summaries(cdr)) < 1:
+                assert time.monotonic() < deadline, "the first call's record"
+                time.sleep(0.1)
+            filler = _fill(disk)
+            # the disk is full (the file's last page may still take a few lines): callers
+            # are served as before until, and after, the sink meets the full disk
+            made = 0
+            while "No space left on device" not in log.read_text():
+                assert made < 30, "no alarm in the log"
+                commands, heard = call(server.agi_port)
+                assert "STREAM FILE demo-instruct" in commands[-1] and heard < 2.0, commands
+                made += 1
+                time.sleep(0.05)
+            for _ in range(2):
+                commands, heard = call(server.agi_port)
+                assert "STREAM FILE demo-instruct" in commands[-1] and heard < 2.0, commands
+                made += 1
+            written = len(_summaries(cdr))
+            assert written < 1 + made, "some records wait for space"
+            filler.unlink()  # space returns: the held records are written, in order
+            deadline = time.monotonic() + 20
+            while len(_summaries(cdr)) < 1 + made:
+                assert time.monotonic() < deadline, \
+                    f"held records never written: {log.read_text()[-2000:]}"
+                time.sleep(0.2)
+            lines = cdr.read_text().splitlines()
+            assert len(lines) == len(set(lines)), "each line once"
+            # full again at the stop: what could not be written goes into the log
+            filler = _fill(disk)
+            for _ in range(30):  # until one call's lines are held
+                call(server.agi_port)
+                time.sleep(0.3)
+                if "held in memory" in log.read_text().split("takes records again")[-1]:
+                    break
+            else:
+                raise AssertionError("the disk never filled again")
+            code, _ = server.terminate(timeout=10)
+            assert code == 0
+        finally:
+            server.kill()
+            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+        text_log = log.read_text()
+        assert text_log.count("cannot be written (") == 2, text_log[-3000:]  # once a spell
+        assert text_log.count("takes records again") == 1
+        kept = text_log.split("could still not be written at stop;", 1)[1]
+        assert "TYPE=XVB" in kept, "the held records are in the log"
+        assert "Traceback" not in text_log
+    finally:
+        drop_database(url)
