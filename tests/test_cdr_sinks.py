@@ -197,6 +197,7 @@ def test_a_calls_records_are_made_from_its_common_part_as_from_their_fields() ->
     cdr.step("VoiceMail", "0*5*1", 101, 140, {"MESSAGE_ID": 7, "NOTE": "x, y"})
     cdr.common = {**common, "SUBSCR_ID": 12, "ACCESS_CODE": "2,0"}
     cdr.step("FollowMe", "0*2", 140, 150, {"ATTEMPTS": "200:BUSY:3&201:ANSWER:9"})
+    cdr.common = dict(cdr.common)  # the same fields anew, as at the call's end
     cdr.summary(call_type="incoming", start=100, stop=150, now=151, cost=12345,
                 sys_cost=-5, currency_id=3, dtmf="10001w3 xxxx 5 5\n1", result="BAD,PIN")
     other = CallCDR({**common, "CALL_TYPE": "callback", "EXT_NUMBER": "9"})

@@ -30,6 +30,8 @@ def clean(value: object) -> str:
 
 def money(units: int) -> str:
     """1/10000 units as a plain decimal: 0, 0.1, 12.3456, -1.5."""
+    if units == 0:
+        return "0"  # most calls cost nothing
     sign = "-" if units < 0 else ""
     whole, frac = divmod(abs(units), UNITS)
     text = f"{whole}.{frac:04d}".rstrip("0").rstrip(".")
@@ -153,9 +155,11 @@ class CallCDR:
 
     def _common_part(self) -> _Common | None:
         """The common part made from ``common`` (again whenever it is replaced)."""
-        made = self._made
-        if made is None or made[0] is not self.common:
-            made = self._made = (self.common, _Common.of(self.common))
+        made, common = self._made, self.common
+        if made is None or made[0] is not common:
+            # the same fields again (the call's end sets them anew): the same part
+            part = made[1] if made is not None and made[0] == common else _Common.of(common)
+            made = self._made = (common, part)
         return made[1]
 
     def step(self, type_name: str, ext_number: str, start: int, stop: int,
