@@ -4,9 +4,11 @@ when space returns, an alarm is logged once, and the process still stops cleanly
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -82,6 +84,11 @@ def test_a_full_disk_under_the_cdr_file(tmp_path: Path, backend: str) -> None:
                 commands, heard = call(server.agi_port)
                 assert "STREAM FILE demo-instruct" in commands[-1] and heard < 2.0, commands
                 made += 1
+            health = json.loads(urllib.request.urlopen(
+                f"http://127.0.0.1:{server.web_port}/healthz", timeout=5).read())
+            assert health["status"] == "ok", health  # calls are served
+            (file_sink, *_) = health["cdr"]
+            assert file_sink["sink"] == "FILE" and file_sink["held_lines"] > 0, health
             written = len(_summaries(cdr))
             assert written < 1 + made, "some records wait for space"
             filler.unlink()  # space returns: the held records are written, in order

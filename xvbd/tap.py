@@ -302,7 +302,7 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
                   admin=AdminApp(settings, store, counters, pages),
                   tenant=TenantApp(settings, store, counters, pages, directory=directory,
                                    media=media),
-                  components=health_components(counters, ami_client, lag))
+                  components=health_components(counters, ami_client, lag, emitter))
     ListenerService("web", "[WEB] LISTEN", settings.web.listen,
                     web_site(web.app.resource(), settings.web.trusted_proxies),
                     reactor).setServiceParent(top)
@@ -313,10 +313,12 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     return top
 
 
-def health_components(counters: Counters, ami: AMIClient | None, lag: ReactorLag
-                      ) -> dict[str, Component]:
+def health_components(counters: Counters, ami: AMIClient | None, lag: ReactorLag,
+                      emitter: CDREmitter) -> dict[str, Component]:
     """What ``/healthz`` reports besides the database."""
-    components: dict[str, Component] = {"reactor": lag.health}
+    components: dict[str, Component] = {
+        "reactor": lag.health,
+        "cdr": lambda: [sink.health() for sink in emitter.sinks]}
     if isinstance(counters, RedisCounters):
         components["redis"] = counters.health
     if ami is not None:

@@ -35,6 +35,8 @@ class Sink(Protocol):
 
     def stop(self) -> Deferred[None]: ...
 
+    def health(self) -> dict[str, Any]: ...
+
 
 class FileSink:
     """Appends one line per record to the CDR text file from a writer thread of its own:
@@ -181,6 +183,11 @@ class DBSink:
         if not self._replay.running:
             self._replay.start(self._retry, now=False)
 
+    def health(self) -> dict[str, Any]:
+        """For ``/healthz``: whether records wait in the spool for the database."""
+        return {"sink": "DB", "spool_waiting": bool(self.spool is not None and
+                                                    self.spool.has_rows)}
+
     async def replay(self) -> int:
         """Move the spooled records into the database; returns how many it moved."""
         if self.spool is None or self._replaying:
@@ -227,6 +234,11 @@ class UDPSink:
         self._port: Any = None
         self._addresses: list[tuple[str, int]] = []
         self.dropped = 0
+
+    def health(self) -> dict[str, Any]:
+        """For ``/healthz``: the collectors, and the datagrams not sent so far."""
+        return {"sink": "UDP", "collectors": [str(c) for c in self.collectors],
+                "dropped": self.dropped}
 
     async def start(self) -> None:
         self._port = self.reactor.listenUDP(0, DatagramProtocol())
