@@ -131,5 +131,7 @@ def test_mariadb_killed_at_call_start_and_mid_call_then_back(tmp_path: Path) -> 
         assert stored == ids, "every call's record reached the database, once"
         text = (tmp_path / "xvbd.log").read_text()
         assert "the caller heard that something went wrong" in text, text[-3000:]
+        assert "a database connection was lost" in text
+        assert "Traceback" not in text + server.output(), text[-3000:]
     finally:
         db.kill()

@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from twisted.enterprise import adbapi
-
 from xvbd.config import DatabaseURL
 from xvbd.store.audit import ACTOR, Actor
+from xvbd.store.pool import QuietPool
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -221,8 +220,8 @@ class Database:
             kwargs["cp_good_sql"] = "SELECT 1"
         if reactor is not None:
             kwargs["cp_reactor"] = reactor
-        self._pool = adbapi.ConnectionPool(module, cp_min=pool_min, cp_max=pool_max,
-                                           cp_noisy=False, **kwargs)
+        self._pool = QuietPool(module, cp_min=pool_min, cp_max=pool_max,
+                               cp_noisy=False, **kwargs)
         from xvbd.store.groupcommit import GroupWrites  # it builds on this module
 
         #: The group commit every repository's small writes of the call path share
