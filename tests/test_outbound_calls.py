@@ -529,8 +529,12 @@ class SharedTests(OutboundCase):
         self.addCleanup(lambda: Deferred.fromCoroutine(drop_prefix(redis, prefix)))
         phones = [str(700 + i) for i in range(8)]
         await self.tenant(phones)
-        one = RedisCounters(redis, prefix=prefix, owner="xvbd-1", clock=self.clock)
-        two = RedisCounters(redis, prefix=prefix, owner="xvbd-2", clock=self.clock)
+        # The test clock runs a second per few real milliseconds: the Redis timeout is set
+        # far past what a real Redis answer takes on it, or Redis would seem away.
+        one = RedisCounters(redis, prefix=prefix, owner="xvbd-1", clock=self.clock,
+                            timeout=3600)
+        two = RedisCounters(redis, prefix=prefix, owner="xvbd-2", clock=self.clock,
+                            timeout=3600)
         first = await self.start_outbound(counters=one)
         first_dialer = self.dialer
         second = await self.start_outbound(counters=two, fake=self.fake)

@@ -411,9 +411,11 @@ class AMIClient(Service):
                           "and write=originate,system); retrying with back-off",
                           where=self.where, user=self.credentials.username,
                           why=failure.getErrorMessage())
-            else:
-                log.warn("AMI session to {where} ended before login: {why}",
-                         where=self.where, why=failure.getErrorMessage())
+            elif self.running:
+                log.warn("AMI session to {where} ended before login: {why}; reconnecting "
+                         "with back-off", where=self.where, why=failure.getErrorMessage())
+            else:  # this process is stopping: its login in flight is cut, as it should be
+                log.debug("AMI login to {where} cut by the stop", where=self.where)
 
         proto.ready.addCallbacks(ready, refused)
 
