@@ -10,16 +10,20 @@ Asterisk's, or a warning of xvbd's, that the test did not say it expects fails t
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import pytest
 
 from tests.asterisk.caller import CALLER_CONTEXT, PHONES_CONTEXT, Call
 from tests.asterisk.manager import Manager
-from tests.asterisk.pbx import Asterisk, free_port
+from tests.asterisk.pbx import Asterisk, NoAsterisk, find_binary, free_port
 from tests.asterisk.realtime import install_realtime
 from tests.support.db import drop_database, new_database_url
 from tests.support.process import Server, admin, write_config
@@ -30,10 +34,15 @@ XVBD_PROBLEM = re.compile(r"^\S+ \[[^\]]*#(warn|error|critical)\] (.*)$", re.M)
 
 
 class Rig:
-    def __init__(self, tmp: Path, backend: str) -> None:
+    def __init__(self, tmp: Path, backend: str, *, url: DatabaseURL | None = None,
+                 server_id: str = "TEST-NODE") -> None:
+        """``url``: share another rig's database (a second node; this rig then neither sets
+        it up nor drops it); ``server_id``: this xvbd's ``[COMMON] SERVER_ID``."""
         self.tmp = tmp
         self.backend = backend
-        self.url: DatabaseURL = new_database_url(backend, str(tmp / "db"))
+        self.owns_database = url is None
+        self.url: DatabaseURL = url or new_database_url(backend, str(tmp / "db"))
+        self.server_id = server_id
         self.xvbd_dir = tmp / "xvbd"
         self.xvbd_dir.mkdir()
         self.media = self.xvbd_dir / "media"
@@ -81,6 +90,7 @@ AMI_SECRET = {ast.ami_secret}
             "[AGI]\nLISTEN = tcp:0:interface=127.0.0.1",
             f"[AGI]\nLISTEN = tcp:{self.agi_port}:interface=127.0.0.1")
         text = text.replace("[CDR]\n", "[CDR]\nSEND_TO = FILE,DB\n")
+        text = text.replace("SERVER_ID = TEST-NODE", f"SERVER_ID = {self.server_id}")
         conf.write_text(text)
         return conf
 
@@ -95,19 +105,32 @@ AMI_SECRET = {ast.ami_secret}
         """Set up as the README says and start both processes; ``before(rig)`` changes the
         database (``rig.query``) once the demo tenant is there and before xvbd reads it."""
         self.write_xvb_conf()
-        self.admin("db", "upgrade")
-        if demo:
-            self.admin("demo-tenant")
-        # The operator serves the default group from this node (SERVER_ID TEST-NODE), as a
-        # fresh install does with its DEFAULT_NODE: its CallBlast and Callback calls go out here.
-        self.query("UPDATE user_groups SET server_id = 'TEST-NODE' WHERE id = 1")
+        if self.owns_database:
+            self.admin("db", "upgrade")
+            if demo:
+                self.admin("demo-tenant")
+            # The operator serves the default group from this node (SERVER_ID TEST-NODE), as
+            # a fresh install does with its DEFAULT_NODE: its CallBlast and Callback calls go
+            # out here.
+            self.query("UPDATE user_groups SET server_id = ? WHERE id = 1", self.server_id)
         if before is not None:
             before(self)
         self.server = Server(self.conf, self.xvbd_dir).wait_started()
         install_realtime(self.asterisk, self.url, driver=self.realtime_driver)
         self.asterisk.start()
         self.ami = Manager(self.asterisk.ami_port, "tester", self.asterisk.ami_secret)
+        self.wait_xvbd_ami()
         return self
+
+    def wait_xvbd_ami(self, timeout: float = 30.0) -> None:
+        """Until xvbd has logged in to this Asterisk's AMI (it started first and retries
+        with back-off): a test then never ends while that login is still in flight."""
+        deadline = time.monotonic() + timeout
+        while "AMI connected to" not in self.xvbd_log():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"xvbd did not log in to the AMI in {timeout} s:\n"
+                                     + self.xvbd_log()[-3000:])
+            time.sleep(0.1)
 
     # ------------------------------------------------------------------ calls
 
@@ -221,7 +244,8 @@ AMI_SECRET = {ast.ami_secret}
                 self.server.terminate(timeout=15)
         finally:
             self.asterisk.stop()
-            drop_database(self.url)
+            if self.owns_database:
+                drop_database(self.url)
 
     def check_logs(self) -> None:
         problems = self.asterisk.problems(self.allowed_asterisk)
@@ -246,3 +270,37 @@ def pressed(call: Call, pairs: Iterable[tuple[str, str]]) -> None:
     """Answer a sequence of prompts: (AGI command prefix, keys)."""
     for command, keys in pairs:
         call.answer_prompt(command, keys)
+
+
+def need_asterisk() -> None:
+    """Skip without an Asterisk binary; under ``CI=true`` its absence is a failure."""
+    try:
+        find_binary()
+    except NoAsterisk as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the Asterisk tier is required under CI=true: {exc}")
+        pytest.skip(str(exc))
+
+
+class Checked(Protocol):
+    def stop(self) -> None: ...
+    def check_logs(self) -> None: ...
+
+
+def stopped_and_checked(request: pytest.FixtureRequest, made: Checked, tmp: Path,
+                        what: str) -> None:
+    """A fixture's end: stop ``made``; when the test passed, its logs must have no
+    unexpected warning, and ``tmp`` is removed; else ``tmp`` is kept and said where."""
+    passed = not getattr(request.node, "rep_call_failed", True)
+    try:
+        made.stop()
+        if passed:
+            made.check_logs()
+    except BaseException:
+        passed = False
+        raise
+    finally:
+        if passed:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"{what} are kept in {tmp}")
