@@ -560,6 +560,7 @@ class TimeoutSettings:
     dialout: int
     counter_lease: int
     node_stats: int
+    heartbeat: int
 
 
 #: The jobs ``[GEARMAN] FUNC`` may move onto the worker thread pool.
@@ -684,6 +685,7 @@ SECTIONS: tuple[Section, ...] = (
         Key("DIALOUT", "40", integer(5, 600)),
         Key("COUNTER_LEASE", "60", integer(3, 3600)),
         Key("NODE_STATS", "10", integer(1, 3600)),
+        Key("HEARTBEAT", "5", integer(1, 60)),
     )),
 )
 
