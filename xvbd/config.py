@@ -142,8 +142,10 @@ def name_list(raw: str) -> tuple[str, ...]:
     return tuple(split_list(raw))
 
 
-def ip_list(*, disabled: str | None = None) -> Callable[[str], tuple[str, ...]]:
-    """IP addresses or networks (``10.1.0.0/16``); ``disabled`` alone means an empty list."""
+def ip_list(*, disabled: str | None = None,
+            accepted: str = "") -> Callable[[str], tuple[str, ...]]:
+    """IP addresses or networks (``10.1.0.0/16``); ``disabled`` alone means an empty list.
+    ``accepted`` ends the error's sentence (what the key takes)."""
     def parse(raw: str) -> tuple[str, ...]:
         items = split_list(raw)
         if disabled is not None and items == [disabled]:
@@ -152,7 +154,8 @@ def ip_list(*, disabled: str | None = None) -> Callable[[str], tuple[str, ...]]:
             try:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
-                raise BadValue(f": {item!r} is not an IP address or network") from None
+                raise BadValue(f": {item!r} is not an IP address or network"
+                               f"{'; ' + accepted if accepted else ''}") from None
         return tuple(items)
     return parse
 
@@ -537,6 +540,7 @@ class WebSettings:
     listen: str
     session_timeout: int
     trusted_proxies: tuple[str, ...] = ()
+    metrics_from: tuple[str, ...] = ("127.0.0.0/8", "::1")
 
 
 @dataclass(frozen=True)
@@ -668,6 +672,9 @@ SECTIONS: tuple[Section, ...] = (
         Key("LISTEN", "tcp:8080:interface=127.0.0.1", endpoint),
         Key("SESSION_TIMEOUT", "3600", integer(60)),
         Key("TRUSTED_PROXIES", "", ip_list()),
+        Key("METRICS_FROM", "127.0.0.0/8, ::1", ip_list(
+            disabled="none", accepted="it takes IP addresses and networks (192.0.2.7, "
+            "10.0.0.0/8, ::1), separated by commas, or none (nobody may read /metrics)")),
     )),
     Section("PATH", PathSettings, (
         Key("SOUND_DIR", "/usr/share/asterisk/sounds", path),
