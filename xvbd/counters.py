@@ -181,6 +181,8 @@ class RedisCounters(Service):
         self.timeout = timeout
         self.where = where or "the Redis of [COMMON] MEM_CACHED_SHARED"
         self.away_since: float | None = None
+        #: Redis commands that failed or did not answer in time (``/metrics``).
+        self.errors = 0
         self._serial = itertools.count()
         self._held: dict[str, str] = {}  # lease -> key, in Redis
         self._local_held: dict[str, str] = {}  # lease -> key, counted here while away
@@ -236,6 +238,7 @@ class RedisCounters(Service):
             answer.addTimeout(self.timeout, self.clock)
             return await answer
         except Exception as exc:
+            self.errors += 1
             self._went_away(exc)
             raise RedisAway(str(exc)) from None
 

@@ -15,6 +15,7 @@ hands the parsed environment to ``factory.start_session(self)`` and offers
 from __future__ import annotations
 
 import re
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from xvbd.agi.environment import BadInput as BadInput
 from xvbd.agi.environment import EnvReader
 from xvbd.agi.environment import parse_agi_env as parse_agi_env
 from xvbd.logs import logger
+from xvbd.timings import Durations
 
 log = logger("xvbd.agi")
 
@@ -182,12 +184,17 @@ class FastAGIProtocol(LineOnlyReceiver):
         self.hangup_coming = False  # a HANGUP line is in what was read, not yet reached
         self.connected = False
         self._hangup_watchers: list[Any] = []
+        #: When the environment or the last answer came, until the next command goes out
+        #: (0: no command due); the time between the two goes to ``factory.turnaround``.
+        self._answered_at = 0.0
+        self._turnaround: Durations | None = None
 
     # ------------------------------------------------------------------ connection
 
     def connectionMade(self) -> None:
         self._choose_writer()
         self.connected = True
+        self._turnaround = getattr(self.factory, "turnaround", None)
         self.factory.session_started(self)
         self.factory.env_deadlines.add(self)
 
@@ -235,6 +242,7 @@ class FastAGIProtocol(LineOnlyReceiver):
         if done is None:
             return
         env, rest = done
+        self._answered_at = time.perf_counter()
         self._env_reader = None
         self.factory.env_deadlines.discard(self)
         self.env = env
@@ -264,6 +272,7 @@ class FastAGIProtocol(LineOnlyReceiver):
             if reply is not None:
                 entry = pending.popleft()
                 if not entry.abandoned:
+                    self._answered_at = time.perf_counter()
                     entry.reply.resolve(reply)
                 return
         try:
@@ -320,6 +329,7 @@ class FastAGIProtocol(LineOnlyReceiver):
             return
         pending = self._pending.popleft()
         if not pending.abandoned:
+            self._answered_at = time.perf_counter()
             deliver(pending)
 
     def _mark_hung_up(self, why: str, *, fail_waiting: bool = True) -> None:
@@ -365,6 +375,9 @@ class FastAGIProtocol(LineOnlyReceiver):
                 ValueError(f"refused an AGI command with a line break: {command!r}"))
         if not self.connected or ((self.hung_up or self.hangup_coming) and not dead_ok):
             return PendingReply.failed(Hangup("the caller has hung up"))
+        if self._answered_at and self._turnaround is not None:
+            self._turnaround.observe(time.perf_counter() - self._answered_at)
+        self._answered_at = 0.0
         reply: PendingReply[Reply] = PendingReply()
         self._pending.append(_Pending(command, reply))
         self._write(command.encode("utf-8") + b"\n")

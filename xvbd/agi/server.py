@@ -14,6 +14,7 @@ from xvbd.agi.calltask import run_call
 from xvbd.agi.channel import AGIChannel
 from xvbd.agi.protocol import EnvDeadlines, FastAGIProtocol
 from xvbd.logs import logger
+from xvbd.timings import Durations
 
 log = logger("xvbd.agi")
 
@@ -28,6 +29,9 @@ class FastAGIFactory(ServerFactory):
         self.sessions: set[Any] = set()
         self._calls: dict[Any, Deferred[None]] = {}
         self._idle: list[Deferred[None]] = []
+        #: Seconds from Asterisk's answer (or the environment) to xvbd's next command on
+        #: that call: the engine's own time per command (FastAGIProtocol measures it).
+        self.turnaround = Durations()
 
     # ------------------------------------------------------------------ sessions
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -327,6 +328,9 @@ class AMIClient(Service):
         #: Called each time a session is logged in (at start, after Asterisk restarts).
         self.on_connected: list[Callable[[], None]] = []
         self.sessions = 0  # logged-in sessions so far (reconnections + 1)
+        #: Sessions that went wrong while running, by kind: ``login_refused``,
+        #: ``ended_before_login``, ``lost`` (``/metrics``).
+        self.errors: Counter[str] = Counter()
         self._ids = itertools.count(1)
         self._originating: dict[str, Deferred[OriginateResult]] = {}
         self._refusals = 0  # logins refused in a row
@@ -405,6 +409,7 @@ class AMIClient(Service):
         def refused(failure: Failure) -> None:
             if failure.check(AMILoginRefused):
                 self._refusals += 1
+                self.errors["login_refused"] += 1
                 log.error("Asterisk at {where} refused the AMI login of {user!r}: {why}. "
                           "Check [ASTERISK] AMI_USERNAME, AMI_SECRET and AMI_AUTH against "
                           "that user in Asterisk's manager.conf (it needs read=call,system "
@@ -412,6 +417,7 @@ class AMIClient(Service):
                           where=self.where, user=self.credentials.username,
                           why=failure.getErrorMessage())
             elif self.running:
+                self.errors["ended_before_login"] += 1
                 log.warn("AMI session to {where} ended before login: {why}; reconnecting "
                          "with back-off", where=self.where, why=failure.getErrorMessage())
             else:  # this process is stopping: its login in flight is cut, as it should be
@@ -424,6 +430,7 @@ class AMIClient(Service):
             return  # never logged in: the login said why
         self.protocol = None
         if self.running:
+            self.errors["lost"] += 1
             why = reason.getErrorMessage() if reason is not None else "closed"
             log.warn("AMI connection to {where} lost ({why}); reconnecting with back-off",
                      where=self.where, why=why)

@@ -7,6 +7,7 @@ stopping) runs the call's stop work once before the socket is closed.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -55,6 +56,10 @@ class Engine:
                                            "callback": outbound.callback}
         #: Called when a caller asked for a callback (the callback dialer places it).
         self.callback_requested: Callable[[], None] = lambda: None
+        #: Calls being served now, and the calls served so far by their result word (OK,
+        #: BUSY …), for ``/metrics``.
+        self.calls_in_progress = 0
+        self.calls_finished: Counter[str] = Counter()
 
     def new_call(self, env: AGIEnv, channel: AGIChannel) -> Call:
         script = env.script
@@ -82,6 +87,7 @@ class Engine:
                 pass
             return
         call = self.new_call(env, channel)
+        self.calls_in_progress += 1
         try:
             await channel.answer()
             await script(call)
@@ -99,4 +105,8 @@ class Engine:
             call.result = "ERROR"
             await call.say_goodbye(prompts.ERROR)
         finally:
-            await call.finish()
+            try:
+                await call.finish()
+            finally:
+                self.calls_in_progress -= 1
+                self.calls_finished[call.result or "NOUSER"] += 1

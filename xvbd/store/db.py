@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from xvbd.config import DatabaseURL
 from xvbd.store.audit import ACTOR, Actor
 from xvbd.store.pool import QuietPool
+from xvbd.timings import ThreadDurations
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -231,6 +232,16 @@ class Database:
     @property
     def backend(self) -> str:
         return self.dialect.name
+
+    @property
+    def pool_waits(self) -> ThreadDurations:
+        """Seconds each transaction waited for a pool thread (for ``/metrics``)."""
+        return self._pool.waits
+
+    @property
+    def pool_queued(self) -> int:
+        """Transactions waiting for a pool thread now."""
+        return self._pool.queued
 
     def start(self) -> None:
         self._pool.start()

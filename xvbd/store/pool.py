@@ -8,6 +8,9 @@ connects anew next time.  It logs each failed rollback with its traceback and ra
 dead server, while the query's own error (which :class:`~xvbd.store.db.Database` turns
 into a sentence) reaches the caller anyway.  Here the connection is dropped the same way,
 without the noise; at most one WARN line a minute.
+
+The pool also times how long each transaction waited for a free pool thread (``waits``)
+and counts those waiting now (``queued``), for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import time
 from typing import Any
 
 from twisted.enterprise import adbapi
+from twisted.internet import threads
 
 from xvbd.logs import logger
+from xvbd.timings import ThreadDurations
 
 log = logger("xvbd.db")
 
@@ -52,6 +57,24 @@ class QuietPool(adbapi.ConnectionPool):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._warned_at = -self.WARN_EVERY
+        #: Seconds each transaction waited for a pool thread (observed on that thread).
+        self.waits = ThreadDurations()
+        self._submitted = 0  # transactions handed to the pool (on the reactor's thread)
+
+    @property
+    def queued(self) -> int:
+        """Transactions waiting for a pool thread now."""
+        return max(0, self._submitted - self.waits.count)
+
+    def runInteraction(self, interaction: Any, *args: Any, **kw: Any) -> Any:
+        """adbapi's, with the time the transaction waits for a thread measured."""
+        self._submitted += 1
+        return threads.deferToThreadPool(self._reactor, self.threadpool, self._timed,
+                                         time.perf_counter(), interaction, *args, **kw)
+
+    def _timed(self, queued_at: float, interaction: Any, *args: Any, **kw: Any) -> Any:
+        self.waits.observe(time.perf_counter() - queued_at)
+        return self._runInteraction(interaction, *args, **kw)
 
     def connection_lost(self, exc: Exception) -> None:
         """A pooled connection failed its check after a failed transaction (a pool
