@@ -39,6 +39,7 @@ from xvbd.engine.tts import TTS
 from xvbd.health import Component, ReactorLag, ami_health
 from xvbd.logs import LEVEL_GATE, LoggingService, logger
 from xvbd.mediadirs import MediaDirs, MediaService
+from xvbd.metrics import MetricsPage, ProcessMetrics, metrics_registry
 from xvbd.nodestats import NodeStats
 from xvbd.outbound.callback import CallbackDialer
 from xvbd.outbound.callblast import CallblastScheduler
@@ -297,16 +298,21 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         engine.callback_requested = callbacks.kick
     lag = ReactorLag(reactor)
     lag.setServiceParent(top)
+    agi_factory = FastAGIFactory(engine, clock=reactor, env_timeout=settings.agi.env_timeout)
+    metrics = ProcessMetrics(
+        settings.common.server_id, engine=engine, agi=agi_factory, db=db, emitter=emitter,
+        redis=counters if isinstance(counters, RedisCounters) else None,
+        ami=[ami_client] if ami_client is not None else [], lag=lag)
     pages = Pages()
     web = WebRoot(db, settings.common.server_id, clock=reactor,
                   admin=AdminApp(settings, store, counters, pages),
                   tenant=TenantApp(settings, store, counters, pages, directory=directory,
                                    media=media),
-                  components=health_components(counters, ami_client, lag, emitter))
+                  components=health_components(counters, ami_client, lag, emitter),
+                  metrics=MetricsPage(metrics_registry(metrics), settings.web.metrics_from))
     ListenerService("web", "[WEB] LISTEN", settings.web.listen,
                     web_site(web.app.resource(), settings.web.trusted_proxies),
                     reactor).setServiceParent(top)
-    agi_factory = FastAGIFactory(engine, clock=reactor, env_timeout=settings.agi.env_timeout)
     ListenerService("agi", "[AGI] LISTEN", settings.agi.listen, agi_factory, reactor,
                     on_stop=lambda: agi_factory.drain(settings.agi.shutdown_grace),
                     ).setServiceParent(top)

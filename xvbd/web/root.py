@@ -1,6 +1,6 @@
 """The Klein root of the web listener: ``/healthz`` for load balancers and monitoring,
-``/static/xvbd.css`` (the stylesheet), the operator's web under ``/ai/`` and the tenants'
-under ``/ui/``."""
+``/metrics`` for Prometheus (:mod:`xvbd.metrics`), ``/static/xvbd.css`` (the stylesheet),
+the operator's web under ``/ai/`` and the tenants' under ``/ui/``."""
 
 from __future__ import annotations
 
@@ -85,14 +85,17 @@ class WebRoot:
     """Routes of the site root.  ``db_timeout`` bounds how long a health check waits;
     ``components`` say how the other parts are (Redis, AMI, CDR sinks, reactor lag): each
     is reported under its name, none turns the answer into a 503 (calls are served
-    without them)."""
+    without them).  ``metrics`` (a :class:`~xvbd.metrics.MetricsPage`) serves
+    ``/metrics``; without it, there is none."""
 
     app = Klein()
 
     def __init__(self, db: Database, server_id: str, clock: Any, db_timeout: float = 3.0,
                  admin: Any = None, tenant: Any = None,
-                 components: Mapping[str, Callable[[], Any]] | None = None) -> None:
+                 components: Mapping[str, Callable[[], Any]] | None = None,
+                 metrics: Any = None) -> None:
         self.db = db
+        self.metrics = metrics
         self.components = dict(components or {})
         self.server_id = server_id
         self.clock = clock
@@ -157,6 +160,13 @@ class WebRoot:
         for name, component in self.components.items():
             body[name] = component()
         return json.dumps(body).encode("utf-8")
+
+    @app.route("/metrics", methods=["GET", "HEAD"])
+    def prometheus(self, request: IRequest) -> Any:
+        """The process in the Prometheus text format, for ``[WEB] METRICS_FROM`` only."""
+        if self.metrics is None:
+            return notFound("Not here", "This process serves no metrics.")
+        return self.metrics.render(request)
 
     @app.handle_errors(Exception)
     def failed(self, request: IRequest, failure: Any) -> bytes:
