@@ -11,6 +11,14 @@ as long as what it holds pays for, and holds the next step 15 s before that runs
 fifty calls on a balance worth ten minutes get ten minutes between them, never more.  At the
 end the cost is kept and the rest of the hold goes back in one transaction; the CDR summary
 shows the cost.
+
+A call cut because its xvbd died (SIGKILL, a crash, the machine lost) is settled by
+another xvbd, or by the next start (:mod:`xvbd.accounting.lostcalls`), with
+:func:`cut_cost`: the call is charged at the prices it started with, from its start until
+the last moment it is known to have run: its process's last heartbeat (or, when that
+process never wrote one, the last time money was added to its hold), never past what the
+hold paid for.  The seconds after the last heartbeat (at most one ``[TIMEOUT] HEARTBEAT``)
+are not charged: nothing proves the call lasted them.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from twisted.internet.defer import Deferred
 
 from xvbd.logs import logger
 from xvbd.store.accounts import Tariff
-from xvbd.store.billing import Billing
+from xvbd.store.billing import Billing, HeldCall, HoldCut, LostHold
 
 log = logger("xvbd.billing")
 
@@ -56,6 +64,19 @@ class Prices:
         return max(0, amount - self.per_call) * 60 // self.per_minute
 
 
+def cut_cost(lost: LostHold) -> tuple[int, int]:
+    """(cost, time the call is known to have lasted until) of a call cut when its xvbd died.
+    A hold made before holds kept their prices (none recorded) is kept whole, as the
+    janitor of that release did."""
+    hold = lost.hold
+    start = hold.started_at or hold.created_at
+    alive = lost.seen_at if lost.seen_at is not None else hold.held_at
+    stop = max(start, min(hold.covers_until, alive))
+    if hold.per_minute <= 0 and hold.per_call <= 0:
+        return hold.amount, stop
+    return min(hold.amount, Prices(hold.per_minute, hold.per_call).cost(stop - start)), stop
+
+
 def prices(tariff: Tariff | None, call_type: str) -> Prices:
     if tariff is None or call_type not in _PRICES:
         return Prices(0, 0)
@@ -67,14 +88,14 @@ class CallCharge:
     """The money of one priced call: its hold, how long it may last, its cost at the end."""
 
     def __init__(self, billing: Billing, clock: Any, user_id: int, call_id: str,
-                 started: float, price: Prices, server_id: str) -> None:
+                 started: float, price: Prices, held: HeldCall) -> None:
         self.billing = billing
         self.clock = clock
         self.user_id = user_id
         self.call_id = call_id
         self.started = started
         self.price = price
-        self.server_id = server_id
+        self.held_call = held  # what the hold records of the call, should this xvbd die
         self.held = 0
         self.cost = 0
         self._timer: Any = None
@@ -94,7 +115,7 @@ class CallCharge:
         wanted = self.price.cost(HOLD_SECONDS)
         least = self.price.cost(MIN_SECONDS)  # the per-call price alone when unpriced by time
         got = await self.billing.hold(self.user_id, self.call_id, wanted, least, self._covers,
-                                      self.server_id)
+                                      self.held_call)
         self.held = got
         if got:
             self._schedule()
@@ -138,7 +159,7 @@ class CallCharge:
             return
         try:
             got = await self.billing.hold(self.user_id, self.call_id, amount, 1, self._covers,
-                                          self.server_id)
+                                          self.held_call, more=True)
         except Exception as exc:
             log.error("holding more money for call {call_id} failed ({error}); the call "
                       "ends when what it holds runs out", call_id=self.call_id, error=str(exc))
@@ -155,5 +176,12 @@ class CallCharge:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         wanted = self.price.cost(stop - self.started)
-        self.cost, _ = await self.billing.settle(self.user_id, self.call_id, wanted)
+        try:
+            self.cost, _ = await self.billing.settle(self.user_id, self.call_id, wanted)
+        except HoldCut as exc:
+            log.warn("call {call_id}: {reason}, which took this xvbd for dead (its heartbeat "
+                     "was late by more than the lease: check the database's latency and the "
+                     "clocks of the nodes); the call's cost is on that record (RESULT=CUT), "
+                     "this one shows none", call_id=self.call_id, reason=str(exc))
+            self.cost = 0
         return self.cost

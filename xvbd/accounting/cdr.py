@@ -181,9 +181,11 @@ class CallCDR:
         return record
 
     def summary(self, *, call_type: str, start: int, stop: int, now: int, cost: int,
-                sys_cost: int, currency_id: int, dtmf: str, result: str = "") -> CDRRecord:
+                sys_cost: int, currency_id: int, dtmf: str, result: str = "",
+                record_id: str = "") -> CDRRecord:
         """The call's last record: ``DATA=DTMF=…`` (what was typed), then ``RESULT=`` for a
-        call that did not end as served (BADPIN, ABANDONED …)."""
+        call that did not end as served (BADPIN, ABANDONED …).  ``record_id``: when not the
+        next of this call's records (the summary of a cut call, written by another xvbd)."""
         data = f"DTMF={_CONTROL.sub(' ', dtmf)}"
         if result:
             data += f", RESULT={clean(result)}"
@@ -191,7 +193,7 @@ class CallCDR:
                "SYS_COST": money(sys_cost), "CURRENCY_ID": currency_id,
                "START_TIMESTAMP": start, "STOP_TIMESTAMP": stop, "CREATE_TIMESTAMP": stop,
                "PROCESS_TIMESTAMP": now}
-        record_id = f"{self.common['CALL_ID']}:{len(self.records)}"
+        record_id = record_id or f"{self.common['CALL_ID']}:{len(self.records)}"
         made = self._common_part()
         if made is None:
             record = CDRRecord({**self.common, **own}, data, record_id, cost, sys_cost)

@@ -1,9 +1,9 @@
-"""Daily and monthly fees, and the holds of calls whose xvbd died.
+"""Daily and monthly fees.
 
 Every ``interval`` seconds (an hour by default) each active user whose tariff has a fee is
 charged for the current day and month (UTC) — once: the fee_charges key refuses a second
-charge of a period, whichever process or restart tries.  Holds of lost calls (past what
-they covered by an hour) are cleared: their money stays charged.
+charge of a period, whichever process or restart tries.  (The holds of calls whose xvbd
+died are settled by :mod:`xvbd.accounting.lostcalls`, at every heartbeat.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from xvbd.store.billing import Billing
 log = logger("xvbd.fees")
 
 PAGE = 500
-LOST_HOLD_AFTER = 3600
 
 
 class FeeCharger(TimerService):
@@ -29,19 +28,17 @@ class FeeCharger(TimerService):
         self.clock = clock  # the timer's clock (TimerService schedules on it)
         self.now = clock.seconds
 
-    async def run_once(self) -> tuple[int, int]:
-        """Charge what is due now; returns (fees charged, lost holds cleared)."""
+    async def run_once(self) -> int:
+        """Charge what is due now; returns how many fees were charged."""
         try:
             charged = await self.charge_due(self.now())
-            cleared = await self.billing.clear_lost_holds(LOST_HOLD_AFTER)
         except Exception as exc:
             log.error("charging fees failed ({error}); the next run tries again",
                       error=str(exc))
-            return 0, 0
-        if charged or cleared:
-            log.info("fees: {charged} charged; holds of lost calls cleared: {cleared}",
-                     charged=charged, cleared=cleared)
-        return charged, cleared
+            return 0
+        if charged:
+            log.info("fees: {charged} charged", charged=charged)
+        return charged
 
     async def charge_due(self, now: float) -> int:
         day = time.strftime("%Y-%m-%d", time.gmtime(now))

@@ -17,6 +17,7 @@ from xvbd.engine.languages import asterisk_language
 from xvbd.ids import new_id
 from xvbd.logs import DTMF, LEVEL_GATE, logger
 from xvbd.store.accounts import Group, Tariff, User
+from xvbd.store.billing import HeldCall
 
 if TYPE_CHECKING:
     from xvbd.engine.engine import Engine
@@ -102,9 +103,14 @@ class Call:
         price = prices(self.tariff, self.call_type)
         if price.free:
             return True
+        held = HeldCall(server_id=self.engine.settings.common.server_id,
+                        started_at=int(self.started), per_minute=price.per_minute,
+                        per_call=price.per_call, call_type=self.call_type,
+                        currency_id=self.tariff.currency_id if self.tariff else 0,
+                        access_code=self.access_code, caller_id=self.caller_id,
+                        called_id=self.called_id)
         self.charge = CallCharge(self.engine.store.billing, self.engine.clock, self.user.id,
-                                 self.call_id, self.started, price,
-                                 self.engine.settings.common.server_id)
+                                 self.call_id, self.started, price, held)
         if await self.charge.start():
             return True
         self.charge = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from xvbd.ids import new_id
 from xvbd.store.accounts import Accounts
 from xvbd.store.billing import Billing
 from xvbd.store.callblast import Callblast
@@ -15,6 +16,7 @@ from xvbd.store.ivr import IVR
 from xvbd.store.journal import Journal
 from xvbd.store.messages import Messages
 from xvbd.store.outbound import Outbound
+from xvbd.store.processes import Processes
 from xvbd.store.queues import Queues
 from xvbd.store.reports import Reports
 from xvbd.store.sessions import Sessions
@@ -24,10 +26,14 @@ from xvbd.store.sip import SIP
 class Store:
     """Every repository over one :class:`Database`."""
 
-    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time,
+                 instance: str = "") -> None:
+        """``instance``: this process's name in the heartbeats (a new id when not given)."""
         self.db = db
+        self.instance = instance or new_id()
         self.accounts = Accounts(db, clock)
-        self.billing = Billing(db, clock)
+        self.billing = Billing(db, clock, self.instance)
+        self.processes = Processes(db, clock)
         self.ivr = IVR(db, clock)
         self.messages = Messages(db, clock)
         self.cdrs = CDRs(db, clock)
