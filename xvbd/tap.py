@@ -25,6 +25,7 @@ from twisted.python import usage
 
 import xvbd
 from xvbd.accounting.fees import FeeCharger
+from xvbd.accounting.lostcalls import LostCalls
 from xvbd.accounting.radius import RadiusAccounting, RadiusAuthorizer, RadiusClient, RadiusService
 from xvbd.accounting.retention import Retention
 from xvbd.accounting.sinks import CDREmitter, DBSink, FileSink, Sink, UDPSink
@@ -37,6 +38,7 @@ from xvbd.engine.directory import Directory
 from xvbd.engine.engine import Engine
 from xvbd.engine.tts import TTS
 from xvbd.health import Component, ReactorLag, ami_health
+from xvbd.liveness import Liveness, lease_for
 from xvbd.logs import LEVEL_GATE, LoggingService, logger
 from xvbd.mediadirs import MediaDirs, MediaService
 from xvbd.metrics import MetricsPage, ProcessMetrics, metrics_registry
@@ -260,6 +262,12 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         FeeCharger(store.billing, reactor).setServiceParent(top)
     Retention(store, settings.common.cdr_store, settings.common.journal_store,
               reactor).setServiceParent(top)
+    # The heartbeat, and the settling of calls cut when their xvbd died (this one's last
+    # run included): it stops after the AGI listener, once this process's calls are over.
+    Liveness(store.processes, LostCalls(store.billing, emitter,
+                                        lease_for(settings.timeout.heartbeat), reactor),
+             settings.common.server_id, settings.timeout.heartbeat,
+             reactor).setServiceParent(top)
     if settings.common.mem_cached:
         log.info("[COMMON] MEM_CACHED is not used: each xvbd caches what calls read for a "
                  "few seconds in its own memory")
