@@ -88,6 +88,7 @@ def test_a_real_call_through_the_process(database: DatabaseURL, tmp_path: Path) 
         server.wait_started()
         peer = call_process(server.agi_port, environment("ivr", args=("613", "10.9.9.9")),
                             Caller(keys=["10001", "911", "2", "1", "#"]))
+        metrics = scrape_metrics(server.web_port)
         code, _ = server.terminate()
     finally:
         server.kill()
@@ -101,6 +102,23 @@ def test_a_real_call_through_the_process(database: DatabaseURL, tmp_path: Path) 
     assert [re.search(r", TYPE=(\w+)", line)[1] for line in cdr] == [
         "Playback", "DateTime", "Playback", "VoiceMail", "XVB"]
     assert all("CALLER_ID=6135550123@10.9.9.9, " in line for line in cdr)
+    # /metrics of the process, read right after the call (its records were written first)
+    assert metrics[("xvbd_calls_finished_total", (("result", "OK"),))] == 1
+    assert metrics[("xvbd_calls_in_progress", ())] == 0
+    assert metrics[("xvbd_agi_turnaround_seconds_count", ())] == len(peer.commands)
+    assert metrics[("xvbd_db_pool_wait_seconds_count", ())] > 0
+    assert metrics[("xvbd_reactor_lag_max_seconds", ())] < 1
+
+
+def scrape_metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The process's /metrics, parsed by prometheus_client: value by name and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert response.status == 200
+        text = response.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def test_a_call_in_progress_is_ended_when_the_grace_runs_out(tmp_path: Path) -> None:
