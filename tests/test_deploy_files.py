@@ -286,6 +286,11 @@ def test_nginx_forwards_the_real_client_address_only(
             assert request(https(tls_port), "GET", path)[0] == 200, path
         assert len(seen) == before + 1 + 3
         assert request(https(tls_port), "GET", "/elsewhere")[0] == 404
+        # /metrics is not passed on, from anywhere (Prometheus asks xvbd's port itself)
+        for source in ("127.0.0.1", "127.0.0.2"):
+            for path in ("/metrics", "/metrics?x=1", "//metrics"):
+                assert request(https(tls_port, source), "GET", path)[0] == 404, path
+        assert len(seen) == before + 1 + 3
     finally:
         server.stop()
 
@@ -312,6 +317,11 @@ def test_a_real_xvbd_behind_the_nginx_site(tmp_path: Path) -> None:
         assert status == 302 and headers["Location"].endswith("/ui/")
         status, headers, body = request(https(tls_port), "GET", "/healthz")
         assert status == 200 and b'"status"' in body
+        # /metrics: xvbd's port answers this machine; nginx passes none on.
+        direct = http.client.HTTPConnection("127.0.0.1", xvbd.web_port, timeout=10)
+        status, _, body = request(direct, "GET", "/metrics")
+        assert status == 200 and b"xvbd_calls_in_progress 0.0" in body
+        assert request(https(tls_port), "GET", "/metrics")[0] == 404
 
         # A login: the form as the page has it (any hidden field), the cookie marked Secure.
         status, headers, page = request(https(tls_port), "GET", "/ui/login")
