@@ -15,8 +15,11 @@ from tests.peers.agi import Caller
 from tests.support.db import on_both_backends
 from tests.support.engine import EngineCase
 from tests.support.freeradius import SECRET, FreeRadius, free_udp_port
+from xvbd.accounting.lostcalls import LostCalls
 from xvbd.accounting.radius import RadiusAccounting, RadiusClient
 from xvbd.config import HostPort
+from xvbd.store import Store
+from xvbd.store.billing import HeldCall
 
 #: The attributes of the seed's appendix, per packet (the last three FreeRADIUS adds).
 SERVER_ADDS = ["Client-IP-Address", "Acct-Unique-Session-Id", "Timestamp"]
@@ -122,6 +125,32 @@ class RadiusCallTests(EngineCase):
             self.assertEqual(client.given_up, 5, "Start, 3 Interims, Stop: all given up")
         self.assertEqual(self.radius.records(), [])
         self.flushLoggedErrors()
+
+    async def test_the_stop_of_a_call_cut_when_its_xvbd_died(self) -> None:
+        acc = self.store.accounts
+        user = await acc.create_user("613", "10001", 1)
+        await acc.change_balance(user.id, 50_000, "top-up")
+        await self.accounting()
+        dead = Store(self.db, clock=self.clock.seconds, instance="dead")
+        await dead.processes.beat("dead", "FCC-OTHER", 1)
+        started = int(self.clock.seconds())
+        await dead.billing.hold(user.id, "d" * 32, 11000, 1000, lambda amount: started + 60,
+                                HeldCall("FCC-OTHER", started, 10_000, 1000,
+                                         access_code="10001", caller_id="iokunev",
+                                         called_id="100"))
+        self.clock.advance(20)
+        await dead.processes.beat("dead", "FCC-OTHER", 1)  # its last heartbeat
+        self.clock.advance(16)
+        lost = LostCalls(self.store.billing, self.emitter, 15, self.clock,
+                         radius=self.engine.radius)
+        self.assertEqual(await lost.reconcile(), 1)
+        [stop] = await self.wait_records(1)
+        self.assertEqual([name for name, _ in stop], STOP)
+        st = dict(stop)
+        self.assertEqual((st["Acct-Status-Type"], st["Acct-Session-Id"], st["Acct-Session-Time"],
+                          st["NAS-Identifier"], st["User-Name"], st["Calling-Station-Id"]),
+                         ("Stop", f'"{"d" * 32}"', "20", '"FCC-OTHER"', '"10001"',
+                          '"iokunev"'))
 
 
 RadiusOnSQLite, RadiusOnMariaDB = on_both_backends(RadiusCallTests)

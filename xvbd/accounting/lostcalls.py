@@ -15,6 +15,7 @@ stopped, or never seen):
   ``CALL_ID:cut``, ``DATA=DTMF=, RESULT=CUT``, its cost, tenant and node): the books show
   the call once;
 - one log line names the call, the tenant, what was kept and given back, and what to do;
+- with RADIUS accounting, the Stop its process never sent (the session's length as charged);
 - then the hold's row goes.  A reconciler that dies between the money and the record
   leaves a marked row: the next one writes the record (the DB sink ignores a second copy
   of the same record id; the FILE and UDP sinks may then see the line twice).
@@ -26,6 +27,7 @@ from typing import Any
 
 from xvbd.accounting.billing import cut_cost
 from xvbd.accounting.cdr import CallCDR, CDRRecord, money
+from xvbd.accounting.radius import RadiusAccounting
 from xvbd.accounting.sinks import CDREmitter
 from xvbd.logs import logger
 from xvbd.store.billing import Billing, Cut, Hold
@@ -53,9 +55,11 @@ class LostCalls:
     """Settles the holds of dead processes (see the module's text).  ``lease``: seconds of
     silence after which a process is dead."""
 
-    def __init__(self, billing: Billing, cdr: CDREmitter, lease: int, clock: Any) -> None:
+    def __init__(self, billing: Billing, cdr: CDREmitter, lease: int, clock: Any,
+                 radius: RadiusAccounting | None = None) -> None:
         self.billing = billing
         self.cdr = cdr
+        self.radius = radius
         self.lease = lease
         self.clock = clock
 
@@ -71,6 +75,8 @@ class LostCalls:
             if cut is None:
                 continue  # settled meanwhile, by its call or by another xvbd
             await self.cdr.emit([cut_record(cut.hold, int(self.clock.seconds()))])
+            if self.radius is not None:
+                self.radius.cut(cut.hold)  # never awaited, as a call's packets are not
             await self.billing.forget_cut(cut.hold, self.instance)
             self._say(cut)
             done += 1

@@ -15,7 +15,7 @@ import socket
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pyrad.dictionary import Dictionary
 from pyrad.packet import (
@@ -36,6 +36,20 @@ from xvbd.logs import logger
 if TYPE_CHECKING:
     from xvbd.accounting.cdr import CDRRecord
     from xvbd.engine.call import Call
+    from xvbd.store.billing import Hold
+
+
+class _Identified(Protocol):
+    """What names a call in its packets: a :class:`Call`, or the hold of a cut call."""
+
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def access_code(self) -> str: ...
+    @property
+    def caller_id(self) -> str: ...
+    @property
+    def called_id(self) -> str: ...
 
 log = logger("xvbd.radius")
 
@@ -275,7 +289,7 @@ class RadiusAccounting:
         p["Acct-Status-Type"] = status
         return p
 
-    def _ids(self, p: AcctPacket, call: Call) -> None:
+    def _ids(self, p: AcctPacket, call: _Identified) -> None:
         p["Acct-Session-Id"] = call.call_id
         p["User-Name"] = call.access_code or "unknown"
         p["NAS-Identifier"] = self.server_id
@@ -284,9 +298,9 @@ class RadiusAccounting:
         p["h323-conf-id"] = call.call_id
         p["NAS-IP-Address"] = self.client.nas_address
 
-    def _h323(self, p: AcctPacket, call: Call) -> None:
+    def _h323(self, p: AcctPacket, call: Call | None) -> None:
         p["h323-call-origin"] = "answer"
-        p["h323-gw-id"] = call.peer_address or self.client.nas_address
+        p["h323-gw-id"] = (call.peer_address if call else "") or self.client.nas_address
         p["h323-call-type"] = "VoIP"
 
     def started(self, call: Call) -> Deferred[bool]:
@@ -317,4 +331,21 @@ class RadiusAccounting:
         p["h323-disconnect-time"] = h323_time(stop)
         self._h323(p, call)
         self._ids(p, call)
+        return self.client.send(p)
+
+    def cut(self, hold: Hold) -> Deferred[bool]:
+        """The Stop of a call cut when its xvbd died (whose Start that xvbd sent), from what
+        its hold recorded: the session lasted until the cut's stop (its process's last
+        heartbeat).  Sent by the xvbd that settled it."""
+        start = hold.started_at or hold.created_at
+        stop = max(start, hold.cut_stop)
+        p = self._packet("Stop")
+        p["Cisco-AVPair"] = [f"xvb-call-type={hold.call_type or 'incoming'}"]
+        p["Acct-Session-Time"] = stop - start
+        p["h323-setup-time"] = h323_time(start)
+        p["h323-connect-time"] = h323_time(start)
+        p["h323-disconnect-time"] = h323_time(stop)
+        self._h323(p, None)
+        self._ids(p, hold)
+        p["NAS-Identifier"] = hold.server_id or self.server_id  # the node of the call
         return self.client.send(p)
