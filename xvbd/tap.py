@@ -262,12 +262,6 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         FeeCharger(store.billing, reactor).setServiceParent(top)
     Retention(store, settings.common.cdr_store, settings.common.journal_store,
               reactor).setServiceParent(top)
-    # The heartbeat, and the settling of calls cut when their xvbd died (this one's last
-    # run included): it stops after the AGI listener, once this process's calls are over.
-    Liveness(store.processes, LostCalls(store.billing, emitter,
-                                        lease_for(settings.timeout.heartbeat), reactor),
-             settings.common.server_id, settings.timeout.heartbeat,
-             reactor).setServiceParent(top)
     if settings.common.mem_cached:
         log.info("[COMMON] MEM_CACHED is not used: each xvbd caches what calls read for a "
                  "few seconds in its own memory")
@@ -289,6 +283,13 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         auth_service.setName("radius-auth")
         auth_service.setServiceParent(top)
         authorizer = RadiusAuthorizer(auth, settings.common.server_id)
+    # The heartbeat, and the settling of calls cut when their xvbd died (this one's last
+    # run included): it stops after the AGI listener, once this process's calls are over.
+    Liveness(store.processes, LostCalls(store.billing, emitter,
+                                        lease_for(settings.timeout.heartbeat), reactor,
+                                        radius=radius),
+             settings.common.server_id, settings.timeout.heartbeat,
+             reactor).setServiceParent(top)
     directory = Directory(store, reactor)
     media = MediaDirs(settings.path.media_dir, settings.path.tmp_dir, settings.path.media_group,
                       lambda fn, *a: deferToThreadPool(reactor, reactor.getThreadPool(), fn, *a))
