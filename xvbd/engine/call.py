@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 log = logger("xvbd.call")
 
 #: The words a call ends with (``Call.result``, the dialplan's ``XVB_RESULT``; the comment
-#: of ``[xvb-after-agi]`` in etc/asterisk/extensions.conf says what each means).
+#: of ``[xvb-after-agi]`` in etc/asterisk/extensions.conf says what each means).  One more
+#: appears in CDR summaries only: CUT, a call whose xvbd died under it, written by another
+#: xvbd (:mod:`xvbd.accounting.lostcalls`).
 RESULTS = ("OK", "TIMEUP", "NOUSER", "BADPIN", "THROTTLED", "LOCKED", "BUSY", "NOFUNDS",
            "NOEXT", "ABANDONED", "ERROR")
 
