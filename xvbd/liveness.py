@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred
 
 from xvbd.accounting.lostcalls import LostCalls
 from xvbd.logs import logger
+from xvbd.store.db import DatabaseUnavailable
 from xvbd.store.processes import Processes
 
 log = logger("xvbd.liveness")
@@ -86,6 +87,9 @@ class Liveness(TimerService):
             if self._forgotten_at is None or now - self._forgotten_at >= FORGET_EVERY:
                 self._forgotten_at = now
                 await self.processes.forget_dead(self.lease)
+        except DatabaseUnavailable as exc:
+            log.error("settling the holds of calls cut when their xvbd died failed ({error});"
+                      " the next heartbeat tries again", error=str(exc))
         except Exception:
             log.failure("settling the holds of calls cut when their xvbd died failed; the "
                         "next heartbeat tries again")
