@@ -6,10 +6,13 @@
         FastAGI stack, one after the other: server CPU per call, and the ratio.
 
     python bench/agi_load.py full --db sqlite|mysql [--calls N] [--concurrency C]
+                                  [--scrape N]
         The real process (twistd xvbd) with a bench tenant: every call authenticates by
         AccessCode + PIN, walks a three-level menu and leaves a voicemail (CDR lines to the
         file and the database).  Completed calls/s, AGI turnaround p50/p99 (from our answer
-        to xvbd's next command), peak concurrent sessions, server CPU per call.
+        to xvbd's next command), peak concurrent sessions, server CPU per call.  With
+        ``--scrape N``, Prometheus is played too: /metrics is read N times a second during
+        the measured phase (compare with ``--scrape 0``: what a scrape costs the calls).
 
     python bench/agi_load.py hold --db sqlite|mysql [--sessions N]
         N sessions opened and held (each waiting in its first command), then released to
@@ -36,6 +39,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -348,7 +352,8 @@ def start_plain_server(kind: str, port: int) -> subprocess.Popen[str]:
     return proc
 
 
-def start_xvbd(db: str, work: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+def start_xvbd(db: str, work: Path, port: int,
+               web_port: int = 0) -> tuple[subprocess.Popen[str], str]:
     if db == "sqlite":
         url = f"sqlite:{work / 'bench.sqlite3'}"
     else:
@@ -366,7 +371,7 @@ LISTEN = tcp:{port}:interface=127.0.0.1:backlog=4096
 SHUTDOWN_GRACE = 0
 ENV_TIMEOUT = 120
 [WEB]
-LISTEN = tcp:0:interface=127.0.0.1
+LISTEN = tcp:{web_port}:interface=127.0.0.1
 [DEBUG]
 LEVEL = 3
 SEND_TO =
@@ -388,6 +393,9 @@ MEDIA_DIR = {work / 'media'}
                             env=env, cwd=work)
     wait_for(proc, "started: server_id=BENCH")
     pin(proc.pid)
+    # What the server logs from now on (a web access line per request: /metrics) is read
+    # and dropped; left in the pipe, 64 KiB of it would block the server's next write.
+    threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
     return proc, url
 
 
@@ -403,6 +411,62 @@ def drop_mysql(url: str) -> None:
                            password=parsed.password)
     conn.cursor().execute(f"DROP DATABASE IF EXISTS `{parsed.name}`")
     conn.close()
+
+
+class Scraper:
+    """Prometheus, played: ``GET /metrics`` every ``every`` seconds on one kept-alive
+    connection (a scrape still running when the next is due is skipped, as Prometheus
+    does)."""
+
+    def __init__(self, reactor: Any, port: int, every: float) -> None:
+        from twisted.internet.task import LoopingCall
+        from twisted.web.client import Agent, HTTPConnectionPool
+
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        pool.maxPersistentPerHost = 1
+        self.agent = Agent(reactor, pool=pool)
+        self.url = f"http://127.0.0.1:{port}/metrics".encode()
+        self.loop = LoopingCall(self.scrape)
+        self.loop.clock = reactor
+        self.every = every
+        self.done = self.failed = self.skipped = self.bytes = 0
+        self.busy = False
+        self.took: list[float] = []
+        self.last = ""
+
+    def start(self) -> None:
+        self.loop.start(self.every, now=True)
+
+    def stop(self) -> None:
+        if self.loop.running:
+            self.loop.stop()
+
+    def scrape(self) -> None:
+        from twisted.web.client import readBody
+
+        if self.busy:
+            self.skipped += 1
+            return
+        self.busy = True
+        began = time.perf_counter()
+
+        def read(response: Any) -> Any:
+            if response.code != 200:
+                raise RuntimeError(f"/metrics answered {response.code}")
+            return readBody(response)
+
+        def got(body: bytes) -> None:
+            self.took.append(time.perf_counter() - began)
+            self.done += 1
+            self.bytes += len(body)
+            self.last = body.decode()
+
+        def failed(_: Any) -> None:
+            self.failed += 1
+
+        d = self.agent.request(b"GET", self.url)
+        d.addCallback(read).addCallbacks(got, failed)
+        d.addBoth(lambda _: setattr(self, "busy", False))
 
 
 def run_load(port: int, script: str, args: tuple[str, ...], calls: int,
@@ -458,12 +522,14 @@ def full(args: argparse.Namespace) -> None:
     for _ in range(args.repeat):
         out = subprocess.run([sys.executable, __file__, "full-one", "--db", args.db,
                               "--calls", str(args.calls), "--concurrency",
-                              str(args.concurrency), "--think", str(args.think)],
+                              str(args.concurrency), "--think", str(args.think),
+                              "--scrape", str(args.scrape)],
                              capture_output=True, text=True, check=True).stdout
         print(out, end="", flush=True)
         rates.append(float(out.split("calls_per_s=")[1].split()[0]))
         cpus.append(float(out.split("server_cpu_ms_per_call=")[1].split()[0]))
-    print(f"full/{args.db}, {args.repeat} runs: calls/s best {max(rates):.0f}, median "
+    print(f"full/{args.db}, {args.repeat} runs, /metrics {args.scrape:g}/s: "
+          f"calls/s best {max(rates):.0f}, median "
           f"{sorted(rates)[len(rates) // 2]:.0f}; server CPU per call best {min(cpus):.3f} ms, "
           f"median {sorted(cpus)[len(cpus) // 2]:.3f} ms")
 
@@ -471,9 +537,10 @@ def full(args: argparse.Namespace) -> None:
 def full_one(args: argparse.Namespace) -> None:
     from twisted.internet import reactor
 
-    port = free_port()
+    port, web_port = free_port(), free_port()
+    scraper = Scraper(reactor, web_port, 1 / args.scrape) if args.scrape > 0 else None
     with tempfile.TemporaryDirectory(prefix="xvbd-bench-") as tmp:
-        server, url = start_xvbd(args.db, Path(tmp), port)
+        server, url = start_xvbd(args.db, Path(tmp), port, web_port)
         try:
             before: dict[str, float] = {}
 
@@ -491,6 +558,8 @@ def full_one(args: argparse.Namespace) -> None:
             def start_measured_phase(load: Load) -> None:
                 measure(load)
                 load.think = args.think / 1000
+                if scraper is not None:
+                    scraper.start()
                 if os.environ.get("XVBD_BENCH_PROBE"):  # a second, simple Asterisk
                     subprocess.Popen([sys.executable, str(ROOT / "bench" / "probe.py"),
                                       str(port), "200"])
@@ -498,11 +567,14 @@ def full_one(args: argparse.Namespace) -> None:
             load = Load(reactor, port, "ivr", (VOICE_NUMBER, "127.0.0.1"), 300, 20)  # warm-up
             load.then(args.calls, args.concurrency, start_measured_phase)
             seconds = load.run()
+            if scraper is not None:
+                scraper.stop()
             stats = load.stats
             cpu0, rss0 = before["cpu"], before["rss"]
             cpu = cpu_seconds(server.pid) - cpu0
             split = {k: v - before.get(f"t_{k}", 0.0) for k, v in thread_cpu(server.pid).items()}
             rss = rss_kib(server.pid)
+            idle_scrape_ms = scrape_cost(server.pid, web_port) if scraper is not None else 0.0
             cdr_file = Path(tmp) / "bench.cdr"
             cdr_lines = sum(1 for _ in open(cdr_file)) if cdr_file.exists() else 0
         finally:
@@ -529,11 +601,50 @@ def full_one(args: argparse.Namespace) -> None:
           f"turnaround_p50_ms={percentile(stats.turnaround, 0.5) * 1000:.3f} "
           f"p99_ms={percentile(stats.turnaround, 0.99) * 1000:.3f} "
           f"server_rss_mib={rss / 1024:.0f} (was {rss0 / 1024:.0f}) cdr_lines={cdr_lines}")
+    if scraper is not None:
+        print(f"  /metrics every {scraper.every * 1000:.0f} ms: scrapes={scraper.done} "
+              f"failed={scraper.failed} skipped={scraper.skipped} "
+              f"bytes_each={scraper.bytes // max(scraper.done, 1)} "
+              f"scrape_p50_ms={percentile(scraper.took, 0.5) * 1000:.2f} "
+              f"p99_ms={percentile(scraper.took, 0.99) * 1000:.2f}; "
+              f"xvbd's own turnaround, mean {mean_turnaround(scraper.last) * 1000:.3f} ms; "
+              f"server CPU per scrape (500 on the idle process) {idle_scrape_ms:.3f} ms, "
+              f"i.e. {idle_scrape_ms / scraper.every / (stats.done / seconds):.4f} ms per "
+              f"call at this rate")
     if os.environ.get("XVBD_BENCH_VERBS"):
         for verb, values in sorted(stats.by_verb.items()):
             print(f"  {verb.decode():12} n={len(values):6} "
                   f"p50={percentile(values, 0.5) * 1000:.2f} "
                   f"p99={percentile(values, 0.99) * 1000:.2f} max={max(values) * 1000:.2f}")
+
+
+def scrape_cost(pid: int, port: int, n: int = 500) -> float:
+    """Server CPU ms per ``GET /metrics``: ``n`` of them, one after the other on one
+    connection, against the process with no call running."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    cpu0 = cpu_seconds(pid)
+    for _ in range(n):
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+    cpu = cpu_seconds(pid) - cpu0
+    conn.close()
+    return cpu * 1000 / n
+
+
+def mean_turnaround(text: str) -> float:
+    """The mean of xvbd_agi_turnaround_seconds in a scrape (0 without one)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        if family.name == "xvbd_agi_turnaround_seconds":
+            values = {s.name: s.value for s in family.samples if not s.labels}
+            return values["xvbd_agi_turnaround_seconds_sum"] / max(
+                values["xvbd_agi_turnaround_seconds_count"], 1)
+    return 0.0
 
 
 def hold(args: argparse.Namespace) -> None:
@@ -608,6 +719,9 @@ def main() -> None:
         p.add_argument("--think", type=float, default=0.0,
                        help="ms Asterisk takes before each answer (a prompt playing); "
                             "0: answer at once, the server saturated")
+        p.add_argument("--scrape", type=float, default=0.0,
+                       help="read /metrics this many times a second during the measured "
+                            "phase (0: never)")
     p = sub.add_parser("hold")
     p.add_argument("--db", choices=["sqlite", "mysql"], default="sqlite")
     p.add_argument("--sessions", type=int, default=10000)
