@@ -113,6 +113,7 @@ class Node:
     ignored: list[str] = field(default_factory=list)     # INVITEs read while silent
     acks: list[str] = field(default_factory=list)
     byes: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)     # their X-Xvbd-Source headers
     options_answered: int = 0
 
     def __post_init__(self) -> None:
@@ -164,6 +165,7 @@ class Node:
                 self._reply(message, peer, "200 OK", dialog=True)
                 return
             self.invites.append(call_id)
+            self.sources += message.all("x-xvbd-source")
             self._reply(message, peer, "100 Trying")
             self._reply(message, peer, "200 OK", dialog=True)
         elif method == "ACK":
@@ -319,13 +321,15 @@ Content-Length: 0
 """
 
 
-def place_calls(tmp_path: Path, front: Front, calls: int) -> None:
-    """``calls`` calls to 613 through the front, 10 a second; every one must succeed."""
+def place_calls(tmp_path: Path, front: Front, calls: int) -> int:
+    """``calls`` calls to 613 through the front, 10 a second; every one must succeed.
+    Returns SIPp's port."""
     scenario = tmp_path / "call.xml"
     scenario.write_text(SCENARIO)
+    port = free_udp_port()
     result = subprocess.run(
         [need("sipp"), f"127.0.0.1:{front.port}", "-sf", str(scenario), "-s", "613",
-         "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1",
+         "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",
          "-mp", str(free_udp_port()), "-m", str(calls), "-r", "10", "-l", "5",
          "-timeout", "20", "-timeout_error", "-trace_err", "-nostdin"],
         cwd=tmp_path, capture_output=True, text=True, timeout=40)
@@ -334,6 +338,7 @@ def place_calls(tmp_path: Path, front: Front, calls: int) -> None:
         raise AssertionError(
             f"sipp exited {result.returncode}: not every call was answered\n"
             f"{result.stdout[-3000:]}\n{errors[-3000:]}\n{front.log.read_text()[-3000:]}")
+    return port
 
 
 @pytest.fixture
@@ -381,8 +386,9 @@ def test_calls_spread_fail_over_and_come_back(
     wait_until("both nodes probed", lambda: a.options_answered > 0 and b.options_answered > 0)
 
     # Round-robin: ten calls, five each; ACK and BYE reach the node that took the INVITE.
-    place_calls(tmp_path, front, 10)
+    caller = place_calls(tmp_path, front, 10)
     assert len(a.invites) + len(b.invites) == 10
+    assert set(a.sources + b.sources) == {f"127.0.0.1:{caller}"}
     assert len(a.invites) >= 4 and len(b.invites) >= 4, (a.invites, b.invites)
     for node in (a, b):
         assert sorted(node.acks) == sorted(node.invites)
@@ -434,14 +440,15 @@ def test_scanners_and_strangers(tmp_path: Path, two_nodes: tuple[Front, Node, No
         caller.settimeout(1.5)
         here = caller.getsockname()[1]
 
-        def ask(method: str, user_agent: str, ruri: str) -> str | None:
+        def ask(method: str, user_agent: str, ruri: str, extra: str = "") -> str | None:
             request = (
                 f"{method} {ruri} SIP/2.0\r\n"
                 f"Via: SIP/2.0/UDP 127.0.0.1:{here};branch=z9hG4bK-{method}-{time.time_ns()}\r\n"
                 f"From: <sip:100@127.0.0.1:{here}>;tag=1\r\n"
                 f"To: <{ruri}>\r\nCall-ID: {method}-{time.time_ns()}@test\r\n"
                 f"CSeq: 1 {method}\r\nContact: <sip:100@127.0.0.1:{here}>\r\n"
-                f"Max-Forwards: 70\r\nUser-Agent: {user_agent}\r\nContent-Length: 0\r\n\r\n")
+                f"Max-Forwards: 70\r\nUser-Agent: {user_agent}\r\n{extra}"
+                "Content-Length: 0\r\n\r\n")
             caller.sendto(request.encode(), ("127.0.0.1", front.port))
             try:
                 return caller.recv(65535).decode().split("\r\n", 1)[0]
@@ -456,3 +463,9 @@ def test_scanners_and_strangers(tmp_path: Path, two_nodes: tuple[Front, Node, No
         # Keepalives to the proxy are answered by it; it takes no registrations.
         assert ask("OPTIONS", "some-pbx", proxy) == "SIP/2.0 200 OK"
         assert ask("REGISTER", "some-phone", proxy) == "SIP/2.0 405 Method Not Allowed"
+        # A caller cannot tell the nodes where it calls from: the proxy says it.
+        forged = "X-Xvbd-Source: 192.0.2.66:5060\r\n"
+        answer = ask("INVITE", "some-pbx", f"sip:100@127.0.0.1:{front.port}", forged)
+        assert answer and answer.startswith("SIP/2.0 100 "), answer
+        wait_until("the INVITE at a node", lambda: len(a.invites) + len(b.invites) == 1)
+        assert a.sources + b.sources == [f"127.0.0.1:{here}"]
