@@ -3,6 +3,10 @@ follow-me, with the group's limits."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from twisted.logger import formatEvent, globalLogPublisher
+
 from tests.peers.agi import Caller
 from tests.support.db import on_both_backends
 from tests.support.engine import EngineCase
@@ -131,6 +135,89 @@ class TypesTests(EngineCase):
         peer = await self.call(Caller(keys=["1", "#"], record_seconds=0), args=("100",))
         self.assertIn('STREAM FILE vm-tooshort ""', peer.commands)
         self.assertEqual(await self.store.messages.count(user.id), 0)
+
+    def watch_voicemail_log(self) -> list[str]:
+        lines: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            if event.get("log_namespace") == "xvbd.voicemail":
+                lines.append(f"{event['log_level'].name}: {formatEvent(event)}")
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        return lines
+
+    def voicemail_step(self) -> str:
+        return next(c for c in self.cdr_lines() if "TYPE=VoiceMail" in c)
+
+    async def test_a_file_asterisk_cannot_create_is_said_and_alarmed(self) -> None:
+        user, _ = await self.voicemail_tenant()
+        logs = self.watch_voicemail_log()
+        for _ in range(2):
+            peer = await self.call(Caller(keys=["1"], record_cannot_open=True),
+                                   args=("100",))
+            after = peer.commands[[c.startswith("RECORD FILE") for c in peer.commands]
+                                  .index(True) + 1:]
+            self.assertEqual(after[:2], ['STREAM FILE tt-somethingwrong ""',
+                                         'STREAM FILE please-try-call-later ""'])
+            self.assertNotIn('STREAM FILE vm-tooshort ""', peer.commands)
+        self.assertEqual(await self.store.messages.count(user.id), 0)
+        self.assertIn("RESULT=NOT_RECORDED", self.voicemail_step())
+        where = self.work / "media" / "u" / str(user.id) / "messages"
+        self.assertEqual(len(logs), 2, logs)
+        self.assertTrue(logs[0].startswith(
+            f"error: Asterisk could not create the message file in {where} "), logs)
+        self.assertIn("free space on that disk or mend it ([PATH] MEDIA_DIR)", logs[0])
+        self.assertTrue(logs[1].startswith("warn: Asterisk could not create"), logs)
+
+    async def test_a_message_the_disk_cut_keeps_what_is_on_disk(self) -> None:
+        user, _ = await self.voicemail_tenant()
+        logs = self.watch_voicemail_log()
+        # 2 s of 16-bit 8 kHz audio reached the disk; Asterisk's answer counts 3 s more that
+        # its write buffer held when the writes failed (its end position: 5 s)
+        peer = await self.call(Caller(keys=["1", "#"], record_seconds=7,
+                                      record_file_bytes=44 + 2 * 16000,
+                                      record_lost_bytes=3 * 16000), args=("100",))
+        self.assertIn(b"endpos=40000", b"".join(peer.sent))
+        self.assertIn('STREAM FILE vm-msgsaved ""', peer.commands)
+        (message,) = await self.store.messages.list(user.id)
+        self.assertEqual(message.duration, 2)
+        self.assertIn(f"MESSAGE_ID={message.id}, DURATION=2, RESULT=CUT",
+                      self.voicemail_step())
+        logs = [line for line in logs if not line.startswith("info")]
+        self.assertEqual(len(logs), 1, logs)
+        self.assertTrue(logs[0].startswith("error: the disk filled under a voicemail in "),
+                        logs)
+        self.assertIn("(2 s of it kept, 32044 bytes)", logs[0])
+
+    async def test_a_message_ending_on_a_full_disk_is_marked_cut(self) -> None:
+        user, _ = await self.voicemail_tenant()
+        frees = iter([10**9, 1000])  # the disk's free bytes before and after the message
+        self.engine.media.free_bytes = lambda path: next(frees)  # type: ignore[method-assign]
+        await self.call(Caller(keys=["1", "#"], record_seconds=7,
+                               record_file_bytes=44 + 3 * 16000), args=("100",))
+        (message,) = await self.store.messages.list(user.id)
+        self.assertEqual(message.duration, 3)
+        self.assertIn("DURATION=3, RESULT=CUT", self.voicemail_step())
+
+    async def test_a_message_the_disk_took_nothing_of_is_not_kept(self) -> None:
+        user, _ = await self.voicemail_tenant()
+        peer = await self.call(Caller(keys=["1", "#"], record_seconds=7, record_file_bytes=44,
+                                      record_lost_bytes=3 * 16000), args=("100",))
+        self.assertNotIn('STREAM FILE vm-msgsaved ""', peer.commands)
+        self.assertNotIn('STREAM FILE vm-tooshort ""', peer.commands)
+        self.assertIn('STREAM FILE please-try-call-later ""', peer.commands)
+        self.assertEqual(await self.store.messages.count(user.id), 0)
+        self.assertIn("RESULT=NOT_RECORDED", self.voicemail_step())
+
+    async def test_a_whole_file_is_a_message_as_usual(self) -> None:
+        user, _ = await self.voicemail_tenant()
+        logs = self.watch_voicemail_log()
+        await self.call(Caller(keys=["1", "#"], record_seconds=3,
+                               record_file_bytes=44 + 3 * 16000), args=("100",))
+        (message,) = await self.store.messages.list(user.id)
+        self.assertEqual(message.duration, 3)
+        self.assertNotIn("RESULT=", self.voicemail_step())
+        self.assertEqual([line for line in logs if not line.startswith("info")], [])
 
     # ------------------------------------------------------------------ follow-me
 

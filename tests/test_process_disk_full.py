@@ -5,8 +5,6 @@ when space returns, an alarm is logged once, and the process still stops cleanly
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -14,30 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.db import drop_database, mysql_disabled, new_database_url
+from tests.support.disk import fill, mount_small_disk, unmount
 from tests.support.process import Server, admin, write_config
 from tests.test_process_mariadb_away import call
 from tests.test_process_shared import url_text
 from xvbd.store import migrations
-
-
-def _mount_small_disk(where: Path, size: str = "256k") -> bool:
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
-                           str(where)], capture_output=True, text=True)
-    return done.returncode == 0
-
-
-def _fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 def _summaries(path: Path) -> list[str]:
@@ -49,10 +28,7 @@ def test_a_full_disk_under_the_cdr_file(tmp_path: Path, backend: str) -> None:
     if backend == "mysql" and mysql_disabled():
         pytest.skip("XVBD_TEST_MYSQL=off")
     disk = tmp_path / "disk"
-    if not _mount_small_disk(disk):
-        if os.environ.get("CI") == "true":
-            raise AssertionError("cannot mount a tmpfs (root is needed) under CI")
-        pytest.skip("mounting a tmpfs needs root")
+    mount_small_disk(disk)
     url = new_database_url(backend, str(tmp_path / "db"))
     try:
         migrations.upgrade(url)
@@ -70,7 +46,7 @@ def test_a_full_disk_under_the_cdr_file(tmp_path: Path, backend: str) -> None:
             while len(_summaries(cdr)) < 1:
                 assert time.monotonic() < deadline, "the first call's record"
                 time.sleep(0.1)
-            filler = _fill(disk)
+            filler = fill(disk)
             # the disk is full (the file's last page may still take a few lines): callers
             # are served as before until, and after, the sink meets the full disk
             made = 0
@@ -100,7 +76,7 @@ def test_a_full_disk_under_the_cdr_file(tmp_path: Path, backend: str) -> None:
             lines = cdr.read_text().splitlines()
             assert len(lines) == len(set(lines)), "each line once"
             # full again at the stop: what could not be written goes into the log
-            filler = _fill(disk)
+            filler = fill(disk)
             for _ in range(30):  # until one call's lines are held
                 call(server.agi_port)
                 time.sleep(0.3)
@@ -112,7 +88,7 @@ def test_a_full_disk_under_the_cdr_file(tmp_path: Path, backend: str) -> None:
             assert code == 0
         finally:
             server.kill()
-            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+            unmount(disk)
         text_log = log.read_text()
         assert text_log.count("cannot be written (") == 2, text_log[-3000:]  # once a spell
         assert text_log.count("takes records again") == 1

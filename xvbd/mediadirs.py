@@ -53,6 +53,8 @@ class MediaDirs:
         self.gid = group_id(group) if group else -1
         self.run_blocking = run_blocking
         self._ready: set[int] = set()
+        #: When the voicemail disk alarm was last logged in full (engine clock).
+        self.alarmed_at: float | None = None
 
     @property
     def shared(self) -> bool:
@@ -100,7 +102,31 @@ class MediaDirs:
             self.make(base / sub)
         return base
 
+    @staticmethod
+    def free_bytes(path: Path) -> int:
+        """Bytes an unprivileged writer may still use on ``path``'s filesystem (blocking)."""
+        stat = os.statvfs(path)
+        return stat.f_bavail * stat.f_frsize
+
+    @staticmethod
+    def file_size(path: Path) -> int | None:
+        """``path``'s size, None when there is no such file (blocking)."""
+        try:
+            return os.stat(path).st_size
+        except FileNotFoundError:
+            return None
+
     # ------------------------------------------------------------------ from the reactor
+
+    async def room(self, user_id: int) -> int:
+        """Free bytes where the tenant's messages are recorded (off the reactor)."""
+        return int(await self.run_blocking(self.free_bytes, self.media_dir / "u" /
+                                           str(int(user_id)) / "messages"))
+
+    async def size(self, path: str) -> int | None:
+        """The size of a file Asterisk wrote, None when xvbd sees no such file (off the
+        reactor)."""
+        return await self.run_blocking(self.file_size, Path(path))
 
     async def tenant(self, user_id: int) -> None:
         """Make sure the tenant's directories exist (once per process; off the reactor)."""

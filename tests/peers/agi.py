@@ -90,6 +90,12 @@ class Caller:
     (a timeout).  ``hangup_on``: a regex; the caller hangs up during the first command that
     matches it (after ``hangup_skip`` earlier matches).  ``dial``: the DIALSTATUS of each
     Dial, in order.  ``record_seconds``: how long they talk into a recording.
+    ``record_file_bytes``: what Asterisk manages to write of it on disk before the disk is
+    full (None: no file is made, as for an Asterisk whose disk xvbd does not see); as in
+    Asterisk, the end position it answers is then its file's position, counting
+    ``record_lost_bytes`` it still held in its write buffer when the writes began to fail;
+    ``record_cannot_open``: Asterisk cannot create the file (its ``200 result=-1
+    (writefile)`` answer, after the beep).
     """
 
     keys: list[str | None] = field(default_factory=list)
@@ -99,6 +105,9 @@ class Caller:
     dial: list[str] = field(default_factory=list)
     queue: list[str] = field(default_factory=list)  # per Queue(): ANSWERED, TIMEOUT, EXIT:5
     record_seconds: int = 5
+    record_file_bytes: int | None = None
+    record_lost_bytes: int = 0
+    record_cannot_open: bool = False
     prompt_seconds: float = 2.0
     talk_seconds: int = 30
     missing_files: tuple[str, ...] = ()
@@ -343,9 +352,17 @@ class AsteriskAGI(Protocol):
         if len(args) < 4:
             return None
         rate = SAMPLE_RATE.get(args[1], 8000)
+        if self.caller.record_cannot_open:
+            return "200 result=-1 (writefile)\n"
+        if self.caller.record_file_bytes is not None:
+            with open(f"{args[0]}.{args[1]}", "wb") as file:
+                file.write(b"\0" * self.caller.record_file_bytes)
         seconds = min(self.caller.record_seconds, int(args[3]) / 1000)
         self.advance(seconds)
         endpos = int(seconds * rate)
+        if self.caller.record_file_bytes is not None:  # ftell() of a 16-bit file, header out
+            written = self.caller.record_file_bytes + self.caller.record_lost_bytes
+            endpos = min(endpos, max(written - 44, 0) // 2)
         if leaving:
             return f"200 result=-1 (hangup) endpos={endpos}\n"
         key = self._peek_first(args[2])

@@ -14,6 +14,13 @@ _SYSTEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(/[A-Za-z0-9][A-Za-z0-9_-]*)*")
 SAMPLE_RATES = {"wav": 8000, "ul": 8000, "al": 8000, "gsm": 8000, "sln": 8000,
                 "g722": 16000, "wav16": 16000, "sln16": 16000}
 
+#: Bytes a second of recording takes on disk, by Asterisk's format name (what RECORD FILE
+#: writes: 16-bit linear for wav/sln, 8-bit for the G.711 laws, GSM frames of 33 bytes every
+#: 20 ms, WAV49 frames of 65 bytes every 40 ms).
+BYTES_PER_SECOND = {"wav": 16000, "sln": 16000, "ul": 8000, "ulaw": 8000, "al": 8000,
+                    "alaw": 8000, "gsm": 1650, "WAV": 1625, "wav49": 1625, "g722": 8000,
+                    "wav16": 32000, "sln16": 32000, "g729": 1000}
+
 
 class BadSoundName(ValueError):
     """A sound reference that could reach outside where it belongs."""
