@@ -94,6 +94,9 @@ class Caller:
     full (None: no file is made, as for an Asterisk whose disk xvbd does not see); as in
     Asterisk, the end position it answers is then its file's position, counting
     ``record_lost_bytes`` it still held in its write buffer when the writes began to fail;
+    ``answers``: bytes sent instead of the real answer to the command of that index (0:
+    the first), as a broken or hostile Asterisk would (with ``leave_after_answer``, the
+    line is closed after them, as Asterisk does when the caller goes);
     ``record_cannot_open``: Asterisk cannot create the file (its ``200 result=-1
     (writefile)`` answer, after the beep).
     """
@@ -108,6 +111,8 @@ class Caller:
     record_file_bytes: int | None = None
     record_lost_bytes: int = 0
     record_cannot_open: bool = False
+    answers: dict[int, bytes] = field(default_factory=dict)
+    leave_after_answer: bool = False
     prompt_seconds: float = 2.0
     talk_seconds: int = 30
     missing_files: tuple[str, ...] = ()
@@ -127,6 +132,7 @@ class AsteriskAGI(Protocol):
         self.env_chunks = env_chunks
         self.commands: list[str] = []
         self.sent: list[bytes] = []
+        self.received = bytearray()  # every byte xvbd wrote
         self.variables: dict[str, str] = {"CHANNEL": dict(env)["channel"], **caller.variables}
         self.dead = False
         self.closed_by_server = False
@@ -152,6 +158,7 @@ class AsteriskAGI(Protocol):
         self.transport.write(data)
 
     def dataReceived(self, data: bytes) -> None:
+        self.received += data
         self._buffer += data
         while b"\n" in self._buffer and self.transport is not None:
             line, self._buffer = self._buffer.split(b"\n", 1)
@@ -203,6 +210,12 @@ class AsteriskAGI(Protocol):
 
     def handle(self, line: str) -> None:
         self.commands.append(line)
+        if len(self.commands) - 1 in self.caller.answers:
+            self._send(self.caller.answers[len(self.commands) - 1])
+            if self.caller.leave_after_answer:
+                self.closed_by_peer = True
+                self.transport.loseConnection()
+            return
         if self.caller.drop_on and re.search(self.caller.drop_on, line):
             self.closed_by_peer = True
             self.transport.abortConnection()

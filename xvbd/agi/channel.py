@@ -23,6 +23,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _VARIABLE = re.compile(r"(__?)?[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,-]*\))?")
 
 
+def key_of(value: int) -> str:
+    """The key a command's result names (Asterisk answers its character code), '' for none;
+    a code that is no key (an answer Asterisk never gives) is taken as none."""
+    return chr(value) if 0 < value < 256 else ""
+
+
 def quote(value: object) -> str:
     """One AGI argument in double quotes, as Asterisk's parser reads it back: backslash and
     quote escaped, control characters (line breaks above all) replaced by spaces."""
@@ -130,7 +136,7 @@ class AGIChannel:
         value = reply.value
         if value < 0:
             await self.confirm_alive()
-        return Playback(chr(value) if value > 0 else "", reply.endpos, value < 0)
+        return Playback(key_of(value), reply.endpos, value < 0)
 
     async def confirm_alive(self) -> None:
         """After a command answered -1: raise :class:`Hangup` if that was the caller
@@ -152,16 +158,16 @@ class AGIChannel:
         value = (await self._send(f"WAIT FOR DIGIT {int(timeout_ms)}")).value
         if value < 0:
             raise self._gone("WAIT FOR DIGIT failed")
-        return chr(value) if value > 0 else ""
+        return key_of(value)
 
     async def say_digits(self, number: str, escape_digits: str = "") -> str:
         reply = await self._send(f"SAY DIGITS {token(number)} {digits_arg(escape_digits)}")
         value = reply.value
-        return chr(value) if value > 0 else ""
+        return key_of(value)
 
     async def say_number(self, number: int, escape_digits: str = "") -> str:
         value = (await self._send(f"SAY NUMBER {int(number)} {digits_arg(escape_digits)}")).value
-        return chr(value) if value > 0 else ""
+        return key_of(value)
 
     async def say_datetime(self, when: int, escape_digits: str = "", fmt: str = "",
                            timezone: str = "") -> str:
@@ -174,7 +180,7 @@ class AGIChannel:
         if timezone:
             command += f" {token(timezone)}"
         value = (await self._send(command)).value
-        return chr(value) if value > 0 else ""
+        return key_of(value)
 
     async def record_file(self, name: str, fmt: str, escape_digits: str, timeout_ms: int, *,
                           beep: bool = True, silence: int = 0) -> Recording:
@@ -187,7 +193,7 @@ class AGIChannel:
         reply = await self._send(command)
         value = reply.value
         ended_by = reply.data or ("dtmf" if value > 0 else "timeout")
-        return Recording(ended_by, chr(value) if value > 0 else "", reply.endpos or 0)
+        return Recording(ended_by, key_of(value), reply.endpos or 0)
 
     # ------------------------------------------------------------------ variables
 

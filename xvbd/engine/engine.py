@@ -99,6 +99,13 @@ class Engine:
                      "went wrong", channel=env.channel, why=str(exc), **call.log_fields())
             call.result = "ERROR"
             await call.say_goodbye(prompts.ERROR)
+        except AGIError as exc:  # Asterisk refused a command: said, not a traceback
+            log.warn("call {call_id} on {channel} ended: {why}; the caller heard that "
+                     "something went wrong (is Asterisk's res_agi as the README says? its "
+                     "log may say more)", channel=env.channel, why=str(exc),
+                     **call.log_fields())
+            call.result = "ERROR"
+            await call.say_goodbye(prompts.ERROR)
         except Exception:
             log.failure("call {call_id} on {channel} failed", channel=env.channel,
                         **call.log_fields())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from xvbd.agi.protocol import Hangup
+from xvbd.agi.protocol import AGIError
 from xvbd.engine import prompts
 from xvbd.engine.media import BadSoundName, resolve
 from xvbd.engine.types import REGISTRY, Next, SettingsError, extension_allowed, settings_for
@@ -78,7 +78,7 @@ async def visit(call: Call, tree: Tree, ext: Extension) -> Next:
     started = call.now()
     try:
         return await kind.run(call, ext, settings, tree)
-    except Hangup:
+    except AGIError:  # the caller left, or Asterisk refused a command: the call ends
         raise
     except Exception:
         log.failure("extension {path} ({type}) of user {user} failed on call {call_id}",

@@ -123,6 +123,11 @@ def query_fields(request: IRequest, fields: Sequence[Field]) -> dict[str, Any]:
     return values
 
 
+def _no_constant(name: str) -> None:
+    """NaN and Infinity are no JSON (Python's reader takes them): refused."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def body_fields(request: IRequest, nested: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The request's fields: a JSON object or a form, at most :data:`BODY_LIMIT` bytes;
     only the fields named in ``nested`` may hold a JSON list or object."""
@@ -138,7 +143,9 @@ def body_fields(request: IRequest, nested: frozenset[str] = frozenset()) -> dict
         return {}
     if kind == "application/json":
         try:
-            data = json.loads(raw.decode("utf-8"))
+            data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        except RecursionError:
+            raise ApiError(400, "The body is not valid JSON: it is nested too deeply.") from None
         except (UnicodeDecodeError, ValueError) as exc:
             raise ApiError(400, f"The body is not valid JSON: {exc}.") from None
         if not isinstance(data, dict):

@@ -4,6 +4,7 @@ says in plain words what is wrong with it."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ class FieldError(ValueError):
 
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: Amounts of money a form takes are below this (BIGINT holds 1/10000 units up to ~9e14).
+MONEY_LIMIT = 10 ** 12
 
 
 def parse_day(text: str, label: str) -> date:
@@ -87,6 +90,8 @@ class Field:
                 value = float(text)
             except ValueError:
                 raise FieldError(f"{self.label}: a number, got {text!r}") from None
+            if not math.isfinite(value):
+                raise FieldError(f"{self.label}: a number, got {text!r}")
             return self._bounded(value)
         if self.kind == "money":
             return self._bounded_money(text)
@@ -117,7 +122,9 @@ class Field:
             amount = Decimal(text.replace(",", "."))
         except InvalidOperation:
             raise FieldError(f"{self.label}: an amount like 12.50, got {text!r}") from None
-        if not amount.is_finite() or amount != amount.quantize(Decimal("0.0001")):
+        if not amount.is_finite() or abs(amount) >= MONEY_LIMIT:
+            raise FieldError(f"{self.label}: an amount below {MONEY_LIMIT:,}, got {text[:40]!r}")
+        if amount != amount.quantize(Decimal("0.0001")):
             raise FieldError(f"{self.label}: at most 4 digits after the point, got {text!r}")
         units = int(amount * UNIT)
         if self.minimum is not None and units < self.minimum * UNIT:
