@@ -6,16 +6,31 @@ VENV   ?= .venv
 CONFIG ?= etc/xvb.conf
 PIP    := $(VENV)/bin/pip --disable-pip-version-check
 
-.PHONY: run test install install-test lint check clean
+.PHONY: run test install install-test lint check clean lock audit
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 install: $(VENV)/bin/python
-	$(PIP) install --quiet .
+	$(PIP) install --quiet -c requirements.lock .
 
 install-test: $(VENV)/bin/python
-	$(PIP) install --quiet '.[test]'
+	$(PIP) install --quiet -c requirements.lock '.[test]'
+
+# requirements.lock anew: what `pip install .` resolves to today, in a venv of its own.
+lock:
+	rm -rf build/lock && $(PYTHON) -m venv build/lock
+	build/lock/bin/pip --disable-pip-version-check install --quiet .
+	{ sed -n '/^#/p' requirements.lock; build/lock/bin/pip freeze --exclude xvbd \
+	    | grep -v -E '^(pip|setuptools|wheel)=='; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf build/lock
+
+# The locked versions against the Python Packaging Advisory Database, through PyPI
+# (pip-audit; known and accepted advisories in .ci/audit-ignore, one id and why per line).
+audit: install-test
+	$(VENV)/bin/pip-audit --strict --progress-spinner off --vulnerability-service pypi --no-deps \
+	    --disable-pip -r requirements.lock \
+	    $$(sed -e 's/#.*//' .ci/audit-ignore | xargs -r -n1 printf -- '--ignore-vuln %s ')
 
 # Stopping the server (SIGTERM, or SIGINT to it) drains the calls and exits 0, so make says 0.
 # A Ctrl-C typed here also reaches make itself, and GNU make then ends with that signal
