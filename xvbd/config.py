@@ -541,6 +541,12 @@ class WebSettings:
     session_timeout: int
     trusted_proxies: tuple[str, ...] = ()
     metrics_from: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    header_timeout: float = 10.0
+    body_timeout: float = 120.0
+    idle_timeout: float = 75.0
+    max_connections: int = 1024
+    max_connections_per_address: int = 64
+    fd_share: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -675,6 +681,12 @@ SECTIONS: tuple[Section, ...] = (
         Key("METRICS_FROM", "127.0.0.0/8, ::1", ip_list(
             disabled="none", accepted="it takes IP addresses and networks (192.0.2.7, "
             "10.0.0.0/8, ::1), separated by commas, or none (nobody may read /metrics)")),
+        Key("HEADER_TIMEOUT", "10", number(above=0, at_most=600)),
+        Key("BODY_TIMEOUT", "120", number(above=0, at_most=3600)),
+        Key("IDLE_TIMEOUT", "75", number(above=0, at_most=3600)),
+        Key("MAX_CONNECTIONS", "1024", integer(1, 1_000_000)),
+        Key("MAX_CONNECTIONS_PER_ADDRESS", "64", integer(1, 1_000_000)),
+        Key("FD_SHARE", "0.25", number(above=0, at_most=0.9)),
     )),
     Section("PATH", PathSettings, (
         Key("SOUND_DIR", "/usr/share/asterisk/sounds", path),
@@ -834,6 +846,11 @@ def _cross_checks(s: Settings, at: Callable[..., str]) -> list[str]:
     if s.db.url.backend == "mysql" and s.db.reports_url and s.db.reports_url.backend != "mysql":
         problems.append(f"{at('DB', 'REPORTS_URL')}[DB] REPORTS_URL must point at the same "
                         "MySQL/MariaDB server as URL (a read-only user), not at SQLite")
+    if s.web.max_connections_per_address > s.web.max_connections:
+        problems.append(f"{at('WEB', 'MAX_CONNECTIONS_PER_ADDRESS')}[WEB] "
+                        f"MAX_CONNECTIONS_PER_ADDRESS ({s.web.max_connections_per_address}) "
+                        f"must not be more than MAX_CONNECTIONS ({s.web.max_connections}); "
+                        "lower it or raise MAX_CONNECTIONS")
     return problems
 
 

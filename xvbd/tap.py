@@ -56,6 +56,7 @@ from xvbd.services import (
 from xvbd.store import Database, Store
 from xvbd.store.migrations import SchemaError, check_schema
 from xvbd.web.admin import AdminApp
+from xvbd.web.limits import WebLimits
 from xvbd.web.root import WebRoot, web_site
 from xvbd.web.templating import Pages
 from xvbd.web.tenant import TenantApp
@@ -320,7 +321,8 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
                   components=health_components(counters, ami_client, lag, emitter),
                   metrics=MetricsPage(metrics_registry(metrics), settings.web.metrics_from))
     ListenerService("web", "[WEB] LISTEN", settings.web.listen,
-                    web_site(web.app.resource(), settings.web.trusted_proxies),
+                    web_site(web.app.resource(), settings.web.trusted_proxies,
+                             WebLimits.of(settings.web), reactor),
                     reactor).setServiceParent(top)
     ListenerService("agi", "[AGI] LISTEN", settings.agi.listen, agi_factory, reactor,
                     on_stop=lambda: agi_factory.drain(settings.agi.shutdown_grace),

@@ -23,7 +23,7 @@ import xvbd
 from xvbd.logs import logger
 from xvbd.store import Database
 from xvbd.store.migrations import HEAD, current_version
-from xvbd.web.security import WebSite
+from xvbd.web.limits import LimitedSite, WebLimits
 
 log = logger("xvbd.web")
 
@@ -71,10 +71,12 @@ class BoundedRequest(Request):
         self.channel.loseConnection()
 
 
-def web_site(resource: IResource, trusted_proxies: Sequence[str] = ()) -> Site:
+def web_site(resource: IResource, trusted_proxies: Sequence[str] = (),
+             limits: WebLimits | None = None, reactor: Any = None) -> Site:
     """The web's ``Site``: requests bounded by :class:`BoundedRequest`; the client's
-    address read through ``trusted_proxies`` (see ``security.client_address``)."""
-    site = WebSite(resource)
+    address read through ``trusted_proxies`` (see ``security.client_address``); slow and
+    too many clients cut off by ``limits`` (:mod:`xvbd.web.limits`)."""
+    site = LimitedSite(resource, limits or WebLimits(), reactor=reactor)
     site.requestFactory = BoundedRequest
     site.trusted_proxies = tuple(ipaddress.ip_network(n, strict=False)
                                  for n in trusted_proxies)
