@@ -46,9 +46,31 @@ class CounterContract:
         self.assertEqual(await counters.hits("authfail:x", 900), 0)
 
 
+    async def test_marks(self) -> None:
+        counters = self.make()
+        self.assertFalse(await counters.marked("known:user:1@192.0.2.7"))
+        await counters.mark("known:user:1@192.0.2.7", 3600)
+        self.assertTrue(await counters.marked("known:user:1@192.0.2.7"))
+        self.assertFalse(await counters.marked("known:user:1@192.0.2.8"))
+        await counters.mark("known:user:1@192.0.2.7", 3600)  # again: still one mark
+        self.assertTrue(await counters.marked("known:user:1@192.0.2.7"))
+
+
 class LocalCounterTests(CounterContract, TestCase):
     def make(self) -> LocalCounters:
         return LocalCounters(Clock())
+
+    async def test_a_mark_expires_and_the_marks_kept_are_bounded(self) -> None:
+        clock = Clock()
+        counters = LocalCounters(clock)
+        counters.MAX_MARKS = 3
+        await counters.mark("a", 10)
+        clock.advance(10)
+        self.assertFalse(await counters.marked("a"), "expired")
+        for key, seconds in (("b", 50), ("c", 20), ("d", 30), ("e", 40)):
+            await counters.mark(key, seconds)
+        self.assertEqual([await counters.marked(k) for k in "bcde"], [True, False, True, True],
+                         "past the bound, the mark that expires soonest goes")
 
     def test_the_window_passes(self) -> None:
         clock = Clock()
@@ -67,6 +89,13 @@ class RedisCounterTests(CounterContract, TestCase):
 
     def make(self, **kw: object) -> RedisCounters:
         return RedisCounters(self.redis, prefix=self.prefix, **kw)
+
+    async def test_a_mark_is_shared_and_expires_in_redis(self) -> None:
+        one, two = self.make(owner="node-a:1"), self.make(owner="node-b:2")
+        await one.mark("known:user:7@192.0.2.7", 90 * 86400)
+        self.assertTrue(await two.marked("known:user:7@192.0.2.7"), "the other xvbd knows it")
+        ttl = await self.redis.ttl(self.prefix + "known:user:7@192.0.2.7")
+        self.assertTrue(90 * 86400 - 60 < ttl <= 90 * 86400, ttl)
 
     async def test_two_processes_share_one_limit(self) -> None:
         one, two = self.make(owner="node-a:1"), self.make(owner="node-b:2")

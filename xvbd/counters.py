@@ -1,5 +1,6 @@
-"""Shared counters: concurrent calls per node, group and user, and failure counts that
-throttle guessing of access codes and PINs across calls.
+"""Shared counters: concurrent calls per node, group and user, failure counts that
+throttle guessing of access codes and PINs across calls, and marks that expire (the sources
+an account was reached from).
 
 A call takes a *lease* on a counter and gives it back when it ends.  :class:`LocalCounters`
 keeps them in this process (one xvbd).  :class:`RedisCounters` keeps them in Redis for
@@ -45,6 +46,12 @@ class Counters(Protocol):
     async def reset(self, key: str) -> None:
         """Forget the failures of ``key``."""
 
+    async def mark(self, key: str, seconds: float) -> None:
+        """Set the mark ``key`` for ``seconds`` from now (again: from now)."""
+
+    async def marked(self, key: str) -> bool:
+        """Whether the mark ``key`` is set and has not expired."""
+
 
 class LocalCounters:
     """In-process counters; ``clock`` gives the time windows."""
@@ -55,6 +62,7 @@ class LocalCounters:
         self.clock = clock
         self._slots: dict[str, set[str]] = defaultdict(set)
         self._hits: dict[str, deque[float]] = {}
+        self._marks: dict[str, float] = {}  # key -> when it expires
         self._serial = itertools.count()
 
     async def acquire(self, key: str, limit: int) -> str | None:
@@ -98,6 +106,27 @@ class LocalCounters:
 
     async def reset(self, key: str) -> None:
         self._hits.pop(key, None)
+
+    #: Marks kept at most; past this the ones that expire soonest go first.
+    MAX_MARKS = 100_000
+
+    async def mark(self, key: str, seconds: float) -> None:
+        now = self.clock.seconds()
+        if len(self._marks) >= self.MAX_MARKS and key not in self._marks:
+            for old in [k for k, until in self._marks.items() if until <= now]:
+                del self._marks[old]
+            if len(self._marks) >= self.MAX_MARKS:
+                del self._marks[min(self._marks, key=self._marks.__getitem__)]
+        self._marks[key] = now + seconds
+
+    async def marked(self, key: str) -> bool:
+        until = self._marks.get(key)
+        if until is None:
+            return False
+        if until <= self.clock.seconds():
+            del self._marks[key]
+            return False
+        return True
 
 
 _NOW = ("local t = redis.call('TIME') "
@@ -228,13 +257,13 @@ class RedisCounters(Service):
     def _k(self, key: str) -> str:
         return self.prefix + key
 
-    async def _ask(self, command: str, *args: Any) -> Any:
+    async def _ask(self, command: str, *args: Any, **kwargs: Any) -> Any:
         """One Redis command within ``timeout`` s; RedisAway (and Redis marked away) when it
         does not answer, or at once while Redis is known to be away."""
         if self.away_since is not None:
             raise RedisAway("away")
         try:
-            answer = defer.maybeDeferred(getattr(self.redis, command), *args)
+            answer = defer.maybeDeferred(getattr(self.redis, command), *args, **kwargs)
             answer.addTimeout(self.timeout, self.clock)
             return await answer
         except Exception as exc:
@@ -359,3 +388,16 @@ class RedisCounters(Service):
             await self._ask("delete", self._k(key))
         except RedisAway:
             pass
+
+    async def mark(self, key: str, seconds: float) -> None:
+        await self._local.mark(key, seconds)  # known here too while Redis is away
+        try:
+            await self._ask("set", self._k(key), "1", expire=max(1, round(seconds)))
+        except RedisAway:
+            pass
+
+    async def marked(self, key: str) -> bool:
+        try:
+            return bool(await self._ask("exists", self._k(key)))
+        except RedisAway:
+            return await self._local.marked(key)
