@@ -562,6 +562,12 @@ class AttemptsSettings:
     ivr_input: int
     password: int
     access_code: int
+    source_failures: int
+    pin_failures: int
+    guard_failures: int
+    failure_window: int
+    lockout: int
+    lockout_max: int
 
 
 @dataclass(frozen=True)
@@ -698,6 +704,12 @@ SECTIONS: tuple[Section, ...] = (
         Key("IVR_INPUT", "3", integer(1, 10)),
         Key("PASSWORD", "3", integer(1, 10)),
         Key("ACCESS_CODE", "3", integer(1, 10)),
+        Key("SOURCE_FAILURES", "10", integer(1, 1000)),
+        Key("PIN_FAILURES", "5", integer(1, 100)),
+        Key("GUARD_FAILURES", "20", integer(1, 100000)),
+        Key("FAILURE_WINDOW", "900", integer(60, 86400)),
+        Key("LOCKOUT", "900", integer(60, 604800)),
+        Key("LOCKOUT_MAX", "86400", integer(60, 2592000)),
     )),
     Section("TIMEOUT", TimeoutSettings, (
         Key("DIGIT", "3000", integer(500, 60000)),
@@ -851,6 +863,10 @@ def _cross_checks(s: Settings, at: Callable[..., str]) -> list[str]:
                         f"MAX_CONNECTIONS_PER_ADDRESS ({s.web.max_connections_per_address}) "
                         f"must not be more than MAX_CONNECTIONS ({s.web.max_connections}); "
                         "lower it or raise MAX_CONNECTIONS")
+    if s.attempts.lockout > s.attempts.lockout_max:
+        problems.append(f"{at('ATTEMPTS', 'LOCKOUT')}[ATTEMPTS] LOCKOUT ({s.attempts.lockout} s) "
+                        f"must not be longer than LOCKOUT_MAX ({s.attempts.lockout_max} s); "
+                        "raise LOCKOUT_MAX or lower LOCKOUT")
     return problems
 
 

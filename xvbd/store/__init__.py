@@ -14,6 +14,7 @@ from xvbd.store.db import Database
 from xvbd.store.features import Features
 from xvbd.store.ivr import IVR
 from xvbd.store.journal import Journal
+from xvbd.store.lockouts import Lockouts
 from xvbd.store.messages import Messages
 from xvbd.store.outbound import Outbound
 from xvbd.store.processes import Processes
@@ -45,6 +46,7 @@ class Store:
         self.queues = Queues(db)
         self.outbound = Outbound(db, clock)
         self.sessions = Sessions(db, clock)
+        self.lockouts = Lockouts(db, clock)
 
 
 __all__ = ["Database", "Store"]
