@@ -6,11 +6,13 @@ from xvbd.web.admin.api_catalog import CatalogApi
 from xvbd.web.admin.base import AdminBase, Principal
 from xvbd.web.admin.catalog import CatalogPages
 from xvbd.web.admin.cdrs import CdrPages
+from xvbd.web.admin.lockouts import LockoutPages
 from xvbd.web.admin.reports import ReportPages
 from xvbd.web.admin.users import UserPages
 
 
-class AdminApp(CatalogApi, ReportPages, CdrPages, UserPages, CatalogPages, AdminBase):
+class AdminApp(CatalogApi, LockoutPages, ReportPages, CdrPages, UserPages, CatalogPages,
+               AdminBase):
     """All the operator's pages on one Klein app (``AdminApp(...).app.resource()``)."""
 
 

@@ -28,6 +28,7 @@ from xvbd.store.accounts import (
 )
 from xvbd.store.audit import acting
 from xvbd.store.cdr import CDRFilter, CDRKey
+from xvbd.store.lockouts import Lockout
 from xvbd.web import apiformat
 from xvbd.web.admin import schemas
 from xvbd.web.admin.base import COOKIE, ROOT, AdminBase, Staff, app, log
@@ -61,7 +62,7 @@ TARIFF_ID = "<int(max=999999999999999999):tariff_id>"
 PARTNER_ID = "<int(max=999999999999999999):partner_id>"
 ITEM_NAMES = {"users": "user", "groups": "group", "tariffs": "tariff", "nodes": "node",
               "cdrs": "cdr", "entries": "entry", "dids": "did", "history": "op",
-              "partners": "partner", "didattrs": "didattr"}
+              "partners": "partner", "didattrs": "didattr", "lockouts": "lockout"}
 TARIFF_MONEY = frozenset(f.name for f in schemas.TARIFF if f.kind == "money")
 GROUP_FIELD = next(f for f in schemas.USER if f.name == "group_id")
 PAGING = (Field("limit", "limit", "int", minimum=1, maximum=MAX_LIMIT),)
@@ -399,6 +400,29 @@ class ApiRoutes(AdminBase):
         return {"entries": [plain(e, times=("created_at",)) for e in entries],
                 "next_before": entries[-1].id if more else None}
 
+    # ------------------------------------------------------------------ lockouts
+
+    @endpoint("/api/lockouts", ["GET"], "lockouts")
+    async def api_lockouts(self, request: IRequest, who: ApiCaller) -> Any:
+        operator_only(who)
+        query_fields(request, ())
+        return {"lockouts": [_lockout_out(lo) for lo in await self.store.lockouts.current()]}
+
+    @endpoint("/api/lockouts/<int(max=999999999999999999):lockout_id>/lift", ["POST"],
+              "lockout_lift")
+    async def api_lockout_lift(self, request: IRequest, who: ApiCaller, lockout_id: int
+                               ) -> Any:
+        operator_only(who)
+        with acting(who.actor):
+            lifted = await self.store.lockouts.lift(lockout_id, who.name)
+        if lifted is None:
+            raise ApiError(404, f"Lockout {lockout_id} is not in force (it ended, or was "
+                           "lifted already); GET /ai/api/lockouts lists the ones that are.")
+        log.info("lockout {id} of {source} ({what}) lifted by {who} from {address} (API)",
+                 id=lifted.id, source=lifted.source, what=lifted.what, who=who.name,
+                 address=who.address)
+        return _lockout_out(lifted)
+
     # ------------------------------------------------------------------ anything else
 
     @app.route("/api", methods=None, endpoint="api_unknown_root")
@@ -411,6 +435,11 @@ class ApiRoutes(AdminBase):
 
 
 # ---------------------------------------------------------------------- requests
+
+
+def _lockout_out(lockout: Lockout) -> dict[str, Any]:
+    return {**plain(lockout, times=("started_at", "ends_at", "lifted_at")),
+            "what": lockout.what}
 
 
 def operator_only(who: ApiCaller) -> None:
