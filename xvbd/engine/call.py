@@ -41,6 +41,9 @@ class Call:
     caller_id: str
     call_type: str = "incoming"
     peer_address: str = ""
+    #: Where the call came from as Asterisk saw it: what guessing is counted by
+    #: (``engine/guard.py``), never the caller id alone.
+    source: str = ""
     call_id: str = field(default_factory=new_id)
     started: float = 0.0
     user: User | None = None

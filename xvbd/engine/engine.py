@@ -17,7 +17,7 @@ from xvbd.agi.channel import AGIChannel
 from xvbd.agi.protocol import AGIEnv, AGIError, Hangup
 from xvbd.config import Settings
 from xvbd.counters import Counters
-from xvbd.engine import entry, outbound, prompts
+from xvbd.engine import entry, guard, outbound, prompts
 from xvbd.engine.call import Call
 from xvbd.engine.directory import Directory
 from xvbd.engine.tts import TTS
@@ -72,8 +72,10 @@ class Engine:
                       else args[0][:64])
         caller = entry.caller_id_for_cdr(env.callerid, args[1], args[2],
                                          self.settings.common.pstn_gw)
+        source = guard.source_of(env.channel, args[1], env.callerid,
+                                 entry.from_gateway(args[1], self.settings.common.pstn_gw))
         return Call(self, env, channel, called_id=called, caller_id=caller,
-                    peer_address=entry.peer_host(args[1]))
+                    peer_address=entry.peer_host(args[1]), source=source)
 
     async def serve(self, env: AGIEnv, channel: AGIChannel) -> None:
         script = self.scripts.get(env.script)

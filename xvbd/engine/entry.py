@@ -6,10 +6,12 @@
   valid on every public number;
 * a **SIP call** picks the user from the ``To:`` header and ``[COMMON] SIP_DOMAINS``.
 
-Failures are counted across calls, per access code and per caller, so guessing a PIN is not
-practical (a code refused for a while is a warning); a caller id never stands in for the
-PIN.  Each wrong PIN is logged (INFO) with the number, the access code and the caller, and
-the call's CDR summary keeps the access code tried and how it ended (``RESULT=BADPIN``).
+Failures are counted across calls by the call's *source* (the peer address, the trunk, the
+channel: ``engine/guard.py``), whatever the caller id says, so guessing a code or a PIN is
+not practical; a source locked out is one WARN, a row on ``/ai/lockouts`` and a journal
+entry.  A caller id never stands in for the PIN.  Each wrong PIN is logged (INFO) with the
+number, the access code and the caller, and the call's CDR summary keeps the access code
+tried and how it ended (``RESULT=BADPIN``).
 
 Until a call is a user's, ``call.result`` says why it is not: NOUSER (no user has that
 number or code), BADPIN (a user's code, but not its PIN), THROTTLED, or ABANDONED (the
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from xvbd.engine import prompts
+from xvbd.engine import guard, prompts
 from xvbd.engine.runner import walk
 from xvbd.logs import logger
 from xvbd.nodestats import node_key
@@ -37,9 +39,6 @@ log = logger("xvbd.entry")
 
 ANYONE = "ANYONE"
 MAX_CODE_DIGITS = 16
-#: Wrong PINs (or codes) within the window after which an access code is refused for a
-#: while: 5 tries in 15 minutes makes a 4-digit PIN take weeks to guess.
-CODE_FAILURES, CALLER_FAILURES, FAILURE_WINDOW = 5, 10, 900.0
 
 
 def caller_id_for_cdr(number: str, peer: str, domain: str, pstn_gw: tuple[str, ...]) -> str:
@@ -48,6 +47,11 @@ def caller_id_for_cdr(number: str, peer: str, domain: str, pstn_gw: tuple[str, .
         return number
     from_gateway, address = _from_gateway(peer, pstn_gw)
     return number if from_gateway else f"{number}@{domain or address}"
+
+
+def from_gateway(peer: str, pstn_gw: tuple[str, ...]) -> bool:
+    """Whether ``peer`` (an address, maybe with a port) is one of ``[COMMON] PSTN_GW``."""
+    return bool(pstn_gw and peer) and _from_gateway(peer, pstn_gw)[0]
 
 
 def peer_host(peer: str) -> str:
@@ -141,38 +145,30 @@ async def find_user(call: Call, voice_number: str, code: str) -> User | None:
             await directory.user_by_code(ANYONE, code))
 
 
-async def _throttled(call: Call, key: str, limit: int) -> bool:
-    return await call.engine.counters.hits(key, FAILURE_WINDOW) >= limit
-
-
-def _code_key(user: User) -> str:
-    return f"authfail:code:{user.voice_number}#{user.access_code}"
-
-
-def _caller_key(call: Call) -> str:
-    return f"authfail:caller:{call.env.callerid or call.env.channel}"
-
-
 async def ask_access_code(call: Call, voice_number: str) -> User | None:
     """Ask for the AccessCode (and the PIN) on a public number; None when it ends badly
-    (the caller has been told why)."""
+    (the caller has been told why).  Wrong codes count against the call's source
+    (``guard``); a number guessed at from many sources gives strangers one try a call."""
     settings = call.engine.settings
-    counters = call.engine.counters
+    number_guard, known = f"authfail:number:{voice_number}", f"number:{voice_number}"
+    tries = (1 if await guard.slowed(call, number_guard, known)
+             else settings.attempts.access_code)
     prompt = prompts.ENTER_ACCESS_CODE
-    for _ in range(settings.attempts.access_code):
-        if await _throttled(call, _caller_key(call), CALLER_FAILURES):
-            await _refuse(call, "too many failures from this caller")
+    for _ in range(tries):
+        if await guard.refused(call):
             return None
         code = await call.ask(prompt, settings.timeout.digit * 3, MAX_CODE_DIGITS)
         if not code:
             continue
         user = await find_user(call, voice_number, code)
         if user is None:
-            await counters.hit(_caller_key(call), FAILURE_WINDOW)
+            if await guard.failed(call, guard=number_guard):
+                return None
             prompt = prompts.NO_SUCH_CODE
             continue
         if user.pin and not await ask_pin(call, user):
             return None
+        await guard.passed(call, "", known)
         return user
     call.result = "NOUSER"
     await call.say_goodbye(prompts.TOO_MANY_TRIES)
@@ -180,23 +176,23 @@ async def ask_access_code(call: Call, voice_number: str) -> User | None:
 
 
 async def ask_pin(call: Call, user: User) -> bool:
-    """Ask for the user's PIN; a right one forgets the code's earlier wrong ones.  The code
-    tried is the call's from now on (its CDR summary names it, right PIN or not)."""
+    """Ask for the user's PIN; a right one forgets this source's earlier wrong ones.  The
+    code tried is the call's from now on (its CDR summary names it, right PIN or not).
+    Wrong PINs count against the call's source at this account, never against the account
+    for everyone (``guard``)."""
     settings = call.engine.settings
-    counters = call.engine.counters
     call.access_code = user.access_code
-    tries = settings.attempts.password
+    target = guard.account_target(user.voice_number, user.access_code)
+    account_guard, known = f"authfail:account:{user.id}", f"user:{user.id}"
+    tries = 1 if await guard.slowed(call, account_guard, known) else settings.attempts.password
     prompt = prompts.ENTER_PIN
     wrong = 0
     for attempt in range(1, tries + 1):
-        if (await _throttled(call, _code_key(user), CODE_FAILURES) or
-                await _throttled(call, _caller_key(call), CALLER_FAILURES)):
-            await _refuse(call, f"too many wrong PINs for {user.voice_number}#"
-                                f"{user.access_code}")
+        if await guard.refused(call, target):
             return False
         pin = await call.ask(prompt, settings.timeout.digit * 3, MAX_CODE_DIGITS, secret=True)
         if pin and hmac.compare_digest(pin.encode(), user.pin.encode()):
-            await counters.reset(_code_key(user))
+            await guard.passed(call, target, known)
             return True
         if pin:
             wrong += 1
@@ -204,10 +200,10 @@ async def ask_pin(call: Call, user: User) -> bool:
                      "{attempt} of {tries})", caller=call.caller_id,
                      number=user.voice_number, code=user.access_code, attempt=attempt,
                      tries=tries, **call.log_fields())
-            await counters.hit(_code_key(user), FAILURE_WINDOW)
-            await counters.hit(_caller_key(call), FAILURE_WINDOW)
+            if await guard.failed(call, target, user_id=user.id, guard=account_guard):
+                return False
         prompt = prompts.PIN_INCORRECT
-    # INFO like each wrong PIN: a caller's mistakes; guessing is the throttle's WARN.
+    # INFO like each wrong PIN: a caller's mistakes; guessing is the lockout's WARN.
     log.info("call {call_id} from {caller}: no right PIN for {number}#{code} in {tries} "
              "tries ({wrong} wrong, {silent} not typed); the line is put down",
              caller=call.caller_id, number=user.voice_number, code=user.access_code,
@@ -215,13 +211,6 @@ async def ask_pin(call: Call, user: User) -> bool:
     call.result = "BADPIN"
     await call.say_goodbye(prompts.TOO_MANY_TRIES)
     return False
-
-
-async def _refuse(call: Call, why: str) -> None:
-    log.warn("call {call_id} from {caller} refused: {why}", caller=call.caller_id, why=why,
-             **call.log_fields())
-    call.result = "THROTTLED"
-    await call.say_goodbye(prompts.TRY_LATER)
 
 
 async def serve_user(call: Call, user: User, access_code: str, *, path: str = "",
