@@ -293,10 +293,18 @@ class MoreTypesTests(EngineCase):
         peer = await self.call(Caller(keys=["8", "4321", "79001", "*"], dial=["CHANUNAVAIL"]),
                                args=("100",))
         self.assertIn('STREAM FILE cannot-complete-as-dialed ""', peer.commands, "refused")
-        for _ in range(2):  # 5 wrong PINs over calls: the DISA closes for a while
+        for _ in range(2):  # 5 wrong PINs over calls: the DISA closes for a while …
             await self.call(Caller(keys=["8", "1", "2", "3"]), args=("100",))
         peer = await self.call(Caller(keys=["8", "4321"]), args=("100",))
         self.assertIn('STREAM FILE please-try-call-later ""', peer.commands)
+        self.assertIn("STATUS=THROTTLED", self.line("DISA", -1))
+        # … to that source (the trunk PJSIP/gw) only: the owner calling from elsewhere gets in
+        peer = await self.call(Caller(keys=["8", "4321", "89001234567"], dial=["ANSWER"]),
+                               args=("100", "198.51.100.4:5060"))
+        self.assertIn('EXEC Dial "Local/89001234567@xvb-dialout,40,"', peer.commands)
+        (lockout,) = await self.store.lockouts.current(self.clock.seconds())
+        self.assertEqual((lockout.source, lockout.target, lockout.user_id),
+                         ("PJSIP/gw", f"613#10001 disa:{self.ext['8'].id}", self.user_id))
 
     # ------------------------------------------------------------------ conference
 

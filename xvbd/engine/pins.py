@@ -39,7 +39,7 @@ async def ask_extension_pin(call: Call, key: str, pin: str, *,
             return False
         typed = await call.ask(prompt, digit_ms * 3, MAX_DIGITS, secret=True)
         if typed and hmac.compare_digest(typed.encode(), pin.encode()):
-            await guard.passed(call, target, key)
+            await guard.passed(call, "", key)  # earlier wrong ones still count
             return True
         if typed and await guard.failed(call, target, user_id=user_id):
             call.step_data = {"STATUS": "THROTTLED"}
