@@ -124,6 +124,19 @@ class SourceTests(GuardCase):
         self.assertEqual((lockout.source, lockout.target, lockout.user_id, lockout.what),
                          (ATTACKER, "613#10001", 1, "the PIN of 613#10001"))
 
+    async def test_codes_guessed_in_the_sip_to_header_count_too(self) -> None:
+        await seed_demo(self.store)
+        for code in range(20001, 20011):  # 10 users of 613 that do not exist
+            await self.call(Caller(), script="sip", args=(f"sip:{code}@613.comp.ru",
+                                                          f"{ATTACKER}:5060"))
+        self.assertEqual(self.result, "THROTTLED", "the 10th locks the source out")
+        peer = await self.call(Caller(keys=["*"]), script="sip",
+                               args=("sip:10001@613.comp.ru", f"{ATTACKER}:5060"))
+        self.assertEqual((self.result, pin_prompts(peer)), ("THROTTLED", 0))
+        await self.call(Caller(keys=["911", "*"]), script="sip",
+                        args=("sip:10001@613.comp.ru", f"{OWNER}:5060"))
+        self.assertEqual(self.result, "OK")
+
     async def test_a_pstn_gateway_vouches_for_its_callers(self) -> None:
         """10.0.0.1 is this test's [COMMON] PSTN_GW: everyone on the telephone network comes
         through it, so its callers are told apart by the caller id it passes on."""

@@ -131,8 +131,12 @@ async def sip(call: Call) -> None:
         call.result = "NOUSER"
         await call.say_goodbye(prompts.NOT_IN_SERVICE)
         return
+    if await guard.refused(call):
+        return
     user = await find_user(call, target.voice_number, target.access_code)
-    if user is None:
+    if user is None:  # the code in To: is guessed like one typed
+        if await guard.failed(call, guard=f"authfail:number:{target.voice_number}"):
+            return
         call.result = "NOUSER"
         await call.say_goodbye(prompts.NOT_IN_SERVICE)
         return
