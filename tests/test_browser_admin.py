@@ -194,7 +194,7 @@ class BrowserAdminTests(BrowserCase):
         self.assertIn(b"Basic", body)
         # every main page, as the operator sees it
         for name in ("Nodes", "Tariffs", "Groups", "Users", "Private DIDs", "DIDs attr",
-                     "CDRs", "Reports", "Partners", "Journal"):
+                     "CDRs", "Reports", "Partners", "Lockouts", "Journal"):
             await ui.follow(name)
             self.assertEqual(await ui.text("header a.here"), name)
             await ui.screenshot(f"page-{name.lower().replace(' ', '-')}")
