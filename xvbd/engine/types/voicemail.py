@@ -78,20 +78,20 @@ class VoiceMailType:
         media = call.engine.media
         await media.tenant(call.user.id)  # Asterisk writes into it
         per_second = BYTES_PER_SECOND.get(fmt, BYTES_PER_SECOND["wav"])
-        limit = group.max_message_duration or 3600
-        limit = max(1, int(min(limit, call.time_left())))
+        longest = group.max_message_duration or 3600
         try:
             fits = (await media.room(call.user.id) - ROOM_MARGIN) // per_second
         except OSError as exc:  # the recording itself will say whether the disk works
-            fits = limit
+            fits = longest
             log.warn("could not read the free space of {dir}: {why}", dir=self._dir(call),
                      why=exc.strerror, **call.log_fields())
         if fits < MIN_ROOM_SECONDS:
             self._alarm(call, "no room for voicemail", f"{max(fits, 0)} s of {fmt} fit")
             return await self._not_taken(call, settings, "NO_ROOM")
-        limit = min(limit, fits)
         if not settings.greeting:
             await call.play(prompts.LEAVE_MESSAGE)
+        # what is left of the call once the prompt is over, and of the disk
+        limit = max(1, int(min(longest, call.time_left(), fits)))
         key = new_id()
         path = message_path(call.engine.settings.path.media_dir, call.user.id, key)
         started = call.engine.clock.seconds()
