@@ -1,7 +1,7 @@
 """The operator's web (``/ai``) in a real headless Chromium, as an operator uses it: logging
 in, creating a group and a user, a form's errors, the balance and the journal, a partner held
 to its group, pages on a phone's screen, and logging out.  Screenshots of each step are kept
-in ``var/test-artifacts/browser/``."""
+in ``$XVBD_TEST_ARTIFACTS/browser/`` (``/tmp/xvbd-test-artifacts``)."""
 
 from __future__ import annotations
 

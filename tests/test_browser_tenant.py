@@ -1,7 +1,8 @@
 """The tenant's web (``/ui``) in a real headless Chromium, as a tenant uses it: logging in
 with the PIN, building a two-level menu with voicemail boxes through the forms, uploading a
 greeting made by sox, playing a message in the page's audio player, on a desk and on a
-phone.  Screenshots of each step are kept in ``var/test-artifacts/browser/``."""
+phone.  Screenshots of each step are kept in ``$XVBD_TEST_ARTIFACTS/browser/``
+(``/tmp/xvbd-test-artifacts``)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ asked to find or download anything.  Selenium's calls block, so every one runs o
 
 Each test gets its own browser with a fresh profile (so no cookies are shared between
 tests), and screenshots of its steps (and of a failure) in
-``var/test-artifacts/browser/<test name>-<step>.png``.
+``$XVBD_TEST_ARTIFACTS/browser/<test name>-<step>.png`` (by default under the system's
+temporary directory, ``/tmp/xvbd-test-artifacts``: never in the working copy).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ log = logger("tests.browser")
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "browser"
+ARTIFACTS = Path(os.environ.get("XVBD_TEST_ARTIFACTS")
+                 or Path(tempfile.gettempdir()) / "xvbd-test-artifacts") / "browser"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--window-size=1280,900")
@@ -280,7 +282,7 @@ class Chromium:
         return await self.run(lambda d: list(d.execute_script(_WIDE_ELEMENTS)))
 
     async def screenshot(self, step: str) -> Path:
-        """Keep a PNG of the page as ``var/test-artifacts/browser/<test>-<step>.png``."""
+        """Keep a PNG of the page as ``<ARTIFACTS>/<test>-<step>.png``."""
         path = ARTIFACTS / f"{self.name}-{_slug(step)}.png"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         saved = await self.run(lambda d: d.save_screenshot(str(path)))
