@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import socket
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from tests.peers.agi import environment
 from tests.support.mariadb import MariaDBServer
 from tests.support.process import Server, admin, write_config
+from tests.support.web import login_form
 from xvbd.store import migrations
 
 
@@ -71,7 +73,11 @@ def get(port: int, path: str) -> tuple[int, str]:
 
 def post(port: int, path: str, fields: str) -> tuple[int, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("POST", path, fields, {"Content-Type": "application/x-www-form-urlencoded"})
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if path.endswith("/login"):  # the login form's token and cookie first, as a browser
+        token, headers["Cookie"] = login_form(conn, path)
+        fields += "&" + urllib.parse.urlencode({"_csrf": token})
+    conn.request("POST", path, fields, headers)
     answer = conn.getresponse()
     body = answer.read().decode()
     conn.close()

@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.support.db import new_database_url
 from tests.support.process import Server, admin, write_config
+from tests.support.web import login_form
 from xvbd.store import migrations
 from xvbd.store.migrations import open_connection
 
@@ -45,9 +46,10 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 def login(port: int, context: ssl.SSLContext, user: str, password: str
           ) -> http.client.HTTPResponse:
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
-    body = urllib.parse.urlencode({"login": user, "password": password})
+    token, cookie = login_form(conn, "/ai/login")
+    body = urllib.parse.urlencode({"login": user, "password": password, "_csrf": token})
     conn.request("POST", "/ai/login", body,
-                 {"Content-Type": "application/x-www-form-urlencoded"})
+                 {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
     return conn.getresponse()
 
 

@@ -20,14 +20,14 @@ class AdminWebTests(WebCase):
                          (303, "/ai/login?next=%2Fai%2Fusers%3Fphone%3D613"))
         await self.store.accounts.set_admin_password_hash("admin", _hash("admin-secret"))
         for _ in range(5):
-            page = await browser.post("/ai/login", {"login": "admin", "password": "nope"})
+            page = await browser.log_in("/ai/login", {"login": "admin", "password": "nope"})
             self.assertEqual(page.code, 401)
             self.assertIn("Wrong login or password.", page.text)
-        page = await browser.post("/ai/login", {"login": "admin", "password": "admin-secret"})
+        page = await browser.log_in("/ai/login", {"login": "admin", "password": "admin-secret"})
         self.assertEqual(page.code, 401)
         self.assertIn("Too many failed logins. Wait 15 minutes", page.text)
         await self.counters.reset("weblogin:ai:name:admin")
-        page = await browser.post("/ai/login", {"login": "admin", "password": "admin-secret",
+        page = await browser.log_in("/ai/login", {"login": "admin", "password": "admin-secret",
                                                 "next": "/ai/users?phone=613"})
         self.assertEqual((page.code, page.url), (200, f"{self.base}/ai/users?phone=613"))
         self.assertIn("No users match.", page.text)
@@ -35,7 +35,7 @@ class AdminWebTests(WebCase):
         self.assertEqual((cookie.path, cookie.secure), ("/ai", False))
         self.assertTrue(cookie.has_nonstandard_attr("HttpOnly"))
         # an outside address is never where a login sends you
-        page = await browser.post("/ai/login", {"login": "admin", "password": "admin-secret",
+        page = await browser.log_in("/ai/login", {"login": "admin", "password": "admin-secret",
                                                 "next": "//evil.example/"}, follow=False)
         self.assertEqual(page.header("Location"), "/ai/")
         await browser.get("/ai/users")

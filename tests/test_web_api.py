@@ -96,7 +96,7 @@ class ApiTests(ApiCase):
         self.assertIn("Too many failed logins", answer.json["error"])
         self.assertEqual(answer.header("Retry-After"), "900")
         # the login page counts the same failures
-        page = await self.browser().post("/ai/login", {"login": "admin",
+        page = await self.browser().log_in("/ai/login", {"login": "admin",
                                                        "password": "admin-secret"})
         self.assertIn("Too many failed logins", page.text)
         await self.counters.reset("weblogin:ai:name:admin")

@@ -338,7 +338,7 @@ class ReportWebTests(WebCase):
                                   csrf=(await browser.get("/ai/reports")).csrf)
         self.assertEqual(page.code, 403)
         alice = self.browser()
-        page = await alice.post("/ai/login", {"login": "alice", "password": "admin-secret"})
+        page = await alice.log_in("/ai/login", {"login": "alice", "password": "admin-secret"})
         page = await alice.get(f"/ai/reports/{mine}")
         self.assertEqual((page.code, table(page.text)[1]), (200, [("mid", "1")]))
         # delete: a forged form is refused, a real one deletes and is journaled

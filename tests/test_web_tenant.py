@@ -47,12 +47,12 @@ class TenantWebTests(WebCase):
         browser = self.browser()
         page = await browser.get("/ui/ivr", follow=False)
         self.assertEqual((page.code, page.header("Location")), (303, "/ui/login?next=%2Fui%2Fivr"))
-        page = await browser.post("/ui/login", {"voice_number": "613", "access_code": "10001",
+        page = await browser.log_in("/ui/login", {"voice_number": "613", "access_code": "10001",
                                                 "secret": "1111"})
         self.assertEqual(page.code, 401)
         self.assertIn("Wrong phone number, access code or PIN/password", page.text)
         self.assertIn('value="10001"', page.text, "what was typed stays in the form")
-        page = await browser.post("/ui/login", {"voice_number": "613", "access_code": "10001",
+        page = await browser.log_in("/ui/login", {"voice_number": "613", "access_code": "10001",
                                                 "secret": "4321", "next": "/ui/ivr"})
         self.assertEqual((page.code, page.url), (200, f"{self.base}/ui/ivr"))
         self.assertIn("You have no menu yet.", page.text)
@@ -77,16 +77,16 @@ class TenantWebTests(WebCase):
         # a locked account cannot log in (and its open sessions stop working)
         await acc.update_user(user.id, status="locked")
         self.assertEqual((await other.get("/ui/", follow=False)).code, 303)
-        page = await self.browser().post("/ui/login", {
+        page = await self.browser().log_in("/ui/login", {
             "voice_number": "613", "access_code": "10001", "secret": "4321"})
         self.assertEqual(page.code, 401)
         self.assertIn("Your account is locked", page.text)
         # guessing is throttled per account
         guesser = self.browser()
         for _ in range(5):
-            await guesser.post("/ui/login", {"voice_number": "613", "access_code": "10002",
+            await guesser.log_in("/ui/login", {"voice_number": "613", "access_code": "10002",
                                              "secret": "0000"})
-        page = await guesser.post("/ui/login", {"voice_number": "613",
+        page = await guesser.log_in("/ui/login", {"voice_number": "613",
                                                 "access_code": "10002", "secret": "0000"})
         self.assertIn("Too many failed logins", page.text)
 

@@ -32,7 +32,7 @@ class WebBuiltMenuTests(EngineCase):
         user = await acc.create_user("613", "10001", gid, pin="2468")
         await acc.assign_did("100", user.id)
         browser = Browser(self.web)
-        await browser.post("/ui/login", {"voice_number": "613", "access_code": "10001",
+        await browser.log_in("/ui/login", {"voice_number": "613", "access_code": "10001",
                                          "secret": "2468"})
         sound = self.tmp / "welcome.ogg"
         subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", str(sound), "synth", "1",

@@ -19,6 +19,7 @@ from typing import Any
 
 from tests.asterisk.caller import loud_seconds
 from tests.asterisk.rig import Rig, steps_text
+from tests.support.web import login_form
 from xvbd.demo import ACCESS_CODE, PIN, VOICE_NUMBER
 
 PHONE_A, PHONE_B = "79001234567", "79007654321"
@@ -102,9 +103,11 @@ class TenantPages:
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.cookie = ""
+        token, self.cookie = login_form(
+            http.client.HTTPConnection("127.0.0.1", self.port, timeout=10), "/ui/login")
         answer = self.request("POST", "/ui/login", {
-            "voice_number": VOICE_NUMBER, "access_code": ACCESS_CODE, "secret": PIN})
+            "voice_number": VOICE_NUMBER, "access_code": ACCESS_CODE, "secret": PIN,
+            "_csrf": token})
         assert answer[0] in (302, 303), answer
         assert self.cookie, "no session cookie after the login"
 

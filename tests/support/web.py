@@ -4,6 +4,7 @@ the CSRF token of the last page, redirects followed (or not) as a browser does."
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import re
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
@@ -93,6 +94,12 @@ class Browser:
             "POST", path, urlencode(data).encode(),
             {"Content-Type": "application/x-www-form-urlencoded"}, follow=follow)
 
+    async def log_in(self, path: str, fields: dict[str, Any], *, follow: bool = True
+                     ) -> Page:
+        """As a person logs in: the login page first (its form's CSRF token and the
+        pre-login cookie it is bound to), then the form's POST."""
+        await self.get(path)
+        return await self.post(path, fields, follow=follow)
 
     async def upload(self, path: str, fields: dict[str, Any],
                      files: dict[str, tuple[str, bytes]], *, follow: bool = True) -> Page:
@@ -113,6 +120,20 @@ class Browser:
         return await self.request(
             "POST", path, b"".join(parts),
             {"Content-Type": f"multipart/form-data; boundary={boundary}"}, follow=follow)
+
+
+def login_form(conn: http.client.HTTPConnection, path: str) -> tuple[str, str]:
+    """For the tests that speak plain ``http.client`` to a running xvbd: GET the login page
+    at ``path`` on ``conn``; the form's CSRF token and the ``Cookie`` header to send with
+    its POST (the pre-login cookie the token is bound to)."""
+    conn.request("GET", path)
+    answer = conn.getresponse()
+    text = answer.read().decode("utf-8", "replace")
+    assert answer.status == 200, (answer.status, text[:300])
+    token = re.search(r'name="_csrf" value="([^"]+)"', text)
+    assert token, text[:300]
+    cookies = [v.split(";", 1)[0] for k, v in answer.getheaders() if k.lower() == "set-cookie"]
+    return token[1], "; ".join(cookies)
 
 
 class WebCase(DatabaseCase):
@@ -150,7 +171,7 @@ class WebCase(DatabaseCase):
     async def admin_browser(self) -> Browser:
         await self.store.accounts.set_admin_password_hash("admin", ADMIN_HASH)
         browser = self.browser()
-        page = await browser.post("/ai/login", {"login": "admin", "password": "admin-secret"})
+        page = await browser.log_in("/ai/login", {"login": "admin", "password": "admin-secret"})
         assert page.code == 200, page.text
         return browser
 
@@ -158,7 +179,7 @@ class WebCase(DatabaseCase):
                               **fields: Any) -> Browser:
         await self.store.accounts.create_partner(login, PARTNER_HASH, group_id, **fields)
         browser = self.browser()
-        page = await browser.post("/ai/login", {"login": login, "password": "partner-secret"})
+        page = await browser.log_in("/ai/login", {"login": login, "password": "partner-secret"})
         assert page.code == 200, page.text
         return browser
 
@@ -166,7 +187,7 @@ class WebCase(DatabaseCase):
                              ) -> Browser:
         """A browser logged in to ``/ui`` as the user (by PIN or web password)."""
         browser = self.browser()
-        page = await browser.post("/ui/login", {"voice_number": voice_number,
+        page = await browser.log_in("/ui/login", {"voice_number": voice_number,
                                                 "access_code": access_code,
                                                 "secret": secret})
         assert page.code == 200 and "/ui/login" not in page.url, page.text

@@ -3,8 +3,10 @@ login throttling, client addresses, and the refusals (login needed, forbidden, b
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +110,42 @@ def session_id(request: IRequest, name: str) -> str:
         return value.decode("ascii") if value else ""
     except UnicodeDecodeError:
         return ""
+
+
+#: How long a login form's pre-login cookie lasts: a form left open longer asks for a reload.
+LOGIN_FORM_LIFETIME = 12 * 3600
+LOGIN_FORM_EXPIRED = ("This login form has expired or did not come from this site. Reload "
+                      "the login page (the form below is a fresh one) and log in again.")
+
+
+def login_form_token(request: IRequest, cookie: str, root: str) -> str:
+    """The CSRF token of a login form, bound to the pre-login cookie ``cookie`` (a random
+    value, only ever sent to ``root/login``; made when the browser has none).  No session
+    exists yet and nothing is stored: the form is good when its token is the one derived
+    from the cookie that comes with it, which another site can neither read nor set."""
+    nonce = session_id(request, cookie)
+    if not _good_nonce(nonce):
+        nonce = secrets.token_urlsafe(32)
+    set_cookie(request, cookie, nonce, root + "/login", LOGIN_FORM_LIFETIME)
+    return _derived_token(nonce, root)
+
+
+def login_form_sent(request: IRequest, cookie: str, root: str, data: dict[str, str]) -> bool:
+    """Whether a login POST carries the token of a form this browser got from us."""
+    nonce = session_id(request, cookie)
+    sent = data.get("_csrf", "")
+    if not _good_nonce(nonce) or not sent:
+        return False
+    return hmac.compare_digest(sent.encode(), _derived_token(nonce, root).encode())
+
+
+def _good_nonce(nonce: str) -> bool:
+    return 32 <= len(nonce) <= 64 and all(c.isalnum() or c in "-_" for c in nonce)
+
+
+def _derived_token(nonce: str, root: str) -> str:
+    # the page never carries the (HttpOnly) cookie's value itself
+    return hmac.new(nonce.encode(), f"login-form:{root}".encode(), hashlib.sha256).hexdigest()
 
 
 def check_csrf(session: WebSession, data: dict[str, str], request: IRequest) -> None:

@@ -37,7 +37,6 @@ from xvbd.web.security import (
     redirect_answer,
     safe_next,
     session_id,
-    set_cookie,
 )
 from xvbd.web.templating import Pages, money
 
@@ -165,14 +164,18 @@ class AdminBase(PageFrame):
 
     @app.route("/login", methods=["GET"])
     async def login_form(self, request: IRequest) -> bytes:
-        return self.page(request, "admin/login.html", None, error="",
-                         next=_next(request), login="")
+        return self.login_page(request, "admin/login.html", error="", next=_next(request),
+                               login="")
 
     @app.route("/login", methods=["POST"])
     async def login(self, request: IRequest) -> bytes:
         data = form(request)
         login, password = data.get("login", "").strip()[:64], data.get("password", "")
         address = client_address(request)
+        why = self.login_form_refused(request, data)
+        if why:
+            return self.login_page(request, "admin/login.html", 403, error=why,
+                                   next=_next(request, data), login=login)
         why = await self.guard.refused("ai", login, address)
         if not why:
             kind, principal, stored, _partner = await self._credentials(login)
@@ -180,8 +183,7 @@ class AdminBase(PageFrame):
                 await self.guard.succeeded("ai", login)
                 if needs_rehash(stored):
                     await self._rehash(kind, principal, password)
-                session = await self.store.sessions.open(kind, principal, self.lifetime)
-                set_cookie(request, COOKIE, session.id, ROOT, self.lifetime)
+                await self.start_session(request, kind, principal)
                 log.info("{kind} {login} logged in to the admin web from {address}",
                          kind=kind, login=login, address=address)
                 raise Redirect(_next(request, data))
@@ -189,9 +191,8 @@ class AdminBase(PageFrame):
             log.warn("failed admin web login as {login!r} from {address}", login=login,
                      address=address)
             why = "Wrong login or password."
-        request.setResponseCode(401)
-        return self.page(request, "admin/login.html", None, error=why,
-                         next=_next(request, data), login=login)
+        return self.login_page(request, "admin/login.html", 401, error=why,
+                               next=_next(request, data), login=login)
 
     async def _credentials(self, login: str) -> tuple[str, str, str, Partner | None]:
         """(kind, principal, stored hash, the partner) of a login (the pages' and the

@@ -37,7 +37,6 @@ from xvbd.web.security import (
     redirect_answer,
     safe_next,
     session_id,
-    set_cookie,
 )
 from xvbd.web.templating import Pages
 
@@ -143,8 +142,8 @@ class TenantBase(PageFrame):
 
     @app.route("/login", methods=["GET"])
     async def tenant_login_form(self, request: IRequest) -> bytes:
-        return self.page(request, "tenant/login.html", None, error="", next=_next(request),
-                         voice_number="", access_code="")
+        return self.login_page(request, "tenant/login.html", error="", next=_next(request),
+                               voice_number="", access_code="")
 
     @app.route("/login", methods=["POST"])
     async def tenant_login(self, request: IRequest) -> bytes:
@@ -154,6 +153,11 @@ class TenantBase(PageFrame):
         secret = data.get("secret", "")
         address = client_address(request)
         name = f"{number}#{code}"
+        why = self.login_form_refused(request, data)
+        if why:
+            return self.login_page(request, "tenant/login.html", 403, error=why,
+                                   next=_next(request, data), voice_number=number,
+                                   access_code=code)
         why = await self.guard.refused("ui", name, address)
         if not why:
             user = await self.store.accounts.find_user(number, code) if number and code \
@@ -163,9 +167,7 @@ class TenantBase(PageFrame):
                 if user.locked:
                     why = ("Your account is locked. Ask your provider to unlock it.")
                 else:
-                    session = await self.store.sessions.open("user", str(user.id),
-                                                             self.lifetime)
-                    set_cookie(request, COOKIE, session.id, ROOT, self.lifetime)
+                    await self.start_session(request, "user", str(user.id))
                     log.info("user {name} logged in to the web from {address}", name=name,
                              address=address)
                     raise Redirect(_next(request, data))
@@ -175,9 +177,9 @@ class TenantBase(PageFrame):
                          address=address)
                 why = ("Wrong phone number, access code or PIN/password. The PIN is the one "
                        "you use on the phone; a web password works too once you have set one.")
-        request.setResponseCode(401)
-        return self.page(request, "tenant/login.html", None, error=why,
-                         next=_next(request, data), voice_number=number, access_code=code)
+        return self.login_page(request, "tenant/login.html", 401, error=why,
+                               next=_next(request, data), voice_number=number,
+                               access_code=code)
 
     @app.route("/logout", methods=["POST"])
     async def tenant_logout(self, request: IRequest) -> bytes:
