@@ -26,9 +26,9 @@ class AuditTests:
                  e.field, e.old_value, e.new_value)
                 for e in reversed(await self.store.journal.all())]
         self.assertEqual(rows, [
-            ("admin", "root", "10.0.0.9", user.id, "users", str(user.id), "pin", "(changed)",
-             "(changed)"),
             ("admin", "root", "10.0.0.9", user.id, "users", str(user.id), "name", "", "Ivan"),
+            ("admin", "root", "10.0.0.9", user.id, "users", str(user.id), "pin_hash",
+             "(changed)", "(changed)"),
             ("admin", "root", "10.0.0.9", user.id, "users", str(user.id), "balance", "0",
              "50000"),
             ("admin", "root", "10.0.0.9", user.id, "dids", "100", "", "", "(created)"),
@@ -39,7 +39,7 @@ class AuditTests:
             ("admin", "root", "10.0.0.9", user.id, "dids", "100", "", "(deleted)", ""),
         ])
         self.assertEqual([e.field for e in await self.store.journal.for_user(user.id)],
-                         ["", "", "balance", "name", "pin"])
+                         ["", "", "balance", "pin_hash", "name"])
 
     async def test_a_failed_change_leaves_no_journal_row(self) -> None:
         acc = self.store.accounts

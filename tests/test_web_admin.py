@@ -8,6 +8,7 @@ import re
 
 from tests.support.db import on_both_backends
 from tests.support.web import WebCase
+from xvbd.passwords import verify_password
 
 UNIT = 10000
 
@@ -121,11 +122,17 @@ class AdminWebTests(WebCase):
         # lock the user and change the PIN: the changes, the journal with who did them and
         # from where, the PIN said to be changed but never shown
         values = _form_values(page.text)
-        values.update(status="locked", pin="4321")
+        self.assertNotIn('name="pin" value=', page.text, "an existing user's PIN is never shown")
+        values.pop("pin", None)  # (the PIN's own form, below the settings)
+        values.update(status="locked")
         page = await browser.post(f"/ai/users/{user_id}", values)
         self.assertIn("User saved.", page.text)
+        page = await browser.post(f"/ai/users/{user_id}/pin", {"pin": "4321", "action": "set"})
+        self.assertIn("PIN set.", page.text)
+        self.assertNotIn("4321", page.text)
         locked = await self.store.accounts.get_user(user_id)
-        self.assertEqual((locked.status, locked.pin), ("locked", "4321"))
+        self.assertEqual(locked.status, "locked")
+        self.assertTrue(verify_password("4321", locked.pin_hash))
         journal = await browser.get("/ai/journal")
         self.assertIn("admin admin", journal.text)
         entries = await self.store.journal.all(limit=200)
@@ -136,7 +143,7 @@ class AdminWebTests(WebCase):
         self.assertIn(("users", "balance", "0", "255000"), changed)
         self.assertIn(("user_groups", "type limit Queue", "-1", "0"), changed)
         self.assertIn(("tariffs", "", "", "(created)"), changed)
-        self.assertIn(("users", "pin", "(changed)", "(changed)"), changed)
+        self.assertIn(("users", "pin_hash", "(changed)", "(changed)"), changed)
         self.assertFalse([e for e in entries if {"1234", "4321"} & {e.old_value, e.new_value}])
 
     async def test_every_screen_answers(self) -> None:

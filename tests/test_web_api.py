@@ -13,7 +13,7 @@ from xml.etree import ElementTree as ET
 from tests.support.api import ADMIN, ApiClientCase, text
 from tests.support.db import on_both_backends
 from tests.support.web import ADMIN_HASH, PARTNER_HASH
-from xvbd.passwords import hash_password
+from xvbd.passwords import hash_password, verify_password
 from xvbd.web import apiformat
 from xvbd.web.admin import api as api_module
 
@@ -153,12 +153,15 @@ class ApiTests(ApiCase):
         made = answer.json["user"]
         user = await acc.find_user("613", "10001")
         self.assertEqual(answer.header("Location"), f"/ai/api/users/{user.id}")
-        self.assertEqual((user.id, user.name, user.pin, user.read_only, user.language,
-                          user.status, user.group_id),
-                         (made["id"], "Ann", "1234", True, "xvb.RU-Female", "active", group.id))
+        self.assertEqual((user.id, user.name, user.read_only, user.language, user.status,
+                          user.group_id),
+                         (made["id"], "Ann", True, "xvb.RU-Female", "active", group.id))
+        self.assertTrue(verify_password("1234", user.pin_hash), "kept as its hash only")
+        self.assertNotIn("1234", user.pin_hash)
         self.assertEqual((made["pin_set"], made["balance"], made["balance_units"],
                           made["dids"]), (True, "0.00", 0, []))
         self.assertNotIn("pin", made)
+        self.assertNotIn("pin_hash", made)
         self.assertNotIn("web_password_hash", made)
         self.assertEqual(made["created_at"], user.created_at)
         self.assertEqual(made["created_at_iso"], time.strftime(
@@ -183,7 +186,8 @@ class ApiTests(ApiCase):
         self.assertEqual(answer.code, 200, answer.body)
         self.assertEqual(answer.json["user"]["status"], "locked")
         fresh = await acc.get_user(user.id)
-        self.assertEqual((fresh.name, fresh.status, fresh.pin), ("Ann Lee", "locked", "1234"))
+        self.assertEqual((fresh.name, fresh.status, fresh.pin_hash),
+                         ("Ann Lee", "locked", user.pin_hash))
         answer = await self.call("POST", f"/ai/api/users/{user.id}", form={"status": "active"})
         self.assertEqual((await acc.get_user(user.id)).status, "active")
         # the balance: a top-up, a debit too large, the history

@@ -47,7 +47,7 @@ def sip_call(rig: Rig, to_uri: str, digit: str, *, wait_ms: int, listen_ms: int,
 def test_a_sip_call_by_domain_reaches_the_tenant(rig: Rig) -> None:
     rig.asterisk.extra_pjsip = CALLER_ENDPOINT
     rig.xvb_common = "PSTN_GW = 10.9.9.9\nSIP_DOMAINS = comp.ru"
-    rig.start(before=lambda r: r.query("UPDATE users SET pin = '' WHERE id = 1"))
+    rig.start(before=lambda r: r.query("UPDATE users SET pin_hash = '' WHERE id = 1"))
     started = time.monotonic()
     done = sip_call(rig, "sip:10001@613.comp.ru", "1", wait_ms=2500, listen_ms=4000,
                     tmp=rig.tmp)
@@ -71,7 +71,7 @@ def test_a_sip_call_by_domain_reaches_the_tenant(rig: Rig) -> None:
 def test_a_sip_call_to_an_extension_by_its_number(rig: Rig) -> None:
     rig.asterisk.extra_pjsip = CALLER_ENDPOINT
     rig.xvb_common = "SIP_DOMAINS = comp.ru"
-    rig.start(before=lambda r: r.query("UPDATE users SET pin = '' WHERE id = 1"))
+    rig.start(before=lambda r: r.query("UPDATE users SET pin_hash = '' WHERE id = 1"))
     done = sip_call(rig, "sip:9@10001.613.comp.ru", "3", wait_ms=1500, listen_ms=7000,
                     tmp=rig.tmp)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

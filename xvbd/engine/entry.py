@@ -20,7 +20,6 @@ caller hung up before being told).
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,6 +29,7 @@ from xvbd.engine import guard, prompts
 from xvbd.engine.runner import walk
 from xvbd.logs import logger
 from xvbd.nodestats import node_key
+from xvbd.passwords import secret_matches
 from xvbd.store.accounts import User
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ async def ask_access_code(call: Call, voice_number: str) -> User | None:
                 return None
             prompt = prompts.NO_SUCH_CODE
             continue
-        if user.pin and not await ask_pin(call, user):
+        if user.has_pin and not await ask_pin(call, user):
             return None
         await guard.passed(call, "", known)
         return user
@@ -195,7 +195,7 @@ async def ask_pin(call: Call, user: User) -> bool:
         if await guard.refused(call, target):
             return False
         pin = await call.ask(prompt, settings.timeout.digit * 3, MAX_CODE_DIGITS, secret=True)
-        if pin and hmac.compare_digest(pin.encode(), user.pin.encode()):
+        if pin and await secret_matches(pin, user.pin_hash):
             await guard.passed(call, target, known)
             return True
         if pin:
@@ -220,7 +220,7 @@ async def ask_pin(call: Call, user: User) -> bool:
 async def serve_user(call: Call, user: User, access_code: str, *, path: str = "",
                      pin_checked: bool = False) -> None:
     """The call is the user's now: checks, limits, hooks, then the walk of the IVR."""
-    if user.pin and not pin_checked and not await ask_pin(call, user):
+    if user.has_pin and not pin_checked and not await ask_pin(call, user):
         return
     if not await open_call(call, user, access_code):
         return

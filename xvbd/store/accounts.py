@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from xvbd.passwords import hash_pin_off_reactor
 from xvbd.store.audit import journal_rows
 from xvbd.store.db import Database, Txn
 from xvbd.store.table import ANY_OWNER, STARTS_WITH, Table, starts_with
@@ -127,7 +128,6 @@ class User:
     id: int
     voice_number: str
     access_code: str
-    pin: str
     name: str
     email: str
     language: str
@@ -138,12 +138,17 @@ class User:
     balance: int
     max_inbound_calls: int
     web_password_hash: str
+    pin_hash: str  # the phone PIN's scrypt hash (passwords.hash_pin); '' for no PIN
     created_at: int
     updated_at: int
 
     @property
     def locked(self) -> bool:
         return self.status != "active"
+
+    @property
+    def has_pin(self) -> bool:
+        return bool(self.pin_hash)
 
 
 @dataclass(frozen=True)
@@ -196,7 +201,7 @@ CURRENCIES = Table("currencies", Currency)
 TARIFFS = Table("tariffs", Tariff, audit=True)
 GROUPS = Table("user_groups", Group, audit=True)
 USERS = Table("users", User, audit=True, tenant="id",
-              secret=frozenset({"pin", "web_password_hash"}))
+              secret=frozenset({"pin_hash", "web_password_hash"}))
 DIDS = Table("dids", Did, key="did", owner="user_id", audit=True)
 DID_ATTRS = Table("did_attrs", DidAttr, key="did", audit=True)
 PARTNERS = Table("partners", Partner, audit=True,
@@ -363,7 +368,9 @@ class Accounts:
 
     async def create_user(self, voice_number: str, access_code: str, group_id: int,
                           **fields: Any) -> User:
+        """A new user; ``pin`` (clear digits, '' for none) is stored as its hash only."""
         _check_user_fields({"voice_number": voice_number, "access_code": access_code, **fields})
+        await _hash_pin_field(fields)
         now = self._now()
 
         def create(txn: Txn) -> User:
@@ -409,10 +416,12 @@ class Accounts:
 
     async def update_user(self, user_id: int, *, in_group: int | None = None,
                           **changes: Any) -> bool:
-        """Change fields of a user (of ``in_group`` only, when given); False: no such user."""
+        """Change fields of a user (of ``in_group`` only, when given); False: no such user.
+        A ``pin`` (clear digits, '' for none) is stored as its hash only."""
         if "balance" in changes:
             raise ValueError("the balance changes only through change_balance()")
         _check_user_fields(changes)
+        await _hash_pin_field(changes)
 
         def update(txn: Txn) -> bool:
             if in_group is not None and _user_in(txn, user_id, in_group) is None:
@@ -565,11 +574,23 @@ def _user_in(txn: Txn, user_id: int, group_id: int | None) -> User | None:
     return rows[0] if rows else None
 
 
+async def _hash_pin_field(fields: dict[str, Any]) -> None:
+    """A clear ``pin`` among ``fields`` becomes ``pin_hash`` (hashed on a thread)."""
+    if "pin_hash" in fields:
+        raise ValueError("a PIN is given in clear as pin=, and stored as its hash only")
+    if "pin" in fields:
+        fields["pin_hash"] = await hash_pin_off_reactor(str(fields.pop("pin") or ""))
+
+
 def _check_user_fields(fields: dict[str, Any]) -> None:
     for name in ("voice_number", "access_code"):
         if name in fields:
             value = fields[name]
             if not isinstance(value, str) or not value or any(c.isspace() for c in value):
                 raise ValueError(f"{name} must be a non-empty code without spaces, got {value!r}")
+    pin = fields.get("pin")
+    if pin is not None and (not isinstance(pin, str) or (pin and not pin.isdigit())
+                            or len(pin) > 16):
+        raise ValueError("a PIN is up to 16 digits (its value is not shown)")
     if "status" in fields and fields["status"] not in USER_STATUSES:
         raise ValueError(f"status must be {' or '.join(USER_STATUSES)}, got {fields['status']!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -82,9 +83,28 @@ def _create_version_table(txn: Txn) -> None:
                 f" name VARCHAR(100) NOT NULL, applied_at BIGINT NOT NULL) {options}")
 
 
+def hash_clear_pins(txn: Txn) -> None:
+    """``login_secrets``: every PIN kept in clear becomes its hash, then the clear column
+    goes.  A few milliseconds a PIN (``passwords.PIN_N``), in the upgrade's transaction."""
+    from xvbd.passwords import hash_pin
+
+    for row in txn.all("SELECT id, pin FROM users WHERE pin <> ''"):
+        txn.execute("UPDATE users SET pin_hash = ?, pin = '' WHERE id = ?",
+                    (hash_pin(str(row["pin"])), row["id"]))
+    txn.execute("ALTER TABLE users DROP COLUMN pin")
+
+
+#: Python run right after the schema file of that name, in its transaction: what SQL alone
+#: cannot do (a hash).  Keyed by name, so a file renumbered at a merge keeps its step.
+PYTHON_STEPS: dict[str, Callable[[Txn], None]] = {"login_secrets": hash_clear_pins}
+
+
 def apply_file(txn: Txn, schema: SchemaFile) -> None:
     for statement in schema.statements(txn.dialect):
         txn.execute(statement)
+    step = PYTHON_STEPS.get(schema.name)
+    if step is not None:
+        step(txn)
     txn.execute("INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
                 (schema.version, schema.name, int(time.time())))
 

@@ -467,7 +467,7 @@ def _user_out(user: User, dids: Sequence[Any] | None = None) -> dict[str, Any]:
     """A user without their secrets (the PIN is said to be set or not, never given)."""
     out = plain(user, money=("balance",), times=("created_at", "updated_at"))
     del out["web_password_hash"]
-    out["pin_set"] = bool(out.pop("pin"))
+    out["pin_set"] = bool(out.pop("pin_hash"))
     if dids is not None:
         out["dids"] = [d.did for d in dids]
     return out

@@ -254,5 +254,6 @@ def with_choices(fields: Sequence[Field], **choices: Iterable[tuple[str, str]]
 
 
 def typed(request: IRequest) -> dict[str, str]:
-    """What the person typed, to show the form again (passwords are never sent back)."""
-    return {k: v for k, v in form(request).items() if k not in ("password", "_csrf")}
+    """What the person typed, to show the form again (passwords and PINs are never sent
+    back)."""
+    return {k: v for k, v in form(request).items() if k not in ("password", "pin", "_csrf")}

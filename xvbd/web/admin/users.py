@@ -9,6 +9,7 @@ from typing import Any
 
 from twisted.web.iweb import IRequest
 
+from xvbd.passwords import new_pin
 from xvbd.store.accounts import Conflict, InsufficientBalance, NotFound, User
 from xvbd.store.audit import acting
 from xvbd.web.admin import schemas
@@ -28,11 +29,14 @@ PAGE = 50
 
 
 class UserPages(AdminBase):
-    async def _user_fields(self, who: Principal) -> tuple[Field, ...]:
+    async def _user_fields(self, who: Principal, *, new: bool = False) -> tuple[Field, ...]:
+        """The user form's fields; the PIN only when adding a user (an existing user's PIN
+        is set, generated or removed on its own form, and never shown)."""
+        fields = tuple(f for f in schemas.USER if new or f.name != "pin")
         if not who.is_admin:  # a partner's users stay in its group
-            return tuple(f for f in schemas.USER if f.name != "group_id")
+            return tuple(f for f in fields if f.name != "group_id")
         groups = await self.store.accounts.list_groups()
-        return with_choices(schemas.USER, group_id=((str(g.id), g.name) for g in groups))
+        return with_choices(fields, group_id=((str(g.id), g.name) for g in groups))
 
     async def _user(self, who: Principal, user_id: str) -> User:
         user = await self.store.accounts.get_user(number_arg(user_id), in_group=who.group_id)
@@ -75,13 +79,13 @@ class UserPages(AdminBase):
         values: dict[str, Any] = {"status": "active", "max_inbound_calls": 0,
                                   "timezone": "UTC", "language": "xvb.EN-Female"}
         return self.form_page(request, who, title="New user",
-                              fields=await self._user_fields(who), values=values,
+                              fields=await self._user_fields(who, new=True), values=values,
                               action=f"{ROOT}/users/new", back=f"{ROOT}/users")
 
     @app.route("/users/new", methods=["POST"])
     async def user_create(self, request: IRequest) -> bytes:
         who = await self.staff(request, change=True)
-        fields = await self._user_fields(who)
+        fields = await self._user_fields(who, new=True)
         values, errors = parse_fields(fields, form(request))
         group_id = who.group_id if who.group_id is not None else values.pop("group_id", None)
         if not errors:
@@ -99,8 +103,9 @@ class UserPages(AdminBase):
 
     async def _user_page(self, request: IRequest, who: Principal, user: User,
                          values: Any = None, errors: dict[str, str] | None = None,
-                         balance_error: str = "") -> bytes:
-        if errors or balance_error:
+                         balance_error: str = "", pin_error: str = "",
+                         new_pin: str = "") -> bytes:
+        if errors or balance_error or pin_error:
             request.setResponseCode(400)
         group = await self.store.accounts.get_group(user.group_id)
         tariff = await self.store.accounts.get_tariff(group.tariff_id) if group else None
@@ -110,7 +115,7 @@ class UserPages(AdminBase):
             request, "admin/user.html", who, user=user, group=group, tariff=tariff,
             currency=currency, fields=fields,
             values=values if values is not None else asdict(user), errors=errors or {},
-            balance_error=balance_error,
+            balance_error=balance_error, pin_error=pin_error, new_pin=new_pin,
             may_change_balance=who.is_admin or bool(who.partner and
                                                     who.partner.can_change_balance),
             dids=await self.store.accounts.user_dids(user.id),
@@ -141,6 +146,31 @@ class UserPages(AdminBase):
                 errors["access_code"] = str(exc)
         return await self._user_page(request, who, user, values=typed(request),
                                      errors=errors)
+
+    @app.route("/users/<user_id>/pin", methods=["POST"])
+    async def user_pin(self, request: IRequest, user_id: str) -> bytes:
+        """Set the phone PIN to typed digits, generate one (shown on this answer only, never
+        again), or remove it; journaled as changed, without its value."""
+        who = await self.staff(request, change=True)
+        user = await self._user(who, user_id)
+        data = form(request)
+        action, typed_pin = data.get("action", ""), data.get("pin", "").strip()
+        shown = ""
+        if action == "generate":
+            pin = shown = new_pin()
+        elif action == "remove":
+            pin = ""
+        elif action == "set" and typed_pin.isdigit() and len(typed_pin) <= 16:
+            pin = typed_pin
+        else:
+            return await self._user_page(request, who, user, pin_error=(
+                "PIN: type up to 16 digits and press Set, or press Generate or Remove."))
+        with acting(who.actor):
+            await self.store.accounts.update_user(user.id, in_group=who.group_id, pin=pin)
+        if not shown:
+            raise self.done(f"{ROOT}/users/{user.id}", "PIN set." if pin else "PIN removed.")
+        fresh = await self._user(who, user_id)
+        return await self._user_page(request, who, fresh, new_pin=shown)
 
     @app.route("/users/<user_id>/balance", methods=["POST"])
     async def user_balance(self, request: IRequest, user_id: str) -> bytes:

@@ -8,7 +8,6 @@ layer with the logged-in user's id, so another tenant's objects are simply not f
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from xvbd.config import Settings
 from xvbd.counters import Counters
 from xvbd.logs import logger
 from xvbd.mediadirs import MediaDirs
+from xvbd.passwords import secret_matches
 from xvbd.store import Store
 from xvbd.store.accounts import Group, User
 from xvbd.store.audit import Actor
@@ -33,7 +33,6 @@ from xvbd.web.security import (
     client_address,
     failure_code,
     form,
-    password_matches,
     redirect_answer,
     safe_next,
     session_id,
@@ -202,12 +201,10 @@ class TenantBase(PageFrame):
 
 
 async def _secret_matches(user: User, secret: str) -> bool:
-    """The PIN (compared in constant time) or the web password (a slow hash, off-thread)."""
-    if not secret:
-        return False
-    if user.pin and hmac.compare_digest(secret.encode(), user.pin.encode()):
+    """The web password or the PIN (both hashes, checked off the reactor thread)."""
+    if await secret_matches(secret, user.web_password_hash):
         return True
-    return await password_matches(secret, user.web_password_hash)
+    return await secret_matches(secret, user.pin_hash)
 
 
 def _next(request: IRequest, data: dict[str, str] | None = None) -> str:
