@@ -27,7 +27,7 @@ class BrowserTenantTests(BrowserCase):
         self.assertEqual(await ui.path(), "/ui/login?next=%2Fui%2F")
         await ui.fill({"voice_number": "613", "access_code": "10001", "secret": "1111"})
         await ui.press("Log in")
-        self.assertIn("Wrong phone number, access code or PIN/password",
+        self.assertIn("Wrong phone number, access code or password.",
                       await ui.text("p.error"))
         await ui.fill({"secret": "2468"})
         await ui.press("Log in")

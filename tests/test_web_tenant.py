@@ -50,7 +50,7 @@ class TenantWebTests(WebCase):
         page = await browser.log_in("/ui/login", {"voice_number": "613", "access_code": "10001",
                                                 "secret": "1111"})
         self.assertEqual(page.code, 401)
-        self.assertIn("Wrong phone number, access code or PIN/password", page.text)
+        self.assertIn("Wrong phone number, access code or password.", page.text)
         self.assertIn('value="10001"', page.text, "what was typed stays in the form")
         page = await browser.log_in("/ui/login", {"voice_number": "613", "access_code": "10001",
                                                 "secret": "4321", "next": "/ui/ivr"})
@@ -78,7 +78,7 @@ class TenantWebTests(WebCase):
         await acc.update_user(user.id, status="locked")
         self.assertEqual((await other.get("/ui/", follow=False)).code, 303)
         page = await self.browser().log_in("/ui/login", {
-            "voice_number": "613", "access_code": "10001", "secret": "4321"})
+            "voice_number": "613", "access_code": "10001", "secret": "long-secret-1"})
         self.assertEqual(page.code, 401)
         self.assertIn("Your account is locked", page.text)
         # guessing is throttled per account

@@ -20,7 +20,7 @@ from xvbd.store.outbound import Outbound
 from xvbd.store.processes import Processes
 from xvbd.store.queues import Queues
 from xvbd.store.reports import Reports
-from xvbd.store.sessions import Sessions
+from xvbd.store.sessions import PasswordResets, Sessions
 from xvbd.store.sip import SIP
 
 
@@ -47,6 +47,7 @@ class Store:
         self.outbound = Outbound(db, clock)
         self.sessions = Sessions(db, clock)
         self.lockouts = Lockouts(db, clock)
+        self.password_resets = PasswordResets(db, clock)
 
 
 __all__ = ["Database", "Store"]

@@ -441,6 +441,7 @@ class Accounts:
                         "(SELECT peer_id FROM user_sip_peers WHERE user_id = ?)", (user_id,))
             txn.execute("DELETE FROM musiconhold WHERE name IN "
                         "(SELECT name FROM user_moh WHERE user_id = ?)", (user_id,))
+            txn.execute("DELETE FROM web_password_resets WHERE user_id = ?", (user_id,))
             return USERS.delete(txn, user_id)
         return await self._db.run_interaction(delete)
 

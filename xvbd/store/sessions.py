@@ -1,8 +1,10 @@
 """Web sessions: server-side rows keyed by a random id (the cookie holds only the id), each
-with its CSRF token; they end at ``expires_at``, slide while used, and are swept away."""
+with its CSRF token; they end at ``expires_at``, slide while used, and are swept away.  And
+the one-time links that let a tenant set a new web password (:class:`PasswordResets`)."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -25,6 +27,77 @@ class WebSession:
 
 
 SESSIONS = Table("web_sessions", WebSession)
+
+#: How long a web password reset link works (seconds).
+RESET_LIFETIME = 24 * 3600
+
+
+@dataclass(frozen=True)
+class PasswordReset:
+    user_id: int
+    token_hash: str
+    issued_by: str
+    created_at: int
+    expires_at: int
+
+
+RESETS = Table("web_password_resets", PasswordReset, key="user_id", owner="user_id")
+
+
+def _token_hash(token: str) -> str:
+    # the token is 256 random bits: a plain digest keeps it from the database's readers
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class PasswordResets:
+    """One-time, expiring links for a tenant to set a new web password."""
+
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._now = lambda: int(clock())
+
+    async def issue(self, user_id: int, issued_by: str, lifetime: int = RESET_LIFETIME
+                    ) -> tuple[str, int]:
+        """A new link's token (shown once; only its hash is kept) and when it ends; the
+        user's earlier link stops working."""
+        token = secrets.token_urlsafe(32)
+        now = self._now()
+
+        def put(txn: Txn) -> None:
+            RESETS.delete(txn, user_id, owner=user_id)
+            RESETS.insert(txn, {"user_id": user_id, "token_hash": _token_hash(token),
+                                "issued_by": issued_by, "created_at": now,
+                                "expires_at": now + lifetime})
+        await self._db.run_interaction(put)
+        return token, now + lifetime
+
+    async def valid(self, token: str) -> int | None:
+        """The user whose live link this is; None when unknown, used or over."""
+        if not token or len(token) > 64:
+            return None
+        now = self._now()
+
+        def read(txn: Txn) -> int | None:
+            row = txn.one("SELECT user_id, expires_at FROM web_password_resets "
+                          "WHERE token_hash = ?", (_token_hash(token),))
+            return int(row["user_id"]) if row and int(row["expires_at"]) > now else None
+        return await self._db.run_interaction(read)
+
+    async def spend(self, token: str) -> int | None:
+        """Use the link once: the user it was for (and it is gone), or None."""
+        now = self._now()
+
+        def take(txn: Txn) -> int | None:
+            row = txn.one("SELECT user_id, expires_at FROM web_password_resets "
+                          "WHERE token_hash = ?", (_token_hash(token),))
+            if row is None:
+                return None
+            txn.execute("DELETE FROM web_password_resets WHERE token_hash = ?",
+                        (_token_hash(token),))
+            spent_here = txn.rowcount == 1  # of two at once, one spends it
+            return int(row["user_id"]) if spent_here and int(row["expires_at"]) > now \
+                else None
+        return await self._db.run_interaction(take)
 
 
 class Sessions:

@@ -4,6 +4,7 @@ layer is asked with the partner's group, so another group's user is simply not f
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -104,7 +105,8 @@ class UserPages(AdminBase):
     async def _user_page(self, request: IRequest, who: Principal, user: User,
                          values: Any = None, errors: dict[str, str] | None = None,
                          balance_error: str = "", pin_error: str = "",
-                         new_pin: str = "") -> bytes:
+                         new_pin: str = "", reset_link: str = "",
+                         reset_until: int = 0) -> bytes:
         if errors or balance_error or pin_error:
             request.setResponseCode(400)
         group = await self.store.accounts.get_group(user.group_id)
@@ -116,6 +118,7 @@ class UserPages(AdminBase):
             currency=currency, fields=fields,
             values=values if values is not None else asdict(user), errors=errors or {},
             balance_error=balance_error, pin_error=pin_error, new_pin=new_pin,
+            reset_link=reset_link, reset_until=reset_until,
             may_change_balance=who.is_admin or bool(who.partner and
                                                     who.partner.can_change_balance),
             dids=await self.store.accounts.user_dids(user.id),
@@ -171,6 +174,24 @@ class UserPages(AdminBase):
             raise self.done(f"{ROOT}/users/{user.id}", "PIN set." if pin else "PIN removed.")
         fresh = await self._user(who, user_id)
         return await self._user_page(request, who, fresh, new_pin=shown)
+
+    @app.route("/users/<user_id>/password-reset", methods=["POST"])
+    async def user_password_reset(self, request: IRequest, user_id: str) -> bytes:
+        """A one-time link for the user to set a new web password (there is no e-mail: the
+        operator hands it on); shown on this answer only, and journaled."""
+        who = await self.staff(request, change=True)
+        user = await self._user(who, user_id)
+        token, until = await self.store.password_resets.issue(user.id, who.name)
+        await self.store.journal.record(
+            actor_kind=who.kind, actor=who.name, address=who.address, user_id=user.id,
+            object_kind="users", object_id=str(user.id), field="web password reset link",
+            new_value=f"(issued, good until {time.strftime('%Y-%m-%d %H:%M', time.gmtime(until))}"
+                      " UTC)")
+        host = (request.getHeader("host") or "").strip() or "THIS-SERVER"
+        scheme = "https" if request.isSecure() or (
+            request.getHeader("x-forwarded-proto") or "") == "https" else "http"
+        link = f"{scheme}://{host}/ui/login/reset/{token}"
+        return await self._user_page(request, who, user, reset_link=link, reset_until=until)
 
     @app.route("/users/<user_id>/balance", methods=["POST"])
     async def user_balance(self, request: IRequest, user_id: str) -> bytes:

@@ -9,10 +9,10 @@ from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
 from xvbd.passwords import hash_password
-from xvbd.store.audit import acting
+from xvbd.store.audit import Actor, acting
 from xvbd.web.forms import Field, parse_fields
-from xvbd.web.security import Redirect, form
-from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, _secret_matches, app
+from xvbd.web.security import Redirect, Refused, client_address, form
+from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, _secret_matches, app, log
 
 PAGE = 50
 MIN_PASSWORD = 8
@@ -39,6 +39,21 @@ PLAN = (("max_extensions", "Extensions"), ("max_messages_total", "Messages kept"
         ("max_followme_phones", "Phones per extension"),
         ("max_schedule_items", "Schedule rules"), ("max_gotoif_items", "Conditions"),
         ("max_callblast_items", "Auto-dialer lists"), ("max_inbound_calls", "Calls at once"))
+
+
+RESET_GONE = ("This reset link has expired or was used already. Ask your provider for a new "
+              "one, or log in if you have set your password.")
+
+
+def password_problem(new: str, again: str) -> str:
+    """What is wrong with a new web password ('' when nothing)."""
+    if len(new) < MIN_PASSWORD or len(new) > 128:
+        return f"A web password is {MIN_PASSWORD} to 128 characters."
+    if new != again:
+        return "The two new passwords differ; type the same one twice."
+    if new.isdigit():
+        return "A web password needs more than digits (a PIN is digits: keep them apart)."
+    return ""
 
 
 class AccountPages(TenantBase):
@@ -98,13 +113,10 @@ class AccountPages(TenantBase):
         current, new = data.get("current", ""), data.get("password", "")
         why = ""
         if not await _secret_matches(who.user, current):
-            why = "Your current PIN or web password is not right."
-        elif len(new) < MIN_PASSWORD or len(new) > 128:
-            why = f"A web password is {MIN_PASSWORD} to 128 characters."
-        elif new != data.get("again", ""):
-            why = "The two new passwords differ; type the same one twice."
-        elif new.isdigit():
-            why = "A web password needs more than digits (your PIN already is digits)."
+            why = ("Your current web password is not right." if who.user.web_password_hash
+                   else "Your current PIN is not right.")
+        else:
+            why = password_problem(new, data.get("again", ""))
         if why:
             return self._account_page(request, who, {"name": who.user.name,
                                                      "email": who.user.email,
@@ -113,6 +125,39 @@ class AccountPages(TenantBase):
         with acting(who.actor):
             await self.store.accounts.update_user(who.id, web_password_hash=fresh)
         await self.store.sessions.close_all("user", str(who.id))
+        raise Redirect(f"{ROOT}/login?done=Password+set.+Log+in+with+it.")
+
+    # ------------------------------------------------------------------ a reset link
+
+    @app.route("/login/reset/<token>", methods=["GET"])
+    async def reset_form(self, request: IRequest, token: str) -> bytes:
+        """The page of a reset link the operator gave: a new web password (under
+        ``/login`` so that the login form's cookie and CSRF token serve it too)."""
+        if await self.store.password_resets.valid(token) is None:
+            raise Refused(410, RESET_GONE)
+        return self.login_page(request, "tenant/reset.html", error="", token=token)
+
+    @app.route("/login/reset/<token>", methods=["POST"])
+    async def reset_save(self, request: IRequest, token: str) -> bytes:
+        data = form(request)
+        forged = self.login_form_refused(request, data)
+        why = forged or password_problem(data.get("password", ""), data.get("again", ""))
+        if why:
+            if await self.store.password_resets.valid(token) is None:
+                raise Refused(410, RESET_GONE)
+            return self.login_page(request, "tenant/reset.html", 403 if forged else 400,
+                                   error=why, token=token)
+        user_id = await self.store.password_resets.spend(token)
+        user = await self.store.accounts.get_user(user_id) if user_id is not None else None
+        if user is None:
+            raise Refused(410, RESET_GONE)
+        fresh: str = await deferToThread(hash_password, data["password"])
+        actor = Actor("user", f"{user.voice_number}#{user.access_code}", client_address(request))
+        with acting(actor):
+            await self.store.accounts.update_user(user.id, web_password_hash=fresh)
+        await self.store.sessions.close_all("user", str(user.id))
+        log.info("user {name} set a web password with a reset link from {address}",
+                 name=actor.name, address=actor.address)
         raise Redirect(f"{ROOT}/login?done=Password+set.+Log+in+with+it.")
 
     # ------------------------------------------------------------------ journal

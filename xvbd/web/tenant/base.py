@@ -44,6 +44,9 @@ log = logger("xvbd.web.tenant")
 app = Klein()
 COOKIE = "xvbd_ui"
 ROOT = "/ui"
+WRONG_LOGIN = ("Wrong phone number, access code or password. Until you set a web password, "
+               "the PIN you use on the phone logs in here; once you have set one, only the "
+               "web password does. Forgot it? Your provider can give you a reset link.")
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,7 @@ class TenantBase(PageFrame):
                 await self.guard.failed("ui", name, address)
                 log.warn("failed web login as {name!r} from {address}", name=name,
                          address=address)
-                why = ("Wrong phone number, access code or PIN/password. The PIN is the one "
-                       "you use on the phone; a web password works too once you have set one.")
+                why = WRONG_LOGIN
         return self.login_page(request, "tenant/login.html", 401, error=why,
                                next=_next(request, data), voice_number=number,
                                access_code=code)
@@ -201,9 +203,10 @@ class TenantBase(PageFrame):
 
 
 async def _secret_matches(user: User, secret: str) -> bool:
-    """The web password or the PIN (both hashes, checked off the reactor thread)."""
-    if await secret_matches(secret, user.web_password_hash):
-        return True
+    """The web password; the phone PIN only while the user has no web password yet (both
+    hashes, checked off the reactor thread)."""
+    if user.web_password_hash:
+        return await secret_matches(secret, user.web_password_hash)
     return await secret_matches(secret, user.pin_hash)
 
 
