@@ -29,6 +29,7 @@ import argparse
 import http.client
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -90,18 +91,19 @@ def fill(url: DatabaseURL, args: argparse.Namespace) -> dict[str, Any]:
         finally:
             cursor.close()
 
-    from xvbd.passwords import hash_password
+    from xvbd.passwords import hash_password, hash_pin
 
     batch(dialect.upsert("admins", ("login", "password_hash", "updated_at"), ("login",)),
           [("admin", hash_password(PASSWORD), NOW)])
+    pin_hash = hash_pin("0000")  # one hash for every user: a PIN costs milliseconds
     began = time.perf_counter()
     batch("INSERT INTO user_groups (id, name, tariff_id) VALUES (?, ?, 1)",
           [(g, f"bench group {g}") for g in range(2, args.groups + 2)])
     for first in range(0, args.users, BATCH):
         numbers = range(first, min(first + BATCH, args.users))
-        batch("INSERT INTO users (id, voice_number, access_code, pin, name, group_id, "
+        batch("INSERT INTO users (id, voice_number, access_code, pin_hash, name, group_id, "
               "balance, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-              [(n + 1, voice_number(n), access_code(n), f"{n % 10000:04d}",
+              [(n + 1, voice_number(n), access_code(n), pin_hash,
                 f"Bench user {n}", 2 + n % args.groups, n * 100, NOW, NOW) for n in numbers])
         batch("INSERT INTO dids (did, user_id, created_at) VALUES (?, ?, ?)",
               [(f"8800{n:07d}", n + 1, NOW) for n in numbers if n % 10 == 0])
@@ -250,8 +252,16 @@ class Client:
         return response.status, data
 
     def login(self) -> None:
-        status, _ = self.request("POST", "/ai/login",
-                                 urlencode({"login": "admin", "password": PASSWORD}))
+        """As a browser: the login form (its CSRF token, bound to a pre-login cookie)."""
+        self.conn.request("GET", "/ai/login")
+        answer = self.conn.getresponse()
+        token = re.search(rb'name="_csrf" value="([^"]+)"', answer.read())
+        pre = [v.split(";", 1)[0] for v in answer.headers.get_all("Set-Cookie") or []]
+        if answer.status != 200 or token is None or not pre:
+            raise SystemExit(f"no login form on the bench web (HTTP {answer.status})")
+        self.cookie = "; ".join(pre)
+        status, _ = self.request("POST", "/ai/login", urlencode(
+            {"login": "admin", "password": PASSWORD, "_csrf": token[1].decode()}))
         if status != 303 or not self.cookie:
             raise SystemExit(f"could not log in to the bench web (HTTP {status})")
 

@@ -56,11 +56,17 @@ class BodyLimitTests(WebCase):
                                 b"Transfer-Encoding: chunked\r\n\r\n", chunked)
         self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer)
         self.assertEqual(await self.sessions(), 0, "no route ran: nobody logged in")
-        # within the limit, the same route answers as usual
+        # within the limit, the same route answers as usual (with the login form's token
+        # and the pre-login cookie it is bound to, as a browser sends them)
+        browser = self.browser()
+        page = await browser.get("/ui/login")
+        cookie = next(c for c in browser.jar if c.name == "xvbd_ui_login")
+        body = b"voice_number=613&access_code=10001&secret=4321&_csrf=" + page.csrf.encode()
         answer = await self.raw(b"POST /ui/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                                 b"Content-Type: application/x-www-form-urlencoded\r\n"
-                                b"Content-Length: 50\r\n\r\n",
-                                b"voice_number=613&access_code=10001&secret=4321&x=1")
+                                b"Cookie: xvbd_ui_login=%s\r\n"
+                                b"Content-Length: %d\r\n\r\n" % (str(cookie.value).encode(),
+                                                                   len(body)), body)
         self.assertTrue(answer.startswith(b"HTTP/1.1 303"), answer[:200])
         self.assertEqual(await self.sessions(), 1)
 
