@@ -305,7 +305,7 @@ class OperatorTests(GuardCase):
         # The operator's page lists it, with a button to lift it.
         await self.store.accounts.set_admin_password_hash("admin", ADMIN_HASH)
         browser = Browser(self.base)
-        await browser.post("/ai/login", {"login": "admin", "password": "admin-secret"})
+        await browser.log_in("/ai/login", {"login": "admin", "password": "admin-secret"})
         page = await browser.get("/ai/lockouts")
         self.assertEqual(page.code, 200)
         row = re.search(rf"<tr><td class=\"num\">{lockout.id}</td>.*?</tr>", page.text, re.S)
