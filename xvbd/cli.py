@@ -5,6 +5,7 @@
   xvbd-admin admin-password -c FILE    set (or import from htpasswd) the admin web password
   xvbd-admin check-config -c FILE      validate and print the effective settings
   xvbd-admin demo-tenant -c FILE       create the demo tenant to call
+  xvbd-admin reports-account -c FILE   MariaDB: the read-only report login and its views
   xvbd-admin check -c FILE             is this machine ready: one OK/FAIL line per item
   xvbd-admin backup -c FILE DEST       the database to a file (SQLite online backup, dump)
   xvbd-admin restore -c FILE SRC       a backup into the database (empty unless --force)
@@ -76,6 +77,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
         print(f"{settings.db.url}: schema is up to date (version {before})")
     for schema in applied:
         print(f"{settings.db.url}: applied {schema.version:03d}_{schema.name}")
+    if applied and settings.db.url.backend == "mysql" and settings.db.reports_url:
+        print("the report views follow the schema once made again: run "
+              "`xvbd-admin reports-account --views-only`")
     return EXIT_OK
 
 
@@ -147,6 +151,43 @@ def cmd_demo_tenant(args: argparse.Namespace) -> int:
     state = "created" if demo.created else "already there"
     print(f"demo tenant {state}: user {demo.user.id}, public number {VOICE_NUMBER}, "
           f"AccessCode {ACCESS_CODE}, PIN {PIN}, DID {DID}")
+    return EXIT_OK
+
+
+def cmd_reports_account(args: argparse.Namespace) -> int:
+    from xvbd.config import BadValue, database_url
+    from xvbd.store.report_account import AccountError, make_account
+
+    settings = _settings_at_head(args.config)
+    main = settings.db.url
+    if main.backend != "mysql":
+        print(f"{main}: SQLite needs no report account (SQLite itself refuses every read "
+              "of a secret); leave [DB] REPORTS_URL empty")
+        return EXIT_OK
+    try:
+        admin_url = database_url(args.admin_url) if args.admin_url else main
+    except BadValue as exc:
+        raise CommandError(f"--admin-url: {exc}", EXIT_CONFIG) from None
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if len(password) < 12:
+            raise CommandError("the password must have at least 12 characters; nothing "
+                               "changed")
+    try:
+        account = make_account(admin_url, main.name, login=args.login, host=args.host,
+                               password=password, views_only=args.views_only,
+                               connect_timeout=settings.db.connect_timeout)
+    except AccountError as exc:
+        raise CommandError(str(exc), EXIT_DATABASE) from None
+    print(f"{account.schema}: {len(account.views)} views; left out: "
+          f"{', '.join(account.left_out)}")
+    if args.views_only:
+        print(f"the views are made again; the login {args.login!r} is unchanged")
+        return EXIT_OK
+    print(f"the login {args.login!r}@{args.host!r} may SELECT those views, nothing else.")
+    print("Put this line in the [DB] section of the configuration and restart xvbd:")
+    print(f"REPORTS_URL = {account.reports_url()}")
     return EXIT_OK
 
 
@@ -239,6 +280,22 @@ def parser() -> argparse.ArgumentParser:
     pw.set_defaults(run=cmd_admin_password)
     with_config(sub.add_parser("demo-tenant", help="create the demo tenant (613 / 10001)")
                 ).set_defaults(run=cmd_demo_tenant)
+    ra = with_config(sub.add_parser(
+        "reports-account", help="MariaDB: make the read-only report login and its "
+                                "secret-free views; prints [DB] REPORTS_URL"))
+    ra.add_argument("--login", default="xvbd_reports",
+                    help="the report login (default: xvbd_reports)")
+    ra.add_argument("--host", default="%",
+                    help="where the login may connect from, as MariaDB writes it (default: "
+                         "%%, anywhere; e.g. localhost or 10.0.0.%%)")
+    ra.add_argument("--password-stdin", action="store_true",
+                    help="read its password from standard input (default: a random one)")
+    ra.add_argument("--views-only", action="store_true",
+                    help="only make the views again (after `db upgrade`); the login stays")
+    ra.add_argument("--admin-url", metavar="URL",
+                    help="connect as this user to make them (one that may CREATE USER and "
+                         "GRANT; default: [DB] URL)")
+    ra.set_defaults(run=cmd_reports_account)
     with_config(sub.add_parser("check-config", help="validate and print the settings")
                 ).set_defaults(run=cmd_check_config)
     check = with_config(sub.add_parser(

@@ -526,6 +526,9 @@ class DBSettings:
     connect_timeout: int
     reports_url: DatabaseURL | None
     reports_timeout: int
+    reports_max_rows: int = 100_000
+    reports_max_mb: int = 20
+    reports_max_cell_kb: int = 64
 
 
 @dataclass(frozen=True)
@@ -674,6 +677,9 @@ SECTIONS: tuple[Section, ...] = (
         Key("CONNECT_TIMEOUT", "5", integer(1, 120)),
         Key("REPORTS_URL", "", lambda raw: database_url(raw) if raw else None),
         Key("REPORTS_TIMEOUT", "30", integer(1, 3600)),
+        Key("REPORTS_MAX_ROWS", "100000", integer(10, 10_000_000)),
+        Key("REPORTS_MAX_MB", "20", integer(1, 1024)),
+        Key("REPORTS_MAX_CELL_KB", "64", integer(1, 16384)),
     )),
     Section("AGI", AGISettings, (
         Key("LISTEN", "tcp:4573:interface=127.0.0.1", endpoint),

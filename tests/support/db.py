@@ -92,6 +92,17 @@ class DatabaseCase:
         self.store = Store(self.db)
 
 
+def report_account(case: Any) -> DatabaseURL:
+    """MariaDB: the report account of ``case``'s database (``xvbd-admin reports-account``'s
+    views and login), dropped after the test; its URL, for ``[DB] REPORTS_URL``."""
+    from xvbd.store.report_account import drop_account, make_account
+
+    login = f"r{uuid.uuid4().hex[:12]}"
+    account = make_account(case.url, case.url.name, login=login)
+    case.addCleanup(drop_account, case.url, case.url.name, login)
+    return account.url
+
+
 def on_both_backends(mixin: type) -> tuple[type, type]:
     """Two trial TestCases running ``mixin``'s tests on SQLite and on MariaDB."""
     from twisted.trial.unittest import TestCase

@@ -18,7 +18,7 @@ from twisted.internet.threads import deferToThread
 from twisted.web.client import Agent, CookieAgent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
-from tests.support.db import DatabaseCase
+from tests.support.db import DatabaseCase, report_account
 from xvbd.config import Settings, parse_settings
 from xvbd.counters import LocalCounters
 from xvbd.mediadirs import MediaDirs
@@ -140,11 +140,15 @@ class WebCase(DatabaseCase):
     """Mixin: the web of ``self.store`` on a loopback port; ``self.browser()``."""
 
     web_config = ""
+    reports_account = False  # MariaDB: make the report account, as REPORTS_URL
 
     def setUp(self) -> None:
         super().setUp()
         self.settings: Settings = parse_settings(f"[COMMON]\nSERVER_ID = WEB-NODE\n"
                                                  f"{self.web_config}", "test.conf")
+        if self.reports_account and self.backend == "mysql":
+            self.settings = dataclasses.replace(self.settings, db=dataclasses.replace(
+                self.settings.db, reports_url=report_account(self)))
         self.counters = LocalCounters(reactor)
         self.admin_app = AdminApp(self.settings, self.store, self.counters, PAGES)
         self.tenant_app = TenantApp(self.settings, self.store, self.counters, PAGES)

@@ -1,23 +1,27 @@
-"""Running a SQL report: read-only, bounded in time and rows, off the reactor thread.
+"""Running a SQL report: read-only, bounded in time, rows and bytes, on a thread.
 
 What keeps a report from changing data or reading secrets, by backend:
 
 * **SQLite** — a connection of its own opened ``mode=ro`` with ``PRAGMA query_only=ON``, an
-  authorizer that allows only reading (and refuses any read of :data:`SECRET_TABLES` and
-  :data:`SECRET_COLUMNS`, however the SQL is spelled), and a progress handler that stops the
-  statement at the time limit.  This is the real defence.
-* **MariaDB/MySQL** — a connection of its own (``[DB] REPORTS_URL`` when set, else ``URL``)
-  in ``START TRANSACTION READ ONLY``, with ``max_statement_time`` (MariaDB) or
-  ``MAX_EXECUTION_TIME`` (MySQL), one statement per query (no multi-statements), and always
-  rolled back.  The checks of the report's *text* below (a query, no writing words, no
-  secret names) are a second line only: the real defence is a ``REPORTS_URL`` user with
-  SELECT on the report tables and nothing else, as ``etc/xvb.conf`` says.
+  authorizer that allows only reading (and refuses any read of a secret, :func:`is_secret`,
+  however the SQL is spelled: ``WITH t AS (SELECT * FROM users)`` too), a progress handler
+  that stops the statement at the time limit, and ``SQLITE_LIMIT_LENGTH`` so one step cannot
+  build a value bigger than a report's output may be (such a step never calls the handler).
+  This is the real defence.
+* **MariaDB/MySQL** — only through the report account of ``[DB] REPORTS_URL`` (``xvbd-admin
+  reports-account`` makes it: SELECT on views of a schema of their own that leave every
+  secret column out); without it reports are refused (:data:`NO_ACCOUNT`), and an account
+  that may do more than read those views is refused too (:func:`check_grants`).  A
+  connection of its own in ``START TRANSACTION READ ONLY``, with ``max_statement_time``
+  (MariaDB) or ``MAX_EXECUTION_TIME`` (MySQL), one statement per query, always rolled back.
 
-Both backends apply the same text checks first, so a report is refused alike on both.  The
-period is ``[% DATE_START %]`` / ``[% DATE_STOP %]`` (Unix seconds, bound as parameters,
-never pasted), and two macros give portable dates: ``[% DAY(expr) %]`` is the UTC date
-``YYYY-MM-DD`` of the Unix time ``expr``, ``[% TIME(expr) %]`` its UTC ``YYYY-MM-DD
-HH:MM:SS``.
+Both backends apply the same text checks first (a second line, not the wall), so a report is
+refused alike on both.  :func:`deliver` reads the result in batches, renders it on the thread
+and hands it over in chunks that wait for the reader, stopping at the row and byte caps; a
+value longer than the cell cap is cut.  The period is ``[% DATE_START %]`` / ``[% DATE_STOP
+%]`` (Unix seconds, bound as parameters, never pasted), and two macros give portable dates:
+``[% DAY(expr) %]`` is the UTC date ``YYYY-MM-DD`` of the Unix time ``expr``, ``[% TIME(expr)
+%]`` its UTC ``YYYY-MM-DD HH:MM:SS``.
 """
 
 from __future__ import annotations
@@ -25,31 +29,34 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
-
-from twisted.internet.defer import DeferredSemaphore
-from twisted.internet.threads import deferToThread
 
 from xvbd.config import DatabaseURL
 from xvbd.store.db import connect_kwargs
-from xvbd.store.reports import Report
 
-#: Tables a report may not read at all, and columns it may not read, by table.
+#: Tables a report may not read at all, and columns it may not read, by table
+#: (``extensions.settings`` holds the PINs of DISA and conference extensions).
 SECRET_TABLES = frozenset({"admins", "web_sessions"})
 SECRET_COLUMNS: dict[str, frozenset[str]] = {
     "partners": frozenset({"password_hash"}),
-    "users": frozenset({"web_password_hash"}),
+    "users": frozenset({"web_password_hash", "pin"}),
     "sippeers": frozenset({"secret", "md5secret", "remotesecret"}),
+    "extensions": frozenset({"settings"}),
 }
-_SECRET_NAMES = frozenset(name for names in SECRET_COLUMNS.values() for name in names) | {
-    "csrf_token"}
-SECRETS_SAID = ("admins, web_sessions, partners.password_hash, users.web_password_hash, "
-                "sippeers.secret / md5secret / remotesecret")
-_SECRET_WORDS = re.compile(rf"\b({'|'.join(sorted(SECRET_TABLES | _SECRET_NAMES))})\b", re.I)
+#: Any column named like a secret, in any table: a PIN or its hash by whatever name it has
+#: (pin, pin_hash, voicemail_pins), passwords, secrets, tokens, hashes.
+SECRET_NAME = re.compile(r"(^|_)(pins?|password|passwd|secret|token|csrf)(_|$)|(hash|secret)$",
+                         re.I)
+_SECRET_NAMES = frozenset(name for names in SECRET_COLUMNS.values() for name in names
+                          if name != "settings") | {"csrf_token"}
+SECRETS_SAID = ("admins, web_sessions, PINs, password hashes, SIP secrets, tokens, "
+                "extensions.settings")
+_SECRET_WORDS = re.compile(rf"\b({'|'.join(sorted(SECRET_TABLES | _SECRET_NAMES - {'pin'}))})\b",
+                           re.I)
 _WRITE_WORDS = re.compile(r"\b(insert|update|delete|replace\s+into|drop|create|alter|truncate|"
                           r"grant|revoke|rename|attach|detach|pragma|vacuum|reindex|analyze|"
                           r"into|lock|handler|load_file|get_lock|call|commit|rollback)\b", re.I)
@@ -58,12 +65,21 @@ _MACRO = re.compile(r"\[%\s*(DAY|TIME)\s*\((.*?)\)\s*%\]", re.I | re.S)
 READ_ONLY = "This report tries to change data; reports are read-only."
 
 
-class ReportRefused(Exception):
-    """A report that may not run or did not finish; the message is for the person."""
+def is_secret(table: str, name: str) -> bool:
+    """Is ``table.name`` a secret no report may read (SQLite's authorizer, MariaDB's views)?"""
+    table, name = table.lower(), name.lower()
+    return (table in SECRET_TABLES or name in SECRET_COLUMNS.get(table, ())
+            or bool(SECRET_NAME.search(name)))
 
-    def __init__(self, message: str) -> None:
+
+class ReportRefused(Exception):
+    """A report that may not run or did not finish; the message is for the person, ``code``
+    the HTTP status of the page that says it."""
+
+    def __init__(self, message: str, code: int = 400) -> None:
         super().__init__(message)
         self.message = message
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -82,14 +98,6 @@ def column(name: str) -> Column:
     if len(name) > 1 and name.startswith("=") != name.endswith("="):
         return Column(name, label, "left" if name.startswith("=") else "right")
     return Column(name, label, "center")
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    columns: tuple[Column, ...]
-    rows: list[tuple[str, ...]]
-    truncated: bool  # more rows than ``limit`` were there
-    limit: int
 
 
 # ------------------------------------------------------------------ the text of a report
@@ -200,18 +208,73 @@ def _macro(name: str, expr: str, backend: str) -> str:
     return f"{'date' if name == 'DAY' else 'datetime'}(({expr}), 'unixepoch')"
 
 
-def cell(value: Any) -> str:
-    """A value as the page and the CSV show it."""
-    if value is None:
-        return ""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    return str(value)  # a date as 2026-01-31, a Decimal as its digits
-
-
 # ------------------------------------------------------------------ running (on a thread)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What one run may deliver: rows, bytes of output, characters of one value, seconds."""
+
+    rows: int
+    bytes: int
+    cell: int
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: what it delivered and why it stopped early, if it did."""
+
+    rows: int
+    bytes: int
+    stopped: str = ""  # "" (all rows), "rows" or "bytes": a cap was reached
+    cut_cells: int = 0  # values cut at Bounds.cell
+
+
+class Render(Protocol):
+    """Rows into text, on the report's thread (the page's table, the CSV's lines)."""
+
+    def head(self, columns: Sequence[Column]) -> str: ...
+
+    def row(self, values: Sequence[str]) -> str: ...
+
+
+class Delivery(Protocol):
+    """Where the thread hands its output; ``put`` waits while the reader has no room."""
+
+    def put(self, item: Any, deadline: float) -> None: ...
+
+    @property
+    def stopped(self) -> bool: ...
+
+
+class Stopped(Exception):
+    """The reader went away (the browser closed the page): the run ends quietly."""
+
+
+#: Rows asked of the driver at a time, and the output handed over at a time.
+BATCH_ROWS = 200
+CHUNK_BYTES = 64 * 1024
+CUT_MARK = "…"
+
+
+def cell(value: Any, limit: int = 0) -> tuple[str, bool]:
+    """A value as the page and the CSV show it, and whether it was cut at ``limit``
+    characters (0: never).  Bytes are cut before they are decoded."""
+    if value is None:
+        return "", False
+    cut = False
+    if isinstance(value, bytes | bytearray | memoryview):
+        if limit and len(value) > limit * 4:
+            value, cut = value[:limit * 4], True
+        text = bytes(value).decode("utf-8", "replace")
+    elif isinstance(value, datetime):
+        text = value.isoformat(sep=" ")
+    else:
+        text = str(value)  # a date as 2026-01-31, a Decimal as its digits
+    if limit and (cut or len(text) > limit):
+        return text[:limit] + CUT_MARK, True
+    return text, False
 
 
 def _timeout_message(seconds: float) -> str:
@@ -224,37 +287,71 @@ def _names(cursor: Any) -> tuple[str, ...]:
     of a table with a secret column, where the text check cannot see it)."""
     names = tuple(str(d[0]) for d in cursor.description or ())
     for name in names:
-        if name.lower() in _SECRET_NAMES:
+        if name.lower() in _SECRET_NAMES or SECRET_NAME.search(name):
             raise ReportRefused(f"This report reads a secret ({name}); reports may not read "
                                 f"{SECRETS_SAID}. Name the columns you need instead of *.")
     return names
 
 
-def _fetch(cursor: Any, limit: int, deadline: float) -> tuple[list[tuple[str, ...]], bool]:
-    rows: list[tuple[str, ...]] = []
-    while len(rows) <= limit:
-        batch = cursor.fetchmany(min(1000, limit + 1 - len(rows)))
-        if not batch:
-            return rows, False
-        rows.extend(tuple(cell(v) for v in row) for row in batch)
+def deliver(cursor: Any, render: Render, bounds: Bounds, out: Delivery, deadline: float
+            ) -> Outcome:
+    """Read the result in batches, render it and hand it over in chunks until the rows end
+    or a cap is reached; the chunks wait for the reader, so memory stays flat."""
+    columns = tuple(column(n) for n in _names(cursor))
+    out.put(("columns", columns), deadline)
+    pending: list[bytes] = [render.head(columns).encode("utf-8")]
+    size = len(pending[0])
+    rows = total = cut_cells = 0
+    stopped = ""
+    while not stopped:
+        batch = cursor.fetchmany(BATCH_ROWS)
         if time.monotonic() > deadline:
             raise TimeoutError
-    return rows[:limit], True
+        if not batch:
+            break
+        for raw in batch:
+            if rows >= bounds.rows:
+                stopped = "rows"
+                break
+            values = []
+            for value in raw:
+                text, cut = cell(value, bounds.cell)
+                values.append(text)
+                cut_cells += cut
+            data = render.row(values).encode("utf-8")
+            if total + size + len(data) > bounds.bytes:
+                stopped = "bytes"
+                break
+            pending.append(data)
+            size += len(data)
+            rows += 1
+            if size >= CHUNK_BYTES:
+                out.put(("data", b"".join(pending)), deadline)
+                total += size
+                pending, size = [], 0
+        if not total and rows and not stopped:  # the first rows go at once
+            out.put(("data", b"".join(pending)), deadline)
+            total += size
+            pending, size = [], 0
+    if pending:
+        out.put(("data", b"".join(pending)), deadline)
+        total += size
+    return Outcome(rows, total, stopped, cut_cells)
 
 
-def run_sqlite(path: str, sql: str, params: dict[str, int], limit: int, timeout: float
-               ) -> tuple[tuple[str, ...], list[tuple[str, ...]], bool]:
-    """Run one read-only statement on a SQLite file: (column names, rows, cut)."""
+def run_sqlite(path: str, sql: str, params: dict[str, int], render: Render, bounds: Bounds,
+               out: Delivery) -> Outcome:
+    """Run one read-only statement on a SQLite file, its output handed to ``out``."""
     conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=5.0,
                            check_same_thread=False)
     denied: list[str] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + bounds.timeout
 
     def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None,
                   _trigger: str | None) -> int:
         if action == sqlite3.SQLITE_READ:
             table, col = (arg1 or "").lower(), (arg2 or "").lower()
-            if table in SECRET_TABLES or col in SECRET_COLUMNS.get(table, ()):
+            if is_secret(table, col):
                 what = "the admin passwords" if table == "admins" else f"{table}.{col}"
                 denied.append(f"This report reads {what}; reports may not read "
                               f"{SECRETS_SAID}.")
@@ -267,24 +364,34 @@ def run_sqlite(path: str, sql: str, params: dict[str, int], limit: int, timeout:
         denied.append(READ_ONLY)
         return sqlite3.SQLITE_DENY
 
+    def progress() -> int:  # every few thousand steps of the statement: go on?
+        return int(out.stopped or time.monotonic() > deadline)
+
     try:
         conn.execute("PRAGMA query_only=ON")
         conn.set_authorizer(authorize)
-        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 2000)
-        cursor = conn.execute(sql, params)
-        names = _names(cursor)
-        rows, cut = _fetch(cursor, limit, deadline)
-        return names, rows, cut
+        # One step that builds a huge value (zeroblob(1e9)) never calls the progress
+        # handler: no string or blob of a report may be longer than its output may be.
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max(bounds.bytes, 1_000_000))
+        conn.set_progress_handler(progress, 2000)
+        return deliver(conn.execute(sql, params), render, bounds, out, deadline)
     except TimeoutError:
-        raise ReportRefused(_timeout_message(timeout)) from None
+        raise ReportRefused(_timeout_message(bounds.timeout)) from None
     except sqlite3.Error as exc:
         if denied:
             raise ReportRefused(denied[0]) from None
+        if out.stopped:
+            raise Stopped from None
         if time.monotonic() > deadline and "interrupt" in str(exc):
-            raise ReportRefused(_timeout_message(timeout)) from None
+            raise ReportRefused(_timeout_message(bounds.timeout)) from None
         if isinstance(exc, sqlite3.ProgrammingError) and "one statement" in str(exc):
             raise ReportRefused("This report has more than one statement; a report is one "
                                 "SELECT (reports are read-only).") from None
+        if isinstance(exc, sqlite3.DataError) or "too big" in str(exc):
+            raise ReportRefused(
+                f"This report makes a value longer than {max(bounds.bytes, 1_000_000)} "
+                "bytes, more than a report may show; narrow it ([DB] REPORTS_MAX_MB sets "
+                "the limit).") from None
         raise ReportRefused(f"The database refused this report: {exc}") from None
     finally:
         conn.rollback()
@@ -296,48 +403,70 @@ _MYSQL_TIMEOUTS = frozenset({1969, 3024, 1317, 2013})
 _MYSQL_READ_ONLY = frozenset({1792, 1207})
 _MYSQL_DENIED = frozenset({1142, 1143, 1044, 1227})
 
+NO_ACCOUNT = (
+    "Reports on MariaDB run only through a read-only report account, and none is set up: "
+    "run `xvbd-admin reports-account -c /etc/xvbd/xvb.conf` (it makes the account and its "
+    "secret-free views), put the REPORTS_URL it prints in [DB], and restart xvbd.")
 
-def run_mysql(url: DatabaseURL, sql: str, params: dict[str, int], limit: int, timeout: float
-              ) -> tuple[tuple[str, ...], list[tuple[str, ...]], bool]:
-    """Run one statement in a read-only transaction on its own connection, rolled back."""
+
+def check_grants(grants: Sequence[str], main_db: str) -> None:
+    """The report account may do nothing but SELECT in a schema that is not xvbd's own
+    (its views); anything more and reports are refused, saying what to fix."""
+    for line in grants:
+        text = " ".join(line.split())
+        if re.match(r"GRANT USAGE ON \*\.\* TO ", text, re.I):
+            continue
+        found = re.match(r"GRANT SELECT ON `((?:[^`]|``)+)`\.\* TO ", text, re.I)
+        if found and found[1].replace("``", "`") != main_db and "WITH GRANT OPTION" not in \
+                text.upper():
+            continue
+        raise ReportRefused(
+            "The report account of [DB] REPORTS_URL may do more than read the report views "
+            f"({text[:120]}); reports are refused until it may not. Make it with "
+            "`xvbd-admin reports-account`, which grants SELECT on the views only.")
+
+
+def run_mysql(url: DatabaseURL, main_db: str, sql: str, params: dict[str, int],
+              render: Render, bounds: Bounds, out: Delivery) -> Outcome:
+    """Run one statement in a read-only transaction on its own connection, rolled back,
+    through the report account (its grants checked first)."""
     import pymysql
     import pymysql.cursors
 
     _module, kwargs = connect_kwargs(url, 5)
-    kwargs.update(read_timeout=int(timeout) + 5, cursorclass=pymysql.cursors.SSCursor)
-    deadline = time.monotonic() + timeout
+    kwargs.update(read_timeout=int(bounds.timeout) + 5, cursorclass=pymysql.cursors.SSCursor)
+    deadline = time.monotonic() + bounds.timeout
     try:
         conn = pymysql.connect(**kwargs)
     except pymysql.err.MySQLError as exc:
         raise ReportRefused(f"Cannot reach the reports database: {exc}; check "
-                            "[DB] REPORTS_URL (or URL).") from None
+                            "[DB] REPORTS_URL.") from None
     cursor = conn.cursor()
     try:
+        cursor.execute("SHOW GRANTS FOR CURRENT_USER()")
+        check_grants([str(row[0]) for row in cursor.fetchall()], main_db)
         cursor.execute("SELECT VERSION()")
         version = str(cursor.fetchall()[0][0]).lower()
         if "mariadb" in version:
-            cursor.execute(f"SET SESSION max_statement_time = {float(timeout):.3f}")
+            cursor.execute(f"SET SESSION max_statement_time = {float(bounds.timeout):.3f}")
         else:
-            cursor.execute(f"SET SESSION MAX_EXECUTION_TIME = {int(timeout * 1000)}")
+            cursor.execute(f"SET SESSION MAX_EXECUTION_TIME = {int(bounds.timeout * 1000)}")
         cursor.execute("START TRANSACTION READ ONLY")
         cursor.execute(sql, params)
-        names = _names(cursor)
-        rows, cut = _fetch(cursor, limit, deadline)
-        if not cut:
-            conn.rollback()
-        return names, rows, cut
+        return deliver(cursor, render, bounds, out, deadline)
     except TimeoutError:
-        raise ReportRefused(_timeout_message(timeout)) from None
+        raise ReportRefused(_timeout_message(bounds.timeout)) from None
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
         if code in _MYSQL_TIMEOUTS:
-            raise ReportRefused(_timeout_message(timeout)) from None
+            raise ReportRefused(_timeout_message(bounds.timeout)) from None
         if code in _MYSQL_READ_ONLY:
             raise ReportRefused(READ_ONLY) from None
         message = exc.args[1] if len(exc.args) > 1 else str(exc)
         if code in _MYSQL_DENIED:
-            raise ReportRefused(f"The reports database user may not read that: {message}"
-                                ) from None
+            raise ReportRefused(f"The report account may not read that: {message}. Reports "
+                                "read the secret-free views of the report schema (write "
+                                "table names without a database).") from None
         raise ReportRefused(f"The database refused this report: {message}") from None
     finally:
         # A cut or failed read ends here: the server rolls the transaction back.  The rest
@@ -349,83 +478,11 @@ def run_mysql(url: DatabaseURL, sql: str, params: dict[str, int], limit: int, ti
         conn.close()
 
 
-# ------------------------------------------------------------------ the runner
-
-
-class ResultCache:
-    """Results by (report id, start, stop, row limit) for the report's cache TTL."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic, size: int = 256) -> None:
-        self.clock = clock
-        self.size = size
-        self._entries: dict[tuple[int, int | None, int | None, int],
-                            tuple[float, ReportResult]] = {}
-        self._generation: dict[int, int] = {}
-
-    def get(self, key: tuple[int, int | None, int | None, int]) -> ReportResult | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= self.clock():
-            del self._entries[key]
-            return None
-        return entry[1]
-
-    def generation(self, report_id: int) -> int:
-        return self._generation.get(report_id, 0)
-
-    def put(self, key: tuple[int, int | None, int | None, int], ttl: int,
-            result: ReportResult, generation: int) -> None:
-        if ttl <= 0 or generation != self.generation(key[0]):
-            return  # no caching, or the report changed while it ran
-        now = self.clock()
-        for old in [k for k, (until, _) in self._entries.items() if until <= now]:
-            del self._entries[old]
-        while len(self._entries) >= self.size:
-            del self._entries[next(iter(self._entries))]
-        self._entries[key] = (now + ttl, result)
-
-    def forget(self, report_id: int) -> None:
-        """A report was edited or deleted: its results are gone."""
-        self._generation[report_id] = self.generation(report_id) + 1
-        for key in [k for k in self._entries if k[0] == report_id]:
-            del self._entries[key]
-
-
-class ReportRunner:
-    """Runs reports on ``url`` (or ``reports_url``), at most ``concurrency`` at a time."""
-
-    def __init__(self, url: DatabaseURL, *, reports_url: DatabaseURL | None = None,
-                 timeout: float = 30, concurrency: int = 2,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.url = reports_url or url
-        self.timeout = timeout
-        self.cache = ResultCache(clock)
-        self._slots = DeferredSemaphore(concurrency)
-
-    @property
-    def backend(self) -> str:
-        return self.url.backend
-
-    async def run(self, report: Report, start: int | None, stop: int | None,
-                  limit: int) -> ReportResult:
-        """The report's rows for the period (cached for its TTL); :class:`ReportRefused`."""
-        key = (report.id, start, stop, limit)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        generation = self.cache.generation(report.id)
-        names, rows, cut = await self._slots.run(deferToThread, self._run, report.sql_text,
-                                                 start, stop, limit)
-        result = ReportResult(tuple(column(n) for n in names), rows, cut, limit)
-        self.cache.put(key, report.cache_ttl, result, generation)
-        return result
-
-    def _run(self, text: str, start: int | None, stop: int | None, limit: int
-             ) -> tuple[tuple[str, ...], list[tuple[str, ...]], bool]:
-        """On a thread: the text checks, then the statement."""
-        sql, params = bind(check_text(text, self.backend), self.backend, start, stop)
-        if self.url.backend == "sqlite":
-            assert self.url.path is not None
-            return run_sqlite(str(self.url.path), sql, params, limit, self.timeout)
-        return run_mysql(self.url, sql, params, limit, self.timeout)
+def run_report(url: DatabaseURL, main_db: str, text: str, start: int | None,
+               stop: int | None, render: Render, bounds: Bounds, out: Delivery) -> Outcome:
+    """On a thread: the text checks, then the statement on ``url``'s backend."""
+    sql, params = bind(check_text(text, url.backend), url.backend, start, stop)
+    if url.backend == "sqlite":
+        assert url.path is not None
+        return run_sqlite(str(url.path), sql, params, render, bounds, out)
+    return run_mysql(url, main_db, sql, params, render, bounds, out)

@@ -4,26 +4,33 @@ or uploaded as a ``.sql`` file), the run page (a period, the result as a table) 
 Reports read every tenant's data, so every route is the operator's: a partner is refused
 (403).  ``access = admin`` lets only the owning admin login run, see or change a report;
 ``all`` lets every admin login.  Running is read-only and bounded (``xvbd.store.
-report_runner``); a refusal is shown on the page with HTTP 400.
+report_runner``, ``report_stream``): the rows are streamed to the page and the CSV as the
+browser takes them, rendered on the report's thread; a refusal before the first row is shown
+on the page with its HTTP status (400, 429 for a second report of one login, 503 without a
+MariaDB report account), one after it at the end of the rows.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date
 from functools import cached_property
-from itertools import chain
 from typing import Any
 from urllib.parse import quote
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
+from zope.interface import implementer
 
 from xvbd.store.audit import acting
-from xvbd.store.report_runner import ReportRefused, ReportResult, ReportRunner, check_text
+from xvbd.store.report_runner import Bounds, Column, Render, ReportRefused, check_text
+from xvbd.store.report_stream import ReportRun, ReportRunner
 from xvbd.store.reports import MOMENT_HELP, Report, moment
 from xvbd.web import csvout
 from xvbd.web.admin.base import ROOT, AdminBase, Principal, app
@@ -31,8 +38,9 @@ from xvbd.web.csvout import safe_cell
 from xvbd.web.forms import Field, FieldError, day_start, parse_day, parse_fields
 from xvbd.web.security import Redirect, Refused, form, number_arg, secure_headers
 
-ROWS_ON_PAGE = 10_000
-ROWS_IN_CSV = 100_000
+ROWS_ON_PAGE = 10_000  # a page's table; the CSV takes up to [DB] REPORTS_MAX_ROWS
+ROWS_IN_CSV = 10_000_000
+TABLE_HERE = "<!-- the report's rows -->"
 SQL_BYTES = 60_000  # what a TEXT column holds on MySQL, with room to spare
 ALIGN_CLASS = {"left": "", "center": "mid", "right": "num"}
 ACCESS_CHOICES = (("admin", "the owner only"), ("all", "every admin login"))
@@ -105,46 +113,86 @@ class ReportPages(AdminBase):
             raise ReportRefused(f"The report's default period: {exc}; edit the report."
                                 ) from None
 
+    def _bounds(self, rows: int) -> Bounds:
+        db = self.settings.db
+        return Bounds(rows=min(rows, db.reports_max_rows), bytes=db.reports_max_mb << 20,
+                      cell=db.reports_max_cell_kb * 1024, timeout=db.reports_timeout)
+
+    async def _begin(self, request: IRequest, who: Principal, report: Report,
+                     render: Render, rows: int, kind: str
+                     ) -> tuple[int | None, int | None, ReportRun, Bounds]:
+        start, stop = self._period(request, report)
+        bounds = self._bounds(rows)
+        run = await self.report_runner.start(report, start, stop, operator=who.name,
+                                             render=render, bounds=bounds, kind=kind)
+        return start, stop, run, bounds
+
+    def _notices(self, run: ReportRun, bounds: Bounds, page: bool) -> list[str]:
+        """What the person is told at the end of the rows: a cap reached, values cut."""
+        outcome, said = run.outcome, []
+        assert outcome is not None
+        if outcome.stopped == "rows":
+            most = self.settings.db.reports_max_rows
+            said.append(f"The report stopped at {bounds.rows} rows (the most a page shows); "
+                        f"narrow it, or take the CSV (up to {most} rows)."
+                        if page and bounds.rows < most else
+                        f"The report stopped at {bounds.rows} rows ([DB] REPORTS_MAX_ROWS); "
+                        "narrow it.")
+        elif outcome.stopped == "bytes":
+            said.append(f"The report stopped at {bounds.bytes >> 20} MB ({outcome.rows} "
+                        "rows; [DB] REPORTS_MAX_MB); narrow it: fewer rows or columns.")
+        if outcome.cut_cells:
+            said.append(f"{outcome.cut_cells} values longer than {bounds.cell // 1024} KB "
+                        "were cut (they end in …; [DB] REPORTS_MAX_CELL_KB).")
+        return said
+
     @app.route("/reports/<report_id>", methods=["GET"])
     async def report_run(self, request: IRequest, report_id: str) -> bytes:
         who = await self.staff(request, admin=True)
         report = await self._report(who, report_id)
-        result: ReportResult | None = None
-        error, start, stop = "", None, None
+        picked = {"from": _arg(request, "from"), "to": _arg(request, "to")}
         try:
-            start, stop = self._period(request, report)
-            result = await self.report_runner.run(report, start, stop, ROWS_ON_PAGE)
+            start, stop, run, bounds = await self._begin(request, who, report, HtmlRows(),
+                                                         ROWS_ON_PAGE, "html")
         except ReportRefused as exc:
-            error = exc.message
-            request.setResponseCode(400)
-        table = Markup("")
-        if result is not None:  # up to 10,000 rows: rendered on a thread, not the reactor's
-            html: bytes = await deferToThread(
-                self.pages.render, "admin/report_table.html", result=result,
-                classes=[ALIGN_CLASS[c.align] for c in result.columns])
-            table = Markup(html.decode("utf-8"))
-        return self.page(request, "admin/report.html", who, report=report, result=result,
-                         error=error, start=start, stop=stop, title=report.name,
-                         table_html=table, picked={"from": _arg(request, "from"),
-                                                   "to": _arg(request, "to")})
+            request.setResponseCode(exc.code)
+            return self.page(request, "admin/report.html", who, report=report, running=False,
+                             error=exc.message, start=None, stop=None, title=report.name,
+                             table_html="", picked=picked)
+        head, tail = self.page(request, "admin/report.html", who, report=report, running=True,
+                               error="", start=start, stop=stop, title=report.name,
+                               table_html=Markup(TABLE_HERE), picked=picked
+                               ).split(TABLE_HERE.encode(), 1)
+        request.write(head)
+        error = await stream(request, run)
+        if run.outcome is None:  # the browser went away
+            return b""
+        request.write(self.pages.render(
+            "admin/report_end.html", outcome=run.outcome, columns=len(run.columns),
+            error=error, notices=[] if error else self._notices(run, bounds, page=True),
+            report=report) + tail)
+        return b""
 
     @app.route("/reports/<report_id>/csv", methods=["GET"])
     async def report_csv(self, request: IRequest, report_id: str) -> bytes:
         who = await self.staff(request, admin=True)
         report = await self._report(who, report_id)
         try:
-            start, stop = self._period(request, report)
-            result = await self.report_runner.run(report, start, stop, ROWS_IN_CSV)
+            _start, _stop, run, bounds = await self._begin(request, who, report, CsvRows(),
+                                                           ROWS_IN_CSV, "csv")
         except ReportRefused as exc:
-            raise Refused(400, exc.message) from None
+            raise Refused(exc.code, exc.message) from None
         secure_headers(request, b"text/csv; charset=utf-8")
         slug = re.sub(r"[^A-Za-z0-9]+", "-", report.name).strip("-")[:60] or "report"
         request.setHeader(b"Content-Disposition", (
             f"attachment; filename=\"report-{report.id}-{slug}.csv\"; "
             f"filename*=UTF-8''{quote(f'report-{report.id}-{report.name}.csv', safe='')}"
             ).encode())
-        body: bytes = await deferToThread(csv_bytes, result)  # up to 100,000 rows
-        return body
+        error = await stream(request, run)
+        if run.outcome is None and not error:
+            return b""
+        said = [error] if error else self._notices(run, bounds, page=False)
+        return csvout.csv_bytes([[f"({line})"] for line in said])
 
     # ------------------------------------------------------------------ edit
 
@@ -276,11 +324,85 @@ class ReportPages(AdminBase):
         raise self.done(f"{ROOT}/reports", f"Report {report.name} deleted.")
 
 
-def csv_bytes(result: ReportResult) -> bytes:
-    """The result as CSV (as the CDR export writes it: a BOM, CRLF rows, fields quoted where
-    needed); a last line says when the rows were cut."""
-    cut = [[f"(cut at {result.limit} rows; narrow the period for the rest)"]]
-    return csvout.csv_bytes(chain([[safe_cell(c.label, numbers=True) for c in result.columns]],
-                                  ([safe_cell(v, numbers=True) for v in row]
-                                   for row in result.rows),
-                                  cut if result.truncated else []), bom=True)
+class HtmlRows:
+    """The page's table, rendered on the report's thread (escaped as the templates are)."""
+
+    def head(self, columns: Sequence[Column]) -> str:
+        self.classes = [ALIGN_CLASS[c.align] for c in columns]
+        cells = "".join(f"<th{_class(a)}>{escape(c.label)}</th>"
+                        for c, a in zip(columns, self.classes, strict=True))
+        return (f'<div class="scroll"><table class="report">\n<thead><tr>{cells}</tr></thead>'
+                "\n<tbody>\n")
+
+    def row(self, values: Sequence[str]) -> str:
+        cells = "".join(f"<td{_class(a)}>{escape(v)}</td>"
+                        for v, a in zip(values, self.classes, strict=False))
+        return f"<tr>{cells}</tr>\n"
+
+
+def _class(align: str) -> str:
+    return f' class="{align}"' if align else ""
+
+
+class CsvRows:
+    """The CSV, rendered on the report's thread (a BOM, CRLF rows, no formula cells)."""
+
+    def head(self, columns: Sequence[Column]) -> str:
+        return "\ufeff" + self.row([c.label for c in columns])
+
+    def row(self, values: Sequence[str]) -> str:
+        return csvout.csv_bytes([[safe_cell(v, numbers=True) for v in values]]).decode("utf-8")
+
+
+@implementer(IPushProducer)
+class _Room:
+    """Whether the connection has room for more (twisted.web pauses a streaming producer
+    when its buffer is full), and whether the browser went away."""
+
+    def __init__(self) -> None:
+        self.paused = self.gone = False
+        self._waiting: Deferred[None] | None = None
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self._wake()
+
+    def stopProducing(self) -> None:
+        self.gone = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and not waiting.called:
+            waiting.callback(None)
+
+    async def wait(self) -> None:
+        if self.paused and not self.gone:
+            self._waiting = Deferred()
+            await self._waiting
+
+
+async def stream(request: IRequest, run: ReportRun) -> str:
+    """Write the run's chunks as the connection takes them; the message of a failure after
+    the first rows (the time limit), else ""."""
+    room = _Room()
+    request.registerProducer(room, True)  # type: ignore[attr-defined]
+    try:
+        async for chunk in run.chunks():
+            request.write(chunk)
+            await room.wait()
+            if room.gone:
+                run.stop()
+                return ""
+            run.ack()
+    except ReportRefused as exc:
+        return exc.message
+    except BaseException:
+        run.stop()  # the browser went away (the request's Deferred was cancelled)
+        raise
+    finally:
+        request.unregisterProducer()  # type: ignore[attr-defined]
+    return ""
