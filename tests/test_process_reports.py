@@ -96,6 +96,12 @@ def test_healthz_answers_while_the_worst_reports_run(database: DatabaseURL,
         conf.write_text(conf.read_text().replace(f"URL = {text}\n",
                                                  f"URL = {text}\nREPORTS_URL = {line[1]}\n"))
         drop = (url, url.name, login)
+        again = admin("reports-account", "-c", str(conf), "--login", login, "--views-only",
+                      cwd=tmp_path)  # after a db upgrade: the views again, the login kept
+        assert again.returncode == 0 and f"the login {login!r} is unchanged" in again.stdout
+    else:
+        done = admin("reports-account", "-c", str(conf), cwd=tmp_path)
+        assert done.returncode == 0 and "SQLite needs no report account" in done.stdout
     conf.write_text(conf.read_text().replace("[DB]\n", "[DB]\nREPORTS_TIMEOUT = 3\n"))
     done = admin("admin-password", "-c", str(conf), "--password-stdin", cwd=tmp_path,
                  stdin="admin-secret-1\n")
