@@ -13,6 +13,8 @@ XSS = "<script>alert(1)</script>"
 
 
 class BrowserAdminTests(BrowserCase):
+    reports_account = True  # MariaDB: reports run only through the report account
+
     async def login(self, login: str = "admin", password: str = "admin-secret") -> Chromium:
         """A browser logged in through the login form (the admin unless said)."""
         if login == "admin":
