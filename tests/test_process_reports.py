@@ -58,14 +58,23 @@ def _reports(url: DatabaseURL) -> dict[str, int]:
 
 
 def _login(port: int) -> str:
+    """As a person logs in: the login page (its pre-login cookie and form token), then the
+    form's POST; the session's cookie."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/ai/login")
+    response = conn.getresponse()
+    form = response.read().decode()
+    pre_login = response.getheader("Set-Cookie", "").split(";")[0]
+    token = re.search(r'name="_csrf" value="([^"]+)"', form)
+    assert token is not None and pre_login, form[:500]
     conn.request("POST", "/ai/login", urllib.parse.urlencode(
-        {"login": "admin", "password": "admin-secret-1"}),
-        {"Content-Type": "application/x-www-form-urlencoded"})
+        {"login": "admin", "password": "admin-secret-1", "_csrf": token[1]}),
+        {"Content-Type": "application/x-www-form-urlencoded", "Cookie": pre_login})
     response = conn.getresponse()
     response.read()
-    cookie = response.getheader("Set-Cookie", "")
-    assert response.status in (302, 303) and "xvbd_ai=" in cookie, (response.status, cookie)
+    cookie = next((c for c in response.headers.get_all("Set-Cookie") or []
+                   if c.startswith("xvbd_ai=")), "")
+    assert response.status in (302, 303) and cookie, (response.status, cookie)
     return cookie.split(";")[0]
 
 

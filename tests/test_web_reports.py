@@ -280,7 +280,7 @@ class ReportWebTests(WebCase):
         names = ", ".join(f"c{i}" for i in range(len(shown)))
         for sql in ("SELECT * FROM users",
                     f"WITH t({names}) AS (SELECT * FROM users) SELECT * FROM t",
-                    "SELECT access_code, pin AS p FROM users",
+                    "SELECT access_code, pin_hash AS p FROM users",
                     "SELECT * FROM (SELECT * FROM partners) p"):
             report_id = await self._report(sql)
             page = await browser.get(f"/ai/reports/{report_id}")
@@ -290,7 +290,7 @@ class ReportWebTests(WebCase):
             if self.backend == "sqlite":
                 self.assertEqual(page.code, 400, sql)
                 self.assertIn("reports may not read", page.text, sql)
-            elif "pin AS" in sql:
+            elif "pin_hash AS" in sql:
                 self.assertEqual(page.code, 400, sql)
                 self.assertIn("The database refused this report: Unknown column", page.text)
             else:
