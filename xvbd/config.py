@@ -582,6 +582,24 @@ class TimeoutSettings:
     heartbeat: int
 
 
+@dataclass(frozen=True)
+class WebRequestSettings:
+    """What WEB-Request and web variables may reach (``xvbd/engine/netguard.py``)."""
+
+    allow: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    redirects: int = 3
+
+
+def port_list(raw: str) -> tuple[int, ...]:
+    ports = []
+    for item in split_list(raw):
+        if not item.isdigit() or not 1 <= int(item) <= 65535:
+            raise BadValue(f": {item!r} is not a port (1 to 65535); list ports like 8080, 8443")
+        ports.append(int(item))
+    return tuple(ports)
+
+
 #: The jobs ``[GEARMAN] FUNC`` may move onto the worker thread pool.
 WORKER_JOBS = ("radius_acct", "notify_email", "notify_http", "gearman_cdr", "gearman_db_do",
                "convert_audio", "tts")
@@ -724,6 +742,12 @@ SECTIONS: tuple[Section, ...] = (
         Key("NODE_STATS", "10", integer(1, 3600)),
         Key("HEARTBEAT", "5", integer(1, 60)),
     )),
+    Section("WEBREQUEST", WebRequestSettings, (
+        Key("ALLOW", "", ip_list(accepted="list networks like 10.1.0.0/16, fd00::/8 "
+                                 "(empty: public addresses only)")),
+        Key("PORTS", "", port_list),
+        Key("REDIRECTS", "3", integer(0, 10)),
+    )),
 )
 
 # ``FROM`` is a Python keyword-ish name we keep readable as ``from_``.
@@ -751,6 +775,7 @@ class Settings:
     path: PathSettings
     attempts: AttemptsSettings
     timeout: TimeoutSettings
+    webrequest: WebRequestSettings = WebRequestSettings()
     source: str = "<defaults>"
     warnings: tuple[str, ...] = ()
 
