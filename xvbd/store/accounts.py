@@ -121,6 +121,8 @@ class Group:
     google_analytics: bool
     allow_api: bool
     allow_icecast: bool
+    #: The longest a WEB-Request or web variable's fetch may take (migration 010).
+    max_web_request_seconds: int = 10
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,9 @@ GROUP = (
       for name, label, low, help_ in _LIMITS),
     *(Field(name, label, "int", minimum=0, maximum=86400 * 7, help=help_,
             section="Durations") for name, label, help_ in _DURATIONS),
+    Field("max_web_request_seconds", "Maximum web request time (sec)", "int", minimum=1,
+          maximum=120, help="WEB-Request and web variables: the longest a fetch may take",
+          section="Durations"),
     *(Field(name, label, "bool", section="Other features") for name, label in _FEATURES),
 )
 
