@@ -86,9 +86,17 @@ async def seed_demo(store: Store, *, group_id: int = 1) -> Demo:
     await ivr.add_child(user.id, sub.id, "4", "UserVar", {"name": "code"}, name="Type a code")
     await ivr.add_child(user.id, sub.id, "5", "DBVar", {"name": "code", "mode": "say"},
                         name="The stored code")
-    await ivr.add_child(user.id, sub.id, "6", "GotoIf", {
+    goto = await ivr.add_child(user.id, sub.id, "6", "GotoIf", {
         "conditions": [{"kind": "var", "name": "code", "value": "42", "target": "9*1"}],
         "default": "9*3"}, name="If the code is 42")
+    # Examples of the web types, reached by no key (a Goto If target may name them): the
+    # URLs are placeholders for the tenant's own.
+    await ivr.add_child(user.id, goto.id, "1", "WebVar", {
+        "name": "rate", "url": "https://example.com/rate.json?caller=%CALLERID%",
+        "json_path": "rate", "ttl": 300, "fallback": "0"}, name="Today's rate")
+    await ivr.add_child(user.id, goto.id, "2", "WebRequest", {
+        "url": "https://example.com/notify?did=%DID%&caller=%CALLERID%&code=%VAR:code%",
+        "answer": "text", "variable": "notice", "failure": "9*3"}, name="Tell our server")
     await ivr.add_child(user.id, sub.id, "7", "Callback", {"target": ""}, name="Call me back")
     await ivr.add_child(user.id, sub.id, "8", "Dtmf2Email", {}, name="Leave digits")
     await ivr.add_child(user.id, sub.id, "9", "MultiDialout", {"phones": list(PHONES)},

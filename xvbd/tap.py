@@ -37,6 +37,7 @@ from xvbd.counters import Counters, LocalCounters, RedisCounters
 from xvbd.engine.directory import Directory
 from xvbd.engine.engine import Engine
 from xvbd.engine.tts import TTS
+from xvbd.engine.webfetch import web_fetcher
 from xvbd.health import Component, ReactorLag, ami_health
 from xvbd.liveness import Liveness, lease_for
 from xvbd.logs import LEVEL_GATE, LoggingService, logger
@@ -296,7 +297,8 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
                       lambda fn, *a: deferToThreadPool(reactor, reactor.getThreadPool(), fn, *a))
     MediaService(media).setServiceParent(top)
     engine = Engine(settings, store, directory, counters, emitter, reactor, media=media,
-                    tts=TTS(media, reactor), radius=radius, authorizer=authorizer)
+                    tts=TTS(media, reactor), radius=radius, authorizer=authorizer,
+                    web=web_fetcher(settings, reactor, media))
     if ami_client is not None:
         dialer = Dialer(ami_client, reactor)
         room = NodeRoom(settings.common.server_id, directory.node, counters,

@@ -19,6 +19,7 @@ from xvbd.counters import LocalCounters
 from xvbd.engine.directory import Directory
 from xvbd.engine.engine import Engine
 from xvbd.engine.tts import TTS
+from xvbd.engine.webfetch import web_fetcher
 from xvbd.mediadirs import MediaDirs
 
 T0 = 1285757672  # the seed's example call started at this second
@@ -60,7 +61,8 @@ TMP_DIR = {work / 'tmp'}
                                lambda fn, *a: deferToThread(fn, *a))
         self.engine = Engine(self.settings, self.store, self.directory, self.counters,
                              self.emitter, self.clock, media=self.media,
-                             tts=TTS(self.media, reactor))
+                             tts=TTS(self.media, reactor),
+                             web=web_fetcher(self.settings, reactor, self.media, self.clock))
         self.calls: list[Any] = []  # every Call the engine made, to read its outcome
         make_call = self.engine.new_call
 

@@ -22,6 +22,7 @@ from xvbd.engine.call import Call
 from xvbd.engine.directory import Directory
 from xvbd.engine.tts import TTS
 from xvbd.engine.types import load_builtin_types
+from xvbd.engine.webfetch import WebFetcher
 from xvbd.hooks import HookRunner
 from xvbd.logs import logger
 from xvbd.mediadirs import MediaDirs
@@ -38,7 +39,8 @@ class Engine:
                  counters: Counters, cdr: CDREmitter, clock: Any, *, media: MediaDirs,
                  hooks: HookRunner | None = None, tts: TTS | None = None,
                  radius: RadiusAccounting | None = None,
-                 authorizer: RadiusAuthorizer | None = None) -> None:
+                 authorizer: RadiusAuthorizer | None = None,
+                 web: WebFetcher | None = None) -> None:
         load_builtin_types()
         self.settings = settings
         self.store = store
@@ -51,6 +53,8 @@ class Engine:
         self.media = media
         self.radius = radius
         self.authorizer = authorizer
+        #: The guarded HTTP client of WEB-Request and web variables (None: they fail).
+        self.web = web
         self.scripts: dict[str, Script] = {"ivr": entry.inbound, "sip": entry.sip,
                                            "callblast": outbound.callblast,
                                            "callback": outbound.callback}

@@ -187,4 +187,6 @@ def load_builtin_types() -> None:
         variables,
         voicemail,
         voting,
+        webrequest,
+        webvar,
     )

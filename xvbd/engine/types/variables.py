@@ -8,6 +8,7 @@ Both are read by Goto If and in typed (TTS) greetings as ``%VAR:name%`` / ``%DBV
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -98,19 +99,23 @@ class StoredVarType:
 _REFERENCE = re.compile(r"%(VAR|DBVAR):([A-Za-z][A-Za-z0-9_]{0,31})%|%(CALLERID|DID|AC)%")
 
 
-def substitute(text: str, call: Call, stored: dict[str, str]) -> str:
-    """``%VAR:x%`` (the call's), ``%DBVAR:x%`` (stored), ``%CALLERID%``, ``%DID%``, ``%AC%``."""
+def substitute(text: str, call: Call, stored: dict[str, str],
+               encode: Callable[[str], str] | None = None) -> str:
+    """``%VAR:x%`` (the call's), ``%DBVAR:x%`` (stored), ``%CALLERID%``, ``%DID%``, ``%AC%``;
+    each value passed through ``encode`` when given (a URL's: URL-encoded)."""
     def value(match: re.Match[str]) -> str:
         if match[1] == "VAR":
-            return call.variables.get(match[2], "")
-        if match[1] == "DBVAR":
-            return stored.get(match[2], "")
-        return {"CALLERID": call.env.callerid, "DID": call.called_id,
-                "AC": call.access_code}[match[3]]
+            found = call.variables.get(match[2], "")
+        elif match[1] == "DBVAR":
+            found = stored.get(match[2], "")
+        else:
+            found = {"CALLERID": call.env.callerid, "DID": call.called_id,
+                     "AC": call.access_code}[match[3]]
+        return encode(found) if encode is not None else found
     return _REFERENCE.sub(value, text)
 
 
-async def expand(text: str, call: Call) -> str:
+async def expand(text: str, call: Call, encode: Callable[[str], str] | None = None) -> str:
     """:func:`substitute` for a call; the stored variables are read only when ``text``
     names one."""
     if "%" not in text:
@@ -119,7 +124,7 @@ async def expand(text: str, call: Call) -> str:
     if "%DBVAR:" in text:
         assert call.user is not None
         stored = await call.engine.store.features.all_vars(call.user.id)
-    return substitute(text, call, stored)
+    return substitute(text, call, stored, encode)
 
 
 register(UserVarType())

@@ -34,6 +34,8 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "DBVar": {"mode": ("input", "value", "say")},
     "GotoIf": {"kind": ("caller_prefix", "caller_regex", "time", "var", "stored", "vote")},
     "DateTime": {"say": SAY},
+    "WebRequest": {"method": ("GET", "POST"),
+                   "answer": ("auto", "text", "json", "audio", "none")},
 }
 
 #: What a field is for, in a tenant's words, by field name.
@@ -61,6 +63,23 @@ HELP = {
     "name": "A variable's name (letters, digits, _).",
     "question": "What the caller is asked (a sound: user:NAME or system:NAME).",
     "options": "The keys a caller may press to vote, e.g. 123.",
+    "url": "The http:// or https:// address to fetch. %CALLERID%, %DID%, %AC%, %VAR:name% "
+           "and %DBVAR:name% are replaced (URL-encoded).",
+    "method": "GET fetches the URL; POST sends the body to it.",
+    "body": "What a POST sends, with the same replacements as the URL.",
+    "content_type": "The type of a POST's body (e.g. application/json).",
+    "answer": "How the answer is read: auto (by its type), text, json, audio (played), or "
+              "none (only success or failure counts).",
+    "json_path": "For a JSON answer: the value to take, keys and list positions joined by "
+                 "dots (e.g. data.items.0.name). Empty: the whole answer.",
+    "variable": "The call variable the answer goes into (read as %VAR:name%). Empty: none.",
+    "say": "Speak a text answer to the caller (if your plan allows spoken text).",
+    "success": "The extension after an answer (its number, e.g. 1 or 2*3). Empty: back to "
+               "the menu.",
+    "failure": "The extension when the request fails (no answer in time, too big, an "
+               "error). Empty: the caller hears an apology and goes back to the menu.",
+    "ttl": "Seconds a fetched value is kept before it is fetched again (0: every call).",
+    "fallback": "The value when the fetch fails.",
 }
 
 
