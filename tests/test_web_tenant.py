@@ -165,6 +165,41 @@ class TenantWebTests(WebCase):
         self.assertEqual((hours.name, json.loads(hours.settings)["rules"][0]["days"]),
                          ("Office hours", "123456"))
 
+    async def test_the_web_request_and_web_variable_forms(self) -> None:
+        user, browser = await self._tenant()
+        root = await self.store.ivr.create_root(user.id, "Playback", {})
+        form = await browser.get(f"/ui/ivr/new?parent={root.id}&type=WebRequest")
+        self.assertRegex(form.text, r'<select id="method" name="method">\s*'
+                                    r'<option selected>GET</option><option>POST</option>')
+        self.assertIn("%CALLERID%, %DID%, %AC%, %VAR:name%", form.text)
+        page = await browser.post("/ui/ivr/new", {
+            "type": "WebRequest", "parent": root.id, "number": "1", "name": "Notify",
+            "url": "https://example.com/n?c=%CALLERID%", "method": "POST",
+            "body": "did=%DID%", "answer": "json", "json_path": "data.0.name",
+            "variable": "who", "success": "", "failure": "2"})
+        self.assertIn("Extension 1 (WebRequest) added.", page.text, page.text[-1500:])
+        made = await self.store.ivr.by_path(user.id, "1")
+        assert made is not None
+        settings = json.loads(made.settings)
+        self.assertEqual((settings["url"], settings["method"], settings["json_path"],
+                          settings["failure"]),
+                         ("https://example.com/n?c=%CALLERID%", "POST", "data.0.name", "2"))
+        page = await browser.post("/ui/ivr/new", {
+            "type": "WebRequest", "parent": root.id, "number": "2",
+            "url": "ftp://example.com/"})
+        self.assertEqual(page.code, 400)
+        self.assertIn("url starts with http:// or https://", page.text)
+        page = await browser.post("/ui/ivr/new", {
+            "type": "WebVar", "parent": root.id, "number": "3", "name": "Rate",
+            "url": "https://example.com/rate", "json_path": "rate", "ttl": "300",
+            "fallback": "0"})
+        self.assertIn("Extension 3 (WebVar) added.", page.text, page.text[-1500:])
+        page = await browser.post("/ui/ivr/new", {
+            "type": "WebVar", "parent": root.id, "number": "4", "name": "Rate",
+            "url": "https://example.com/rate", "ttl": "100000"})
+        self.assertEqual(page.code, 400)
+        self.assertIn("ttl is 0 to 86400", page.text)
+
     async def test_bad_settings_and_group_limits_are_refused_with_a_message(self) -> None:
         user, browser = await self._tenant(max_extensions=3, max_followme_phones=2,
                                            allow_tts=False)

@@ -116,6 +116,36 @@ class TenantApiTests(TenantApiCase):
                                 "target": "1"}]}})
         self.assertEqual(answer.code, 201, answer.body)
 
+    async def test_web_requests_and_web_variables_through_the_api(self) -> None:
+        _, auth = await self.tenant()
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+            "type": "Playback", "settings": {"greeting": "system:hello"}})
+        root = answer.json["extension"]
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+            "type": "WebRequest", "parent_id": root["id"], "number": "1", "settings": {
+                "url": "https://example.com/n?c=%CALLERID%&v=%VAR:code%", "method": "POST",
+                "body": "{\"did\": \"%DID%\"}", "content_type": "application/json",
+                "answer": "text", "variable": "notice", "failure": "2"}})
+        self.assertEqual(answer.code, 201, answer.body)
+        self.assertEqual(answer.json["extension"]["settings"]["variable"], "notice")
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+            "type": "WebVar", "parent_id": root["id"], "number": "2", "settings": {
+                "name": "rate", "url": "https://example.com/rate", "json_path": "data.rate",
+                "ttl": 60}})
+        self.assertEqual(answer.code, 201, answer.body)
+        for kind, settings, said in (
+                ("WebRequest", {"url": "file:///etc/passwd"}, "url starts with http://"),
+                ("WebRequest", {"url": "http://x/", "method": "PUT"}, "method is GET or POST"),
+                ("WebRequest", {"url": "http://x/", "answer": "xml"}, "answer is one of"),
+                ("WebRequest", {"url": "http://x/", "json_path": "a..b"}, "json_path is keys"),
+                ("WebRequest", {"url": "http://x/", "variable": "1x"}, "variable is a letter"),
+                ("WebVar", {"name": "r", "url": "http://x/", "ttl": -1}, "ttl is 0 to 86400"),
+                ("WebVar", {"url": "http://x/"}, "name")):
+            answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+                "type": kind, "parent_id": root["id"], "number": "3", "settings": settings})
+            self.assertEqual(answer.code, 400, (kind, settings))
+            self.assertIn(said, str(answer.json), (kind, settings))
+
     async def test_numbers_out_of_their_range_are_refused_for_every_type(self) -> None:
         _, auth = await self.tenant()
         answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={

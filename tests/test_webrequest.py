@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import shutil
+import tempfile
 import wave
 from pathlib import Path
 from typing import Any
@@ -122,7 +124,8 @@ class FetcherTests(TestCase):
         self.server = WebServer()
         self.addCleanup(self.server.stop)
         self.clock = Clock()
-        tmp = Path(self.mktemp())
+        tmp = Path(tempfile.mkdtemp(prefix="xvbd-web-"))
+        self.addCleanup(shutil.rmtree, tmp, True)
         self.media = MediaDirs(tmp / "media", tmp / "tmp", "", lambda fn, *a: fn(*a))
         self.resolved: list[str] = []
         self.web = self.fetcher()

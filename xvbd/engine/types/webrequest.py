@@ -40,6 +40,16 @@ _TAG = re.compile(r"<[^>]{0,1000}>")
 SORRY = prompts.ERROR
 
 
+def check_url(url: str, example: str) -> None:
+    """What can be checked of a URL before its references are substituted."""
+    if not url.strip() or len(url) > 2000:
+        raise SettingsError(f"url is the address to fetch (up to 2000 characters), like "
+                            f"{example}")
+    if not url.strip().lower().startswith(("http://", "https://")):
+        raise SettingsError(f"url starts with http:// or https://, like {example}; "
+                            f"got {url[:60]!r}")
+
+
 def check_json_path(path: str) -> None:
     if path and not _PATH.fullmatch(path):
         raise SettingsError(f"json_path is keys and list positions joined by dots, like "
@@ -67,10 +77,9 @@ class WebRequestSettings:
     failure: str = ""  # the extension after a failure ('' = an apology, then back up)
 
     def __post_init__(self) -> None:
-        if not self.url.strip():
-            raise SettingsError("url is the address to fetch, like https://example.com/?n=%DID%")
-        if len(self.url) > 2000 or len(self.body) > 8000:
-            raise SettingsError("url is at most 2000 characters and body at most 8000")
+        check_url(self.url, "https://example.com/notify?did=%DID%")
+        if len(self.body) > 8000:
+            raise SettingsError("body is at most 8000 characters")
         if self.method not in METHODS:
             raise SettingsError(f"method is GET or POST, got {self.method!r}")
         if self.answer not in ANSWERS:

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from xvbd.engine.netguard import WebFailure
-from xvbd.engine.types import Next, SettingsError, register, within
+from xvbd.engine.types import Next, register, within
 from xvbd.engine.types.variables import _name
 from xvbd.engine.types.webrequest import (
     check_json_path,
+    check_url,
     expand_url,
     limits,
     reading,
@@ -40,9 +41,7 @@ class WebVarSettings:
 
     def __post_init__(self) -> None:
         _name(self.name)
-        if not self.url.strip() or len(self.url) > 2000:
-            raise SettingsError("url is the address to fetch (up to 2000 characters), like "
-                                "https://example.com/rate?from=%CALLERID%")
+        check_url(self.url, "https://example.com/rate?from=%CALLERID%")
         check_json_path(self.json_path)
 
 
