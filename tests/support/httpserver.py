@@ -114,9 +114,13 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(b"no such path", status=404)
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many requests at once are accepted, not dropped
+    daemon_threads = True
+
+
 def main() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Handler)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
