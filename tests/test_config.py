@@ -230,6 +230,11 @@ def test_defaults_run_alone_on_one_machine() -> None:
     ("CGI", "TRUSTED_4_UI_DF", "10\\.1\\.(", "[CGI] TRUSTED_4_UI_DF: '10\\\\.1\\\\.(' is not a valid regular"),
     ("EMAIL", "FORKS", "0", "[EMAIL] FORKS must be >= 1, got 0"),
     ("EMAIL", "FROM", "''", "[EMAIL] FROM must not be empty"),
+    ("EMAIL", "FROM", "nobody", "[EMAIL] FROM: 'nobody' is not a mail address"),
+    ("EMAIL", "STARTTLS", "maybe", "[EMAIL] STARTTLS: unknown STARTTLS setting 'maybe'; use no, try or yes"),
+    ("EMAIL", "CA_FILE", "/nonexistent/ca.pem", "[EMAIL] CA_FILE: no such file '/nonexistent/ca.pem'"),
+    ("EMAIL", "MAX_TRIES", "0", "[EMAIL] MAX_TRIES must be >= 1, got 0"),
+    ("EMAIL", "ALLOW_LOCAL", "perhaps", "[EMAIL] ALLOW_LOCAL: 'perhaps' is not a flag"),
     ("DEBUG", "LEVEL", "256", "[DEBUG] LEVEL must be <= 255, got 256"),
     ("DEBUG", "SEND_TO", "FILE,EMAIL", "[DEBUG] SEND_TO: unknown log target 'EMAIL'; use FILE or SYSLOG"),
     ("SIP", "REGISTRAR_TYPE", "OPENSIPS",
@@ -267,6 +272,8 @@ def test_every_problem_is_reported_at_once() -> None:
     ("[COMMON]\nUSE_BILLING = -1\n", "[COMMON] USE_BILLING -1 (external billing) needs [RADIUS]"),
     ("[CDR]\nSEND_TO = UDP\nUDP_SERVER =\n", "[CDR] UDP_SERVER must list at least one"),
     ("[ASTERISK]\nAMI_HOST = 10.0.0.1\n", "[ASTERISK] AMI_SECRET must be set when AMI_HOST"),
+    ("[EMAIL]\nPASSWORD = x\n", "[EMAIL] PASSWORD is set but USER is empty"),
+    ("[EMAIL]\nRETRY_MIN = 600\nRETRY_MAX = 60\n", "[EMAIL] RETRY_MIN (600 s) must not be longer than RETRY_MAX"),
 ])
 def test_keys_that_need_each_other(text: str, message: str) -> None:
     problems = problems_of(text)

@@ -289,6 +289,31 @@ def optional_path(raw: str) -> Path | None:
     return path(raw) if raw else None
 
 
+def mail_from(raw: str) -> str:
+    """A sender: ``name@host`` or ``"Name" <name@host>``."""
+    from email.utils import parseaddr
+
+    if not raw:
+        raise BadValue("must not be empty; use name@example.com or "
+                       '"Virtual PBX" <no-reply@example.com>')
+    _, address = parseaddr(raw)
+    if "@" not in address or address.startswith("@") or address.endswith("@"):
+        raise BadValue(f": {raw!r} is not a mail address; use name@example.com or "
+                       '"Virtual PBX" <no-reply@example.com>')
+    return raw
+
+
+def optional_file(raw: str) -> Path | None:
+    """A file that exists, or '' for none."""
+    if not raw:
+        return None
+    file = path(raw)
+    if not file.is_file():
+        raise BadValue(f": no such file {str(file)!r}; give a PEM file that exists, or leave "
+                       "it empty")
+    return file
+
+
 def url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -473,6 +498,16 @@ class EmailSettings:
     from_: str
     subject: str
     forks: int
+    user: str = ""
+    password: str = ""
+    starttls: str = "no"  # no | try | yes
+    ca_file: Path | None = None
+    allow_local: bool = True
+    max_tries: int = 10
+    retry_min: int = 60
+    retry_max: int = 3600
+    timeout: int = 60
+    poll: int = 30
 
 
 @dataclass(frozen=True)
@@ -650,9 +685,19 @@ SECTIONS: tuple[Section, ...] = (
     )),
     Section("EMAIL", EmailSettings, (
         Key("SERVER", "127.0.0.1:25", host_port(25)),
-        Key("FROM", '"Virtual PBX" <no-reply@localhost>', nonempty),
+        Key("FROM", '"Virtual PBX" <no-reply@localhost>', mail_from),
         Key("SUBJ", "New message in mailbox", text),
         Key("FORKS", "4", integer(1, 64)),
+        Key("USER", "", text),
+        Key("PASSWORD", "", text),
+        Key("STARTTLS", "no", choice("no", "try", "yes", what="STARTTLS setting")),
+        Key("CA_FILE", "", optional_file),
+        Key("ALLOW_LOCAL", "yes", flag),
+        Key("MAX_TRIES", "10", integer(1, 100)),
+        Key("RETRY_MIN", "60", integer(1, 86400)),
+        Key("RETRY_MAX", "3600", integer(1, 7 * 86400)),
+        Key("TIMEOUT", "60", integer(5, 3600)),
+        Key("POLL", "30", integer(1, 3600)),
     )),
     Section("DEBUG", DebugSettings, (
         Key("LEVEL", "7", integer(0, 255)),
@@ -898,6 +943,16 @@ def _cross_checks(s: Settings, at: Callable[..., str]) -> list[str]:
         problems.append(f"{at('ATTEMPTS', 'LOCKOUT')}[ATTEMPTS] LOCKOUT ({s.attempts.lockout} s) "
                         f"must not be longer than LOCKOUT_MAX ({s.attempts.lockout_max} s); "
                         "raise LOCKOUT_MAX or lower LOCKOUT")
+    if s.email.password and not s.email.user:
+        problems.append(f"{at('EMAIL', 'PASSWORD')}[EMAIL] PASSWORD is set but USER is empty; "
+                        "set USER (the relay's login) or clear PASSWORD")
+    if s.email.retry_min > s.email.retry_max:
+        problems.append(f"{at('EMAIL', 'RETRY_MIN')}[EMAIL] RETRY_MIN ({s.email.retry_min} s) "
+                        f"must not be longer than RETRY_MAX ({s.email.retry_max} s); raise "
+                        "RETRY_MAX or lower RETRY_MIN")
+    if s.email.ca_file is not None and s.email.starttls == "no":
+        problems.append(f"{at('EMAIL', 'CA_FILE')}[EMAIL] CA_FILE is used only with STARTTLS = "
+                        "try or yes, which is no; set STARTTLS or clear CA_FILE")
     return problems
 
 
@@ -930,7 +985,7 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-_SECRETS = {("ASTERISK", "AMI_SECRET"), ("RADIUS", "ACCT_SECRET")}
+_SECRETS = {("ASTERISK", "AMI_SECRET"), ("RADIUS", "ACCT_SECRET"), ("EMAIL", "PASSWORD")}
 
 
 def render_settings(settings: Settings) -> str:
