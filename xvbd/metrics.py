@@ -55,7 +55,8 @@ class ProcessMetrics:
     def __init__(self, server_id: str, *, engine: Engine | None = None,
                  agi: FastAGIFactory | None = None, db: Database | None = None,
                  emitter: CDREmitter | None = None, redis: RedisCounters | None = None,
-                 ami: Iterable[AMIClient] = (), lag: ReactorLag | None = None) -> None:
+                 ami: Iterable[AMIClient] = (), lag: ReactorLag | None = None,
+                 mail: Any = None) -> None:
         self.server_id = server_id
         self.engine = engine
         self.agi = agi
@@ -64,6 +65,7 @@ class ProcessMetrics:
         self.redis = redis
         self.ami = tuple(ami)
         self.lag = lag
+        self.mail = mail  # a MailSender
 
     def collect(self) -> Iterator[Metric]:
         info = GaugeMetricFamily("xvbd_info", "This xvbd: its version and [COMMON] "
@@ -76,6 +78,23 @@ class ProcessMetrics:
         yield from self._redis()
         yield from self._ami()
         yield from self._reactor()
+        yield from self._mail()
+
+    def _mail(self) -> Iterator[Metric]:
+        if self.mail is None:
+            return
+        outbox = GaugeMetricFamily("xvbd_mail_outbox", "Mails of the outbox, as read after "
+                                   "the sender's last round: queued (waiting or being "
+                                   "retried) and dead (dead letters, listed on /ai/mail)",
+                                   labels=["status"])
+        for status in ("queued", "dead"):
+            outbox.add_metric([status], self.mail.counts.get(status, 0))
+        yield outbox
+        yield CounterMetricFamily("xvbd_mail_sent", "Mails this process handed to the relay "
+                                  "(its 250 for the DATA)", value=self.mail.sent)
+        yield CounterMetricFamily("xvbd_mail_failed_tries", "Tries of this process the "
+                                  "relay did not take (retried, or made dead letters)",
+                                  value=self.mail.failures)
 
     def _calls(self) -> Iterator[Metric]:
         if self.engine is not None:

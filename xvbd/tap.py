@@ -41,6 +41,7 @@ from xvbd.engine.webfetch import web_fetcher
 from xvbd.health import Component, ReactorLag, ami_health
 from xvbd.liveness import Liveness, lease_for
 from xvbd.logs import LEVEL_GATE, LoggingService, logger
+from xvbd.mail.sender import MailSender, client_tls
 from xvbd.mediadirs import MediaDirs, MediaService
 from xvbd.metrics import MetricsPage, ProcessMetrics, metrics_registry
 from xvbd.nodestats import NodeStats
@@ -299,6 +300,12 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     engine = Engine(settings, store, directory, counters, emitter, reactor, media=media,
                     tts=TTS(media, reactor), radius=radius, authorizer=authorizer,
                     web=web_fetcher(settings, reactor, media))
+    # The outbox's sender: every xvbd sends what any of them queued, each mail once.
+    mail = MailSender(settings.email, store.outbox, store.instance, reactor, reactor,
+                      lambda fn, *a: deferToThreadPool(reactor, reactor.getThreadPool(), fn, *a),
+                      tls=client_tls(settings.email))
+    mail.setServiceParent(top)
+    engine.mail_queued = mail.kick
     if ami_client is not None:
         dialer = Dialer(ami_client, reactor)
         room = NodeRoom(settings.common.server_id, directory.node, counters,
@@ -314,13 +321,14 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
     metrics = ProcessMetrics(
         settings.common.server_id, engine=engine, agi=agi_factory, db=db, emitter=emitter,
         redis=counters if isinstance(counters, RedisCounters) else None,
-        ami=[ami_client] if ami_client is not None else [], lag=lag)
+        ami=[ami_client] if ami_client is not None else [], lag=lag, mail=mail)
     pages = Pages()
     web = WebRoot(db, settings.common.server_id, clock=reactor,
                   admin=AdminApp(settings, store, counters, pages),
                   tenant=TenantApp(settings, store, counters, pages, directory=directory,
                                    media=media),
-                  components=health_components(counters, ami_client, lag, emitter),
+                  components={**health_components(counters, ami_client, lag, emitter),
+                              "mail": mail.health},
                   metrics=MetricsPage(metrics_registry(metrics), settings.web.metrics_from))
     ListenerService("web", "[WEB] LISTEN", settings.web.listen,
                     web_site(web.app.resource(), settings.web.trusted_proxies,

@@ -25,6 +25,7 @@ from xvbd.engine.types import load_builtin_types
 from xvbd.engine.webfetch import WebFetcher
 from xvbd.hooks import HookRunner
 from xvbd.logs import logger
+from xvbd.mail.compose import MailSetup
 from xvbd.mediadirs import MediaDirs
 from xvbd.store import Store
 from xvbd.store.db import DatabaseUnavailable
@@ -60,6 +61,10 @@ class Engine:
                                            "callback": outbound.callback}
         #: Called when a caller asked for a callback (the callback dialer places it).
         self.callback_requested: Callable[[], None] = lambda: None
+        #: How mails are written ([EMAIL], [CGI] SERVER), and what is called once one is
+        #: queued (the outbox's sender sends it).
+        self.mail = MailSetup.of(settings)
+        self.mail_queued: Callable[[], object] = lambda: None
         #: Calls being served now, and the calls served so far by their result word (OK,
         #: BUSY …), for ``/metrics``.
         self.calls_in_progress = 0

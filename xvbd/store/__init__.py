@@ -17,6 +17,7 @@ from xvbd.store.journal import Journal
 from xvbd.store.lockouts import Lockouts
 from xvbd.store.messages import Messages
 from xvbd.store.outbound import Outbound
+from xvbd.store.outbox import Outbox
 from xvbd.store.processes import Processes
 from xvbd.store.queues import Queues
 from xvbd.store.reports import Reports
@@ -48,6 +49,7 @@ class Store:
         self.sessions = Sessions(db, clock)
         self.lockouts = Lockouts(db, clock)
         self.password_resets = PasswordResets(db, clock)
+        self.outbox = Outbox(db, clock)
 
 
 __all__ = ["Database", "Store"]

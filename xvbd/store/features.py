@@ -11,6 +11,7 @@ from typing import Any
 
 from xvbd.store.accounts import NotFound, _unique
 from xvbd.store.db import Database, Txn
+from xvbd.store.outbox import Draft, queue_in
 from xvbd.store.table import Table
 
 
@@ -232,7 +233,9 @@ class Features:
     # -------------------------------------------------------------- Dtmf2Email
 
     async def add_dtmf(self, user_id: int, digits: str, caller_id: str = "",
-                       extension_id: int | None = None) -> DtmfMessage:
+                       extension_id: int | None = None, mail: Draft | None = None
+                       ) -> DtmfMessage:
+        """Keep the digits; ``mail``, their e-mail, is queued in the same transaction."""
         values: dict[str, Any] = {"user_id": user_id, "extension_id": extension_id,
                                   "caller_id": caller_id, "digits": digits,
                                   "created_at": self._now(), "emailed_at": 0}
@@ -240,7 +243,10 @@ class Features:
         def add(txn: Txn) -> DtmfMessage:
             if extension_id is not None:
                 _owns_extension(txn, user_id, extension_id)
-            return DtmfMessage(id=DTMF.insert(txn, values), **values)
+            kept = DtmfMessage(id=DTMF.insert(txn, values), **values)
+            if mail is not None:
+                queue_in(txn, mail, kept.id)
+            return kept
         return await self._db.run_interaction(add)
 
     async def dtmf_messages(self, user_id: int, limit: int = 100) -> list[DtmfMessage]:

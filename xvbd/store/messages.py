@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xvbd.store.db import Database, Txn
+from xvbd.store.outbox import Draft, queue_in
 from xvbd.store.table import Table
 
 
@@ -31,6 +32,16 @@ class Message:
 MESSAGES = Table("messages", Message, owner="user_id", audit=True)
 
 
+def insert_with_mail(txn: Txn, items: list[tuple[dict[str, Any], Draft | None]]) -> list[int]:
+    """Messages in few multi-row INSERTs, and each one's mail queued in the outbox in the
+    same transaction (a group-commit write: :class:`~xvbd.store.groupcommit.GroupWrites`)."""
+    ids = MESSAGES.insert_many(txn, [values for values, _ in items])
+    for new_id, (_, draft) in zip(ids, items, strict=True):
+        if draft is not None:
+            queue_in(txn, draft, new_id)
+    return ids
+
+
 class Messages:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self._db = db
@@ -38,17 +49,18 @@ class Messages:
 
     async def add(self, user_id: int, *, extension_id: int | None, file_name: str,
                   file_format: str, duration: int, size_bytes: int = 0, caller_id: str = "",
-                  called_id: str = "", call_id: str = "", created_at: int | None = None
-                  ) -> Message:
+                  called_id: str = "", call_id: str = "", created_at: int | None = None,
+                  mail: Draft | None = None) -> Message:
         """Keep a new message; returns once it is committed (through the database's group
         commit: voicemails and CDR records of calls ending together share a transaction,
-        the voicemails one multi-row INSERT)."""
+        the voicemails one multi-row INSERT).  ``mail``: its e-mail, queued in the outbox
+        in that transaction."""
         values: dict[str, Any] = {
             "user_id": user_id, "extension_id": extension_id, "file_name": file_name,
             "file_format": file_format, "duration": duration, "size_bytes": size_bytes,
             "caller_id": caller_id, "called_id": called_id, "call_id": call_id,
             "created_at": self._now() if created_at is None else created_at}
-        new_id = await self._db.writes.submit(MESSAGES.insert_many, values)
+        new_id = await self._db.writes.submit(insert_with_mail, (values, mail))
         return Message(id=new_id, is_read=False, emailed_at=0, **values)
 
     async def get(self, user_id: int, message_id: int) -> Message | None:

@@ -1,5 +1,6 @@
 """Dtmf2Email (type 9, the original's DtmfRX): the caller types digits after a prompt; they
-are kept for the tenant (and the e-mail of them) with who called and when."""
+are kept for the tenant with who called and when, and mailed to the account's addresses
+(queued in the outbox in the same transaction)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from xvbd.engine.types import Next, register, within
 from xvbd.engine.types.variables import ask_digits
+from xvbd.mail.compose import DigitsDraft
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -36,8 +38,13 @@ class Dtmf2EmailType:
         if not digits:
             call.step_data = {"DIGITS": "-"}
             return Next.UP
-        kept = await call.engine.store.features.add_dtmf(call.user.id, digits, call.caller_id,
-                                                         ext.id)
+        user, now = call.user, int(call.engine.clock.seconds())
+        mail = DigitsDraft(call.engine.mail, user.id, user.email, user.timezone,
+                           ext.cdr_number, call.caller_id, digits, now) if user.email else None
+        kept = await call.engine.store.features.add_dtmf(user.id, digits, call.caller_id,
+                                                         ext.id, mail=mail)
+        if mail is not None:
+            call.engine.mail_queued()
         call.step_data = {"ID": kept.id, "DIGITS": digits}
         await call.play(THANKS)
         return Next.UP

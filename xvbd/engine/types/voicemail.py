@@ -28,6 +28,7 @@ from xvbd.engine.media import BYTES_PER_SECOND, message_path, seconds_of
 from xvbd.engine.types import Next, SettingsError, register, within
 from xvbd.ids import new_id
 from xvbd.logs import LEVEL_GATE, NOTICES, logger
+from xvbd.mail.compose import VoicemailDraft
 
 if TYPE_CHECKING:
     from xvbd.engine.call import Call
@@ -133,10 +134,17 @@ class VoiceMailType:
                 raise Hangup("the caller left no message")
             await call.play(prompts.MESSAGE_TOO_SHORT)
             return self._after(settings)
+        user = call.user
+        mail = VoicemailDraft(
+            call.engine.mail, user.id, user.email, user.timezone, user.access_code,
+            ext.cdr_number, call.caller_id, call.called_id, seconds, int(started), path, fmt,
+            group.max_email_attachment_bytes) if user.email else None
         message = await store.messages.add(
-            call.user.id, extension_id=ext.id, file_name=path, file_format=fmt,
+            user.id, extension_id=ext.id, file_name=path, file_format=fmt,
             duration=seconds, caller_id=call.caller_id, called_id=call.called_id,
-            call_id=call.call_id, created_at=int(started))
+            call_id=call.call_id, created_at=int(started), mail=mail)
+        if mail is not None:
+            call.engine.mail_queued()
         call.step_data = {"MESSAGE_ID": message.id, "DURATION": seconds}
         if cut:
             call.step_data["RESULT"] = "CUT"

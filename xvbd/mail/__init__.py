@@ -1,0 +1,1 @@
+"""E-mail: addresses, the mails xvbd writes (``compose``), and the outbox's sender."""
