@@ -41,7 +41,9 @@ from xvbd.engine.webfetch import web_fetcher
 from xvbd.health import Component, ReactorLag, ami_health
 from xvbd.liveness import Liveness, lease_for
 from xvbd.logs import LEVEL_GATE, LoggingService, logger
+from xvbd.mail.compose import MailSetup
 from xvbd.mail.sender import MailSender, client_tls
+from xvbd.mail.stats import DailyStats
 from xvbd.mediadirs import MediaDirs, MediaService
 from xvbd.metrics import MetricsPage, ProcessMetrics, metrics_registry
 from xvbd.nodestats import NodeStats
@@ -306,6 +308,8 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
                       tls=client_tls(settings.email))
     mail.setServiceParent(top)
     engine.mail_queued = mail.kick
+    DailyStats(store, MailSetup.of(settings), settings.email.forks, reactor,
+               mail.kick).setServiceParent(top)
     if ami_client is not None:
         dialer = Dialer(ami_client, reactor)
         room = NodeRoom(settings.common.server_id, directory.node, counters,
@@ -323,8 +327,10 @@ def build_service(settings: Settings, reactor: Any) -> XVBService:
         redis=counters if isinstance(counters, RedisCounters) else None,
         ami=[ami_client] if ami_client is not None else [], lag=lag, mail=mail)
     pages = Pages()
+    admin = AdminApp(settings, store, counters, pages)
+    admin.mail_queued = mail.kick
     web = WebRoot(db, settings.common.server_id, clock=reactor,
-                  admin=AdminApp(settings, store, counters, pages),
+                  admin=admin,
                   tenant=TenantApp(settings, store, counters, pages, directory=directory,
                                    media=media),
                   components={**health_components(counters, ami_client, lag, emitter),

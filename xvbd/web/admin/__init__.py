@@ -7,11 +7,12 @@ from xvbd.web.admin.base import AdminBase, Principal
 from xvbd.web.admin.catalog import CatalogPages
 from xvbd.web.admin.cdrs import CdrPages
 from xvbd.web.admin.lockouts import LockoutPages
+from xvbd.web.admin.mail import MailPages
 from xvbd.web.admin.reports import ReportPages
 from xvbd.web.admin.users import UserPages
 
 
-class AdminApp(CatalogApi, LockoutPages, ReportPages, CdrPages, UserPages, CatalogPages,
+class AdminApp(CatalogApi, MailPages, LockoutPages, ReportPages, CdrPages, UserPages, CatalogPages,
                AdminBase):
     """All the operator's pages on one Klein app (``AdminApp(...).app.resource()``)."""
 

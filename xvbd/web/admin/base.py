@@ -8,7 +8,7 @@ so the storage layer journals it as the person's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -111,6 +111,8 @@ class AdminBase(PageFrame):
         self.pages = pages or Pages()
         self.guard = LoginGuard(counters)
         self.lifetime = settings.web.session_timeout
+        #: Told when a mail is queued again (the outbox's sender sends it at once).
+        self.mail_queued: Callable[[], object] | None = None
 
     # ------------------------------------------------------------------ who
 
