@@ -314,7 +314,8 @@ class TenantWebTests(WebCase):
         page = await browser.post("/ui/account", {"name": "Acme", "email": "not-an-address",
                                                   "timezone": "Mars/Olympus"})
         self.assertEqual(page.code, 400)
-        self.assertIn("an address like name@example.com", page.text)
+        self.assertIn("E-mail: &#39;not-an-address&#39; is not a mail address; write it like "
+                      "name@example.com", page.text)
         page = await browser.post("/ui/account", {"name": "Acme", "email": "vm@acme.example",
                                                   "timezone": "Mars/Olympus"})
         self.assertIn("is not one this server knows", page.text)

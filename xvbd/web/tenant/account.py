@@ -8,8 +8,10 @@ from zoneinfo import available_timezones
 from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
+from xvbd.mail.addresses import BadAddress, parse_addresses
 from xvbd.passwords import hash_password
 from xvbd.store.audit import Actor, acting
+from xvbd.store.outbox import ATTACH_FORMATS
 from xvbd.web.forms import Field, parse_fields
 from xvbd.web.security import Redirect, Refused, client_address, form
 from xvbd.web.tenant.base import ROOT, Tenant, TenantBase, _secret_matches, app, log
@@ -24,9 +26,8 @@ ZONES = frozenset(available_timezones()) | {"UTC"}
 ACCOUNT = (
     Field("name", "Your name", max_length=255),
     Field("email", "E-mail for voicemail", max_length=255,
-          pattern=r"([^@\s,;]+@[^@\s,;]+\.[^@\s,;]+)?",
-          pattern_help="an address like name@example.com, or empty for no e-mail",
-          help="New voicemail messages are sent here. Empty: no e-mail."),
+          help="New voicemail messages and Dtmf2Email digits are mailed here; several "
+               "addresses separated by commas. Empty: no e-mail."),
     Field("timezone", "Time zone", max_length=64,
           help="Like Europe/Moscow; schedules and times on these pages use it."),
 )
@@ -77,16 +78,21 @@ class AccountPages(TenantBase):
     @app.route("/account", methods=["GET"])
     async def account_page(self, request: IRequest) -> bytes:
         who = await self.tenant(request)
-        return self._account_page(request, who, {"name": who.user.name,
-                                                 "email": who.user.email,
-                                                 "timezone": who.user.timezone}, {}, "")
+        return await self._account_page(request, who, {"name": who.user.name,
+                                                       "email": who.user.email,
+                                                       "timezone": who.user.timezone}, {}, "")
 
-    def _account_page(self, request: IRequest, who: Tenant, values: dict[str, str],
-                      errors: dict[str, str], password_error: str) -> bytes:
+    async def _account_page(self, request: IRequest, who: Tenant, values: dict[str, str],
+                            errors: dict[str, str], password_error: str) -> bytes:
         if errors or password_error:
             request.setResponseCode(400)
+        prefs = await self.store.outbox.prefs(who.id)
         return self.page(request, "tenant/account.html", who, fields=ACCOUNT, values=values,
-                         errors=errors, password_error=password_error)
+                         errors=errors, password_error=password_error,
+                         attach_as=values.get("attach_as", prefs.attach_as),
+                         daily_stats=values.get("daily_stats", "1" if prefs.daily_stats
+                                                else "") == "1",
+                         attach_limit=who.group.max_email_attachment_bytes)
 
     @app.route("/account", methods=["POST"])
     async def account_save(self, request: IRequest) -> bytes:
@@ -97,12 +103,25 @@ class AccountPages(TenantBase):
         if "timezone" not in errors and zone not in ZONES:
             errors["timezone"] = (f"Time zone: {zone!r} is not one this server knows; use a "
                                   "name like Europe/Moscow or America/New_York.")
+        emails = ""
+        if "email" not in errors:
+            try:
+                emails = ", ".join(parse_addresses(
+                    values["email"], allow_local=self.settings.email.allow_local))
+            except BadAddress as exc:
+                errors["email"] = f"E-mail: {exc}."
+        attach_as = data.get("attach_as", "wav")
+        if attach_as not in ATTACH_FORMATS:
+            errors["attach_as"] = "Recording in the mail: choose WAV or MP3."
+        daily_stats = data.get("daily_stats", "") == "1"
         if errors:
-            return self._account_page(request, who, {k: data.get(k, "") for k in
-                                                     ("name", "email", "timezone")}, errors, "")
+            return await self._account_page(request, who, {k: data.get(k, "") for k in (
+                "name", "email", "timezone", "attach_as", "daily_stats")}, errors, "")
         with acting(who.actor):
             await self.store.accounts.update_user(who.id, name=values["name"],
-                                                  email=values["email"], timezone=zone)
+                                                  email=emails, timezone=zone)
+            await self.store.outbox.set_prefs(who.id, attach_as=attach_as,
+                                              daily_stats=daily_stats)
         self.changed(who)
         raise self.done(f"{ROOT}/account", "Saved.")
 
@@ -118,9 +137,10 @@ class AccountPages(TenantBase):
         else:
             why = password_problem(new, data.get("again", ""))
         if why:
-            return self._account_page(request, who, {"name": who.user.name,
-                                                     "email": who.user.email,
-                                                     "timezone": who.user.timezone}, {}, why)
+            return await self._account_page(request, who, {"name": who.user.name,
+                                                           "email": who.user.email,
+                                                           "timezone": who.user.timezone},
+                                            {}, why)
         fresh: str = await deferToThread(hash_password, new)
         with acting(who.actor):
             await self.store.accounts.update_user(who.id, web_password_hash=fresh)

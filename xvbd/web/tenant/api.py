@@ -18,6 +18,7 @@ from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
 from xvbd.engine.types import SettingsError, read_settings
+from xvbd.mail.addresses import BadAddress, parse_addresses
 from xvbd.outbound.callblast import ItemSettings
 from xvbd.store.accounts import Conflict, NotFound
 from xvbd.store.audit import acting
@@ -378,6 +379,12 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
         if zone is not None and zone and zone not in ZONES:
             errors["timezone"] = (f"timezone: {zone!r} is not one this server knows; use a "
                                   "name like Europe/Moscow")
+        if values.get("email") is not None and "email" not in errors:
+            try:
+                values["email"] = ", ".join(parse_addresses(
+                    values["email"], allow_local=self.settings.email.allow_local))
+            except BadAddress as exc:
+                errors["email"] = f"email: {exc}"
         if errors:
             raise ApiError(400, "Your account was not changed: some fields are not right.",
                            errors)
