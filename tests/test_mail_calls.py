@@ -82,7 +82,7 @@ SERVER = https://pbx.example.com
                      f"{message.file_name.rsplit('/', 1)[1]}.wav").read_bytes()
         self.assertEqual(part.get_content(), recording)
         self.assertEqual(len(recording), RECORDED)
-        self.assertIn(f"https://pbx.example.com/ui/messages#m{message.id}",
+        self.assertIn(f"https://pbx.example.com/ui/messages#message-{message.id}",
                       got.message.get_body(("plain",)).get_content())
         (message,) = await self.store.messages.list(uid)
         self.assertEqual(message.emailed_at, int(self.clock.seconds()))
@@ -96,7 +96,7 @@ SERVER = https://pbx.example.com
         self.assertEqual(list(got.message.iter_attachments()), [])
         (message,) = await self.store.messages.list(uid)
         self.assertIn("too large to attach", got.message.get_content())
-        self.assertIn(f"/ui/messages#m{message.id}", got.message.get_content())
+        self.assertIn(f"/ui/messages#message-{message.id}", got.message.get_content())
 
     async def test_dtmf2email_mails_its_digits(self) -> None:
         uid = await self.tenant("ann@example.com")

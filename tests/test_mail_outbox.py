@@ -259,7 +259,7 @@ SERVER = https://pbx.example.com
         text = as_wav.get_body(("plain",)).get_content()
         self.assertIn("A new voicemail message from 79005551234 to 613, mailbox 1.", text)
         self.assertIn("Received: 2010-09-29 12:54:32 CEST", text)
-        self.assertIn(f"https://pbx.example.com/ui/messages#m{first}", text)
+        self.assertIn(f"https://pbx.example.com/ui/messages#message-{first}", text)
         for message_id in (first, second):
             self.assertEqual((await self.store.messages.get(uid, message_id)).emailed_at, T0)
 
@@ -276,7 +276,7 @@ SERVER = https://pbx.example.com
             self.assertEqual(list(received.message.iter_attachments()), [])
             text = received.message.get_content()
             self.assertIn("The recording is too large to attach; listen to it on your page", text)
-        links = sorted(r.message.get_content().rsplit("#m", 1)[1].strip() for r in got)
+        links = sorted(r.message.get_content().rsplit("#message-", 1)[1].strip() for r in got)
         self.assertEqual(links, sorted([str(big), str(never)]))
         rows = await self.rows()
         self.assertIn(f"{len(wav)} bytes, more than the plan's {len(wav) - 1}",
@@ -355,10 +355,8 @@ class SecureRelayTests(MailCase, TestCase):
     """STARTTLS required and AUTH: the relay checks both; on SQLite."""
 
     def setUp(self) -> None:
-        self.tmp_cert = Path(self.mktemp())
-        self.tmp_cert.mkdir()
-        self.cert, key = self_signed(self.tmp_cert)
         super().setUp()
+        self.cert, key = self_signed(self.tmp)
         self.smtp = SMTPServer(self.tmp / "smtp", auth="xvb:s3cret", tls=(self.cert, key)).start()
         self.addCleanup(self.smtp.stop)  # type: ignore[attr-defined]
         self.clock = Clock()

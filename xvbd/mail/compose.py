@@ -115,7 +115,7 @@ class VoicemailDraft:
             "CALLERID": self.caller_id or "unknown", "DID": self.called_id,
             "AC": self.access_code, "DURATION": str(self.duration), "DATE": when,
             "MAILBOX": self.mailbox})
-        link = f"{self.setup.web}/ui/messages#m{ref_id}"
+        link = f"{self.setup.web}/ui/messages#message-{ref_id}"
         about = (f"A new voicemail message from {caller} to {self.called_id}, "
                  f"mailbox {self.mailbox}.\n\nReceived: {when}\nLength: {self.duration} s\n")
         body = about + f"\nThe recording is attached. It is also on your page:\n{link}\n"
