@@ -95,7 +95,8 @@ SERVER = https://pbx.example.com
         (got,) = self.smtp.received()
         self.assertEqual(list(got.message.iter_attachments()), [])
         (message,) = await self.store.messages.list(uid)
-        self.assertIn("too large to attach", got.message.get_content())
+        self.assertIn(f"The recording ({RECORDED} bytes) is larger than your plan lets a mail "
+                      "carry (50000 bytes).", got.message.get_content())
         self.assertIn(f"/ui/messages#message-{message.id}", got.message.get_content())
 
     async def test_dtmf2email_mails_its_digits(self) -> None:

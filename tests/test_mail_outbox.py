@@ -275,9 +275,15 @@ SERVER = https://pbx.example.com
         for received in got:
             self.assertEqual(list(received.message.iter_attachments()), [])
             text = received.message.get_content()
-            self.assertIn("The recording is too large to attach; listen to it on your page", text)
-        links = sorted(r.message.get_content().rsplit("#message-", 1)[1].strip() for r in got)
-        self.assertEqual(links, sorted([str(big), str(never)]))
+            self.assertIn("Listen to the recording on your page:", text)
+        import re
+
+        why = {int(re.search(r"#message-(\d+)\r?\n", r.message.get_content())[1]):
+               r.message.get_content().strip().splitlines()[-1] for r in got}
+        self.assertEqual(why, {
+            big: f"The recording ({len(wav)} bytes) is larger than your plan lets a mail "
+                 f"carry ({len(wav) - 1} bytes).",
+            never: "Your plan sends recordings by link."})
         rows = await self.rows()
         self.assertIn(f"{len(wav)} bytes, more than the plan's {len(wav) - 1}",
                       rows[0]["last_error"])

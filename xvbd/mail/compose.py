@@ -119,8 +119,7 @@ class VoicemailDraft:
         about = (f"A new voicemail message from {caller} to {self.called_id}, "
                  f"mailbox {self.mailbox}.\n\nReceived: {when}\nLength: {self.duration} s\n")
         body = about + f"\nThe recording is attached. It is also on your page:\n{link}\n"
-        notice = about + ("\nThe recording is too large to attach; listen to it on your "
-                          f"page:\n{link}\n")
+        notice = about + f"\nListen to the recording on your page:\n{link}\n"
         attach_as = prefs.attach_as if prefs.attach_as in ("wav", "mp3") else "wav"
         return {**_base_row(self.setup, self.user_id, "voicemail", recipients, subject,
                             self.created_at),
@@ -216,10 +215,10 @@ def build_message(mail: Any, sender: str,
     message["Date"] = format_datetime(datetime.fromtimestamp(mail.created_at, UTC))
     message["Message-ID"] = mail.message_id
     message["Auto-Submitted"] = "auto-generated"
-    data, note = None, ""
+    data, note, why = None, "", ""  # note: for the operator; why: for the tenant
     if mail.attachment:
         if mail.attach_limit == 0:
-            note = "the plan attaches no recordings"
+            note, why = "the plan attaches no recordings", "Your plan sends recordings by link."
         else:
             try:
                 path = Path(mail.attachment)
@@ -227,11 +226,14 @@ def build_message(mail: Any, sender: str,
                         else path.read_bytes())
             except (OSError, subprocess.SubprocessError) as exc:
                 note = f"the recording could not be read: {exc}"
+                why = "The recording could not be attached."
             else:
                 if 0 <= mail.attach_limit < len(data):
                     note = f"{len(data)} bytes, more than the plan's {mail.attach_limit}"
+                    why = (f"The recording ({len(data)} bytes) is larger than your plan "
+                           f"lets a mail carry ({mail.attach_limit} bytes).")
                     data = None
-    text = mail.body if data is not None or not mail.attachment else mail.notice
+    text = mail.body if data is not None or not mail.attachment else f"{mail.notice}\n{why}\n"
     # 7-bit on the wire: Twisted's client does not announce 8BITMIME
     message.set_content(text, cte="7bit" if text.isascii() else "quoted-printable")
     if data is not None:

@@ -82,7 +82,8 @@ class DailyStats(TimerService):
     def __init__(self, store: Store, setup: MailSetup, forks: int, clock: Any,
                  queued: Any = None, interval: float = HOUR) -> None:
         super().__init__(interval, self.run_once)
-        self.clock = clock
+        self.clock = clock  # the TimerService's
+        self._time = clock
         self.store = store
         self.setup = setup
         self.forks = DeferredSemaphore(forks)
@@ -90,7 +91,7 @@ class DailyStats(TimerService):
 
     async def run_once(self) -> int:
         """One pass: how many statistics mails were queued."""
-        now = int(self.clock.seconds())
+        now = int(self._time.seconds())
         try:
             users = await self.store.db.run_interaction(lambda txn: txn.all(
                 "SELECT p.user_id, p.stats_day, u.timezone, u.email FROM mail_prefs p "
