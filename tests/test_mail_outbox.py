@@ -421,3 +421,25 @@ def test_addresses_are_checked() -> None:
 
 def test_settings_dataclass_has_defaults() -> None:
     assert dataclasses.asdict(parse_settings("", "x").email)["starttls"] == "no"
+
+
+def test_a_round_that_fails_at_once_does_not_block_the_next() -> None:
+    """The database refusing before any wait (a round over at once): each kick tries again."""
+    class Refusing:
+        claims = 0
+
+        async def claim(self, *args: Any) -> list[Any]:
+            self.claims += 1
+            raise RuntimeError("the database is away")
+
+        async def counts(self) -> dict[str, int]:
+            raise RuntimeError("the database is away")
+
+    outbox = Refusing()
+    clock = Clock()
+    sender = MailSender(parse_settings("", "x").email, outbox, "n", clock, None,  # type: ignore[arg-type]
+                        deferToThread)
+    for _ in range(3):
+        sender.kick()
+    assert outbox.claims == 3
+    assert sender._round is None

@@ -139,8 +139,10 @@ class MailSender(Service):
         if self._round is not None:
             self._again = True
             return self._round
-        self._round = Deferred.fromCoroutine(self._rounds())
-        return self._round
+        done = Deferred.fromCoroutine(self._rounds())
+        if not done.called:  # (a round that ended at once has nothing to wait for)
+            self._round = done
+        return done
 
     async def _rounds(self) -> None:
         try:
@@ -153,12 +155,12 @@ class MailSender(Service):
                     full = False
                 if not (full or self._again) or self._stopping:
                     break
+            try:
+                self.counts = await self.outbox.counts()
+            except Exception:
+                pass
         finally:
             self._round = None
-        try:
-            self.counts = await self.outbox.counts()
-        except Exception:
-            pass
 
     async def send_due(self) -> bool:
         """One round: claim up to :data:`BATCH` due mails and send them at once; whether
