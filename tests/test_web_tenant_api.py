@@ -271,6 +271,14 @@ class TenantApiTests(TenantApiCase):
                                             "timezone": "Europe/Moscow"})
         self.assertEqual((answer.json["email"], answer.json["timezone"]),
                          ("vm@acme.example", "Europe/Moscow"))
+        answer = await self.call("PATCH", "/ui/api/account", auth=auth,
+                                 json_body={"email": "vm@acme.example, nobody"})
+        self.assertEqual(answer.code, 400)
+        self.assertEqual(answer.json["fields"]["email"], "email: 'nobody' is not a mail "
+                         "address; write it like name@example.com")
+        answer = await self.call("PATCH", "/ui/api/account", auth=auth,
+                                 json_body={"email": "vm@acme.example;Boss@ACME.example"})
+        self.assertEqual(answer.json["email"], "vm@acme.example, Boss@acme.example")
         root = await self.store.ivr.create_root(user.id, "Playback", {})
         staff = await self.store.ivr.add_child(user.id, root.id, "5", "Directory", {})
         blast = await self.store.ivr.add_child(user.id, root.id, "7", "CallBlast", {})
