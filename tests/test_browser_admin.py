@@ -197,7 +197,7 @@ class BrowserAdminTests(BrowserCase):
         self.assertIn(b"Basic", body)
         # every main page, as the operator sees it
         for name in ("Nodes", "Tariffs", "Groups", "Users", "Private DIDs", "DIDs attr",
-                     "CDRs", "Reports", "Partners", "Lockouts", "Journal"):
+                     "CDRs", "Reports", "Partners", "Lockouts", "Mail", "Journal"):
             await ui.follow(name)
             self.assertEqual(await ui.text("header a.here"), name)
             await ui.screenshot(f"page-{name.lower().replace(' ', '-')}")
@@ -247,7 +247,8 @@ class BrowserAdminTests(BrowserCase):
                            ("new-user", "/ai/users/new"), ("nodes", "/ai/nodes"),
                            ("tariffs", "/ai/tariffs"), ("group", f"/ai/groups/{group.id}"),
                            ("dids", "/ai/dids"), ("partners", "/ai/partners"),
-                           ("journal", "/ai/journal"), ("not-found", "/ai/users/999999")):
+                           ("journal", "/ai/journal"), ("mail", "/ai/mail"),
+                           ("not-found", "/ai/users/999999")):
             await ui.go(path)
             await ui.screenshot(f"phone-{step}")
             scroll_width, screen_width = await ui.widths()
