@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from xvbd.ids import new_id
 from xvbd.store.accounts import Accounts
+from xvbd.store.apikeys import ApiKeys
 from xvbd.store.billing import Billing
 from xvbd.store.callblast import Callblast
 from xvbd.store.cdr import CDRs
@@ -50,6 +51,7 @@ class Store:
         self.lockouts = Lockouts(db, clock)
         self.password_resets = PasswordResets(db, clock)
         self.outbox = Outbox(db, clock)
+        self.api_keys = ApiKeys(db, clock)
 
 
 __all__ = ["Database", "Store"]
