@@ -1,5 +1,5 @@
 """The tenant's own pages: home (balance, tariff, plan limits), account settings (name,
-e-mail for voicemail, time zone, web password) and the journal of their changes."""
+e-mail for voicemail, time zone, web password, API keys) and the journal of their changes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from twisted.web.iweb import IRequest
 
 from xvbd.mail.addresses import BadAddress, parse_addresses
 from xvbd.passwords import hash_password
+from xvbd.store.apikeys import SCOPES, ApiKey, TooManyKeys
 from xvbd.store.audit import Actor, acting
 from xvbd.store.outbox import ATTACH_FORMATS
 from xvbd.web.forms import Field, parse_fields
@@ -41,6 +42,10 @@ PLAN = (("max_extensions", "Extensions"), ("max_messages_total", "Messages kept"
         ("max_schedule_items", "Schedule rules"), ("max_gotoif_items", "Conditions"),
         ("max_callblast_items", "Auto-dialer lists"), ("max_inbound_calls", "Calls at once"))
 
+
+KEY_NAME = Field("name", "Key name", required=True, max_length=64,
+                 help="What the key is for, like 'nightly export'.")
+KEY_SCOPES = {"read": "read: GET only", "write": "write: read and change"}
 
 RESET_GONE = ("This reset link has expired or was used already. Ask your provider for a new "
               "one, or log in if you have set your password.")
@@ -78,21 +83,27 @@ class AccountPages(TenantBase):
     @app.route("/account", methods=["GET"])
     async def account_page(self, request: IRequest) -> bytes:
         who = await self.tenant(request)
-        return await self._account_page(request, who, {"name": who.user.name,
-                                                       "email": who.user.email,
-                                                       "timezone": who.user.timezone}, {}, "")
+        return await self._account_page(request, who, self._account_values(who), {}, "")
+
+    def _account_values(self, who: Tenant) -> dict[str, str]:
+        return {"name": who.user.name, "email": who.user.email, "timezone": who.user.timezone}
 
     async def _account_page(self, request: IRequest, who: Tenant, values: dict[str, str],
-                            errors: dict[str, str], password_error: str) -> bytes:
-        if errors or password_error:
+                            errors: dict[str, str], password_error: str, *,
+                            key_error: str = "", new_key: str = "",
+                            made: ApiKey | None = None) -> bytes:
+        if errors or password_error or key_error:
             request.setResponseCode(400)
         prefs = await self.store.outbox.prefs(who.id)
+        keys = await self.store.api_keys.of_user(who.id) if who.group.allow_api else []
         return self.page(request, "tenant/account.html", who, fields=ACCOUNT, values=values,
                          errors=errors, password_error=password_error,
                          attach_as=values.get("attach_as", prefs.attach_as),
                          daily_stats=values.get("daily_stats", "1" if prefs.daily_stats
                                                 else "") == "1",
-                         attach_limit=who.group.max_email_attachment_bytes)
+                         attach_limit=who.group.max_email_attachment_bytes, keys=keys,
+                         key_scopes=KEY_SCOPES, key_error=key_error, new_key=new_key,
+                         made=made)
 
     @app.route("/account", methods=["POST"])
     async def account_save(self, request: IRequest) -> bytes:
@@ -137,15 +148,54 @@ class AccountPages(TenantBase):
         else:
             why = password_problem(new, data.get("again", ""))
         if why:
-            return await self._account_page(request, who, {"name": who.user.name,
-                                                           "email": who.user.email,
-                                                           "timezone": who.user.timezone},
-                                            {}, why)
+            return await self._account_page(request, who, self._account_values(who), {}, why)
         fresh: str = await deferToThread(hash_password, new)
         with acting(who.actor):
             await self.store.accounts.update_user(who.id, web_password_hash=fresh)
         await self.store.sessions.close_all("user", str(who.id))
         raise Redirect(f"{ROOT}/login?done=Password+set.+Log+in+with+it.")
+
+    # ------------------------------------------------------------------ API keys
+
+    @app.route("/account/api-keys", methods=["POST"])
+    async def api_key_create(self, request: IRequest) -> bytes:
+        """A new API key, shown on this answer once (it is kept only as a hash)."""
+        who = await self.tenant(request, change=True)
+        if not who.group.allow_api:
+            raise Refused(403, "Your plan does not include the API; ask your provider.")
+        data = form(request)
+        values, errors = parse_fields((KEY_NAME,), data)
+        scope = data.get("scope", "")
+        why = errors.get("name", "")
+        if not why and scope not in SCOPES:
+            why = "Choose what the key may do: read (GET only) or write (read and change)."
+        made = None
+        if not why:
+            try:
+                with acting(who.actor):
+                    made, key = await self.store.api_keys.create(who.id, values["name"], scope)
+            except TooManyKeys as exc:
+                why = str(exc)
+        if why or made is None:
+            return await self._account_page(request, who, self._account_values(who), {}, "",
+                                            key_error=why)
+        log.info("user {name} made API key {prefix} ({scope}) from {address}", name=who.name,
+                 prefix=made.prefix, scope=made.scope, address=who.address)
+        return await self._account_page(request, who, self._account_values(who), {}, "",
+                                        new_key=key, made=made)
+
+    @app.route("/account/api-keys/<int(max=999999999999999999):key_id>/revoke",
+               methods=["POST"])
+    async def api_key_revoke(self, request: IRequest, key_id: int) -> bytes:
+        who = await self.tenant(request, change=True)
+        with acting(who.actor):
+            revoked = await self.store.api_keys.revoke(who.id, key_id)
+        if revoked is None:
+            raise Refused(404, "You have no such API key; the Account page lists yours.")
+        log.info("user {name} revoked API key {prefix} from {address}", name=who.name,
+                 prefix=revoked.prefix, address=who.address)
+        raise self.done(f"{ROOT}/account", f"API key {revoked.prefix}... revoked: it no "
+                        "longer opens the API.")
 
     # ------------------------------------------------------------------ a reset link
 

@@ -2,9 +2,11 @@
 variables, calls and journal, for their own scripts.
 
 Every request is checked in this order: the client address against ``[CGI]
-TRUSTED_4_UI_DF`` (403); HTTP Basic with ``VOICENUMBER#ACCESSCODE`` and the web password
-set on the Account page (401; the PIN is not enough for the API; throttled with the login
-page's counters); the group's "API" feature (403); then the route.  Everything is read and
+TRUSTED_4_UI_DF`` (403); the credentials (401): an API key made on the Account page as
+``Authorization: Bearer <key>``, or HTTP Basic with ``VOICENUMBER#ACCESSCODE`` and the web
+password set there (the PIN is not enough for the API; throttled with the login page's
+counters); the group's "API" feature (403); a read key on anything but GET or HEAD (403);
+then the route.  Everything is read and
 changed through the tenant's own id in the storage layer.  See ``docs/api.md``.
 """
 
@@ -20,7 +22,8 @@ from twisted.web.iweb import IRequest
 from xvbd.engine.types import SettingsError, read_settings
 from xvbd.mail.addresses import BadAddress, parse_addresses
 from xvbd.outbound.callblast import ItemSettings
-from xvbd.store.accounts import Conflict, NotFound
+from xvbd.store.accounts import Conflict, NotFound, User
+from xvbd.store.apikeys import ApiKey
 from xvbd.store.audit import acting
 from xvbd.store.cdr import CDRFilter, CDRKey
 from xvbd.store.ivr import Extension
@@ -61,6 +64,7 @@ EXT_ID = "<int(max=999999999999999999):ext_id>"
 MSG_ID = "<int(max=999999999999999999):message_id>"
 PAGING = (Field("limit", "limit", "int", minimum=1, maximum=MAX_LIMIT),
           Field("before", "before", "int", minimum=1))
+BEARER_REALM = 'Bearer realm="xvbd"'
 EXTENSION_FIELDS = frozenset({"parent_id", "number", "type", "name", "settings"})
 
 endpoint = endpoints(app, "_tapi_serve", "tapi")
@@ -113,9 +117,13 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
                            "provider lists the addresses it serves in [CGI] TRUSTED_4_UI_DF.")
 
     async def _tapi_tenant(self, request: IRequest) -> Tenant:
+        scheme, _, token = (request.getHeader("Authorization") or "").partition(" ")
+        if scheme.lower() == "bearer":
+            return await self._tapi_key_tenant(request, token.strip())
         login, password = basic_credentials(
             request, cookie=COOKIE,
-            who="your phone number and access code as NUMBER#CODE and your web password")
+            who="your phone number and access code as NUMBER#CODE and your web password, "
+                "or an API key from your Account page as 'Authorization: Bearer <key>'")
         address = client_address(request)
         why = await self.guard.refused("ui", login, address)
         if why:
@@ -137,12 +145,44 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
                                headers={"WWW-Authenticate": REALM})
             await self.guard.succeeded("ui", login)
             proven.remember(key, user.id, user.web_password_hash)
+        return await self._tapi_admitted(user, address)
+
+    async def _tapi_admitted(self, user: User, address: str,
+                             api_key: ApiKey | None = None) -> Tenant:
+        """The tenant of proven credentials, unless their account or plan refuses the API."""
         if user.locked:
             raise ApiError(403, "Your account is locked; ask your provider.")
         group = await self.store.accounts.get_group(user.group_id)
         if group is None or not group.allow_api:
             raise ApiError(403, "Your plan does not include the API; ask your provider.")
-        return Tenant(user, group, address, _API_SESSION)
+        return Tenant(user, group, address, _API_SESSION, api_key)
+
+    async def _tapi_key_tenant(self, request: IRequest, token: str) -> Tenant:
+        """The tenant whose API key ``token`` is: 401 for a key unknown or revoked, 403 for
+        a read key on a method that changes things."""
+        address = client_address(request)
+        key = await self.store.api_keys.authenticate(token)
+        if key is None:
+            log.warn("tenant API request with an unknown API key from {address}",
+                     address=address)
+            raise ApiError(401, "This API key is not one of ours: send 'Authorization: "
+                           "Bearer' and the whole key shown when it was made on your "
+                           "Account page, or make a new one there.",
+                           headers={"WWW-Authenticate": BEARER_REALM})
+        if key.revoked:
+            raise ApiError(401, f"The API key {key.prefix}... ({key.name}) was revoked; make "
+                           "a new one on your Account page.",
+                           headers={"WWW-Authenticate": BEARER_REALM})
+        user = await self.store.accounts.get_user(key.user_id)
+        if user is None:
+            raise ApiError(401, "This API key's account is gone.",
+                           headers={"WWW-Authenticate": BEARER_REALM})
+        who = await self._tapi_admitted(user, address, key)
+        if not key.writes and request.method not in (b"GET", b"HEAD"):
+            raise ApiError(403, f"The API key {key.prefix}... ({key.name}) is read-only: it "
+                           "may only GET. Use a write key to change things (make one on "
+                           "your Account page).")
+        return who
 
     @staticmethod
     def _tapi_writable(who: Tenant) -> None:
@@ -160,6 +200,10 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
                                "access_code": user.access_code, "name": user.name,
                                "email": user.email, "timezone": user.timezone,
                                "read_only": bool(user.read_only), "group": who.group.name}
+        key = who.api_key
+        out["credential"] = ({"kind": "key", "name": key.name, "prefix": key.prefix,
+                              "scope": key.scope} if key is not None
+                             else {"kind": "password"})
         out.update(apiformat.money_fields("balance", user.balance))
         out["dids"] = [d.did for d in await self.store.accounts.user_dids(user.id)]
         out["limits"] = {name: getattr(who.group, name) for name in (
@@ -396,7 +440,7 @@ class TenantApi(ListPages, GreetingPages, MessagePages, IvrPages):
         fresh = await self.store.accounts.get_user(who.id)
         assert fresh is not None
         return await self.tapi_whoami(request, Tenant(fresh, who.group, who.address,
-                                                      who.session))
+                                                      who.session, who.api_key))
 
     # ------------------------------------------------------------------ lists of extensions
 

@@ -22,6 +22,7 @@ from xvbd.mediadirs import MediaDirs
 from xvbd.passwords import secret_matches
 from xvbd.store import Store
 from xvbd.store.accounts import Group, User
+from xvbd.store.apikeys import ApiKey
 from xvbd.store.audit import Actor
 from xvbd.store.sessions import WebSession
 from xvbd.web.frame import PageFrame
@@ -51,12 +52,13 @@ WRONG_LOGIN = ("Wrong phone number, access code or password. Until you set a web
 
 @dataclass(frozen=True)
 class Tenant:
-    """The logged-in user, their group, and the session."""
+    """The logged-in user, their group, and the session (or, in the API, the key)."""
 
     user: User
     group: Group
     address: str
     session: WebSession
+    api_key: ApiKey | None = None  # the API key the request came with
 
     @property
     def id(self) -> int:
@@ -68,6 +70,9 @@ class Tenant:
 
     @property
     def actor(self) -> Actor:
+        """Who the journal says changed things: the login, and the API key if one was used."""
+        if self.api_key is not None:
+            return Actor("user", f"{self.name} key {self.api_key.prefix}", self.address)
         return Actor("user", self.name, self.address)
 
     @property
