@@ -11,11 +11,22 @@ PIP    := $(VENV)/bin/pip --disable-pip-version-check
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-install: $(VENV)/bin/python
-	$(PIP) install --quiet -c requirements.lock .
+# Installing is done again only when the package's files changed since the last time (a
+# stamp in the venv), so `make run` starts at once when nothing changed.
+SOURCES := pyproject.toml setup.py requirements.lock \
+	$(shell find xvbd twisted -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-install-test: $(VENV)/bin/python
+$(VENV)/.installed: $(VENV)/bin/python $(SOURCES)
+	$(PIP) install --quiet -c requirements.lock .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/bin/python $(SOURCES)
 	$(PIP) install --quiet -c requirements.lock '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
 
 # requirements.lock anew: what `pip install .` resolves to today, in a venv of its own.
 lock:

@@ -14,6 +14,16 @@ UNIT = 10000
 
 
 class AdminWebTests(WebCase):
+    async def test_the_pages_have_an_icon(self) -> None:
+        browser = self.browser()
+        page = await browser.get("/ai/login")
+        self.assertIn('<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">',
+                      page.text)
+        for path in ("/static/favicon.svg", "/favicon.ico"):
+            icon = await browser.get(path)
+            self.assertEqual((icon.code, icon.header("Content-Type")), (200, "image/svg+xml"))
+            self.assertTrue(icon.text.startswith("<svg "), icon.text[:40])
+
     async def test_login_refusals_and_logout(self) -> None:
         browser = self.browser()
         page = await browser.get("/ai/users?phone=613", follow=False)

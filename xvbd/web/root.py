@@ -104,7 +104,9 @@ class WebRoot:
         self.db_timeout = db_timeout
         self.admin = admin
         self.tenant = tenant
-        self.stylesheet = (Path(__file__).resolve().parent / "static" / "xvbd.css").read_bytes()
+        static = Path(__file__).resolve().parent / "static"
+        self.stylesheet = (static / "xvbd.css").read_bytes()
+        self.icon = (static / "favicon.svg").read_bytes()
 
     @app.route("/static/xvbd.css", methods=["GET", "HEAD"])
     def static_files(self, request: IRequest) -> bytes:
@@ -113,6 +115,15 @@ class WebRoot:
         request.setHeader(b"Cache-Control", b"public, max-age=3600")
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         return self.stylesheet
+
+    @app.route("/favicon.ico", methods=["GET", "HEAD"])
+    @app.route("/static/favicon.svg", methods=["GET", "HEAD"])
+    def icon_file(self, request: IRequest) -> bytes:
+        """The pages' icon (SVG, read at start), also where browsers look for one unasked."""
+        request.setHeader(b"Content-Type", b"image/svg+xml")
+        request.setHeader(b"Cache-Control", b"public, max-age=86400")
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        return self.icon
 
     @app.route("/ai/", branch=True)
     def admin_web(self, request: IRequest) -> Any:
