@@ -8,7 +8,9 @@ output.  :class:`WebServer` starts and stops it from a test.  Paths:
 times it was asked), ``/audio`` (a short WAV), ``/status/N``, ``/slow`` (never answers),
 ``/huge`` (a body of ``?n=`` bytes with its length), ``/endless`` (a chunked body without
 end), ``/redirect?to=URL`` (302), ``/loop`` (a redirect to itself), ``/badjson``,
-``/html-as-json`` (HTML where JSON is asked for), ``/gzip`` (a compressed answer).
+``/html-as-json`` (HTML where JSON is asked for), ``/gzip`` (a compressed answer),
+``/ics/NAME`` (``tests/fixtures/ical/NAME.ics`` as ``text/calendar``) and ``/hits?path=P``
+(how many times ``P`` was asked).
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import json
 import sys
 import time
 import wave
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 HITS = {"count": 0}
+ASKED: Counter[str] = Counter()
+ICAL = Path(__file__).resolve().parents[1] / "fixtures" / "ical"
 
 
 def _wav() -> bytes:
@@ -59,6 +65,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         path = url.path
+        ASKED[path] += 1
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if path == "/text":
@@ -80,6 +87,11 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/count":
             HITS["count"] += 1
             self.answer(str(HITS["count"]).encode())
+        elif path.startswith("/ics/") and path[5:].isalnum() and \
+                (ICAL / f"{path[5:]}.ics").is_file():
+            self.answer((ICAL / f"{path[5:]}.ics").read_bytes(), "text/calendar")
+        elif path == "/hits":
+            self.answer(str(ASKED[query["path"][0]]).encode())
         elif path == "/audio":
             self.answer(_wav(), "audio/wav")
         elif path.startswith("/status/"):

@@ -46,7 +46,7 @@ log = logger("xvbd.webfetch")
 HARD_MAX_BYTES = 16 * 1024 * 1024
 #: The time cap when the group sets none.
 DEFAULT_SECONDS = 10
-#: Web variables cached at most (the oldest goes first).
+#: Web variables and calendar feeds cached at most (the oldest goes first).
 CACHE_ENTRIES = 4096
 #: Causes warned once each per extension; the memory of them is forgotten past this.
 WARNED_MAX = 10000
@@ -210,7 +210,7 @@ class WebFetcher:
         self.threadpool = threadpool or reactor.getThreadPool()
         self.resolve: Resolver = resolver or self._getaddrinfo
         self.in_flight = 0
-        self.cache: OrderedDict[tuple[Any, ...], tuple[str, float]] = OrderedDict()
+        self.cache: OrderedDict[tuple[Any, ...], tuple[Any, float]] = OrderedDict()
         self._warned: set[tuple[int, str]] = set()
         self._converted: set[str] = set()
 
@@ -318,7 +318,8 @@ class WebFetcher:
                  path=ext.cdr_number, user=ext.user_id, detail=failure.detail,
                  cause=failure.cause, what_next=what_next)
 
-    def cached(self, key: tuple[Any, ...]) -> str | None:
+    def cached(self, key: tuple[Any, ...]) -> Any:
+        """What :meth:`keep` kept under ``key`` and is not past its time, or None."""
         found = self.cache.get(key)
         if found is None:
             return None
@@ -328,7 +329,7 @@ class WebFetcher:
             return None
         return value
 
-    def keep(self, key: tuple[Any, ...], value: str, ttl: float) -> None:
+    def keep(self, key: tuple[Any, ...], value: Any, ttl: float) -> None:
         if ttl <= 0:
             return
         self.cache[key] = (value, self.clock.seconds() + ttl)

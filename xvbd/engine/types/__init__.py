@@ -170,6 +170,7 @@ def settings_of(cls: type, text: str) -> Any:
 def load_builtin_types() -> None:
     """Import the modules that register the built-in types."""
     from xvbd.engine.types import (  # noqa: F401
+        calendar_,
         callback,
         callblast,
         conference,
