@@ -78,6 +78,23 @@ def test_the_dst_change() -> None:
     assert on_at("2026-03-30 16:30") == [], "18:30 CEST"
 
 
+def test_a_google_calendars_x_wr_timezone_keeps_its_local_hour() -> None:
+    # Google writes a weekly event in UTC and means it in the calendar's zone.
+    feed = "\r\n".join([
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Google Inc//Google Calendar//EN",
+        "X-WR-TIMEZONE:Europe/Berlin", "BEGIN:VEVENT", "UID:standup@xvbd",
+        "SUMMARY:Standup", "DTSTART:20260302T080000Z", "DTEND:20260302T083000Z",
+        "RRULE:FREQ=WEEKLY;BYDAY=MO", "END:VEVENT", "END:VCALENDAR", ""]).encode()
+    calendar = icalfeed.parse(feed)
+
+    def at(text: str) -> list[str]:
+        moment = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return icalfeed.events_at(calendar, moment.astimezone(ZoneInfo(BERLIN)))
+    assert at("2026-03-23 08:10") == ["Standup"], "09:10 CET"
+    assert at("2026-03-30 07:10") == ["Standup"], "09:10 CEST: the same local hour"
+    assert at("2026-03-30 08:10") == []
+
+
 @pytest.mark.parametrize("data", [b"Your balance is 12 dollars", b"<html>no</html>", b"",
                                   b"BEGIN:VCARD\r\nVERSION:3.0\r\nEND:VCARD\r\n"])
 def test_what_is_not_icalendar_is_a_bad_calendar(data: bytes) -> None:

@@ -200,6 +200,30 @@ class TenantWebTests(WebCase):
         self.assertEqual(page.code, 400)
         self.assertIn("ttl is 0 to 86400", page.text)
 
+    async def test_the_calendar_form(self) -> None:
+        user, browser = await self._tenant()
+        root = await self.store.ivr.create_root(user.id, "Playback", {})
+        form = await browser.get(f"/ui/ivr/new?parent={root.id}&type=Calendar")
+        self.assertIn("iCalendar (.ics) address", form.text)
+        self.assertIn('name="events.0.keyword"', form.text)
+        page = await browser.post("/ui/ivr/new", {
+            "type": "Calendar", "parent": root.id, "number": "1", "name": "Hours",
+            "url": "https://example.com/office.ics", "on": "2", "off": "3",
+            "events.0.keyword": "Holiday", "events.0.target": "4", "fallback": "3",
+            "cache_seconds": "600", "timezone": "Europe/Berlin"})
+        self.assertIn("Extension 1 (Calendar) added.", page.text, page.text[-1500:])
+        made = await self.store.ivr.by_path(user.id, "1")
+        assert made is not None
+        self.assertEqual(json.loads(made.settings), {
+            "url": "https://example.com/office.ics", "greeting": "", "on": "2", "off": "3",
+            "events": [{"keyword": "Holiday", "target": "4"}], "fallback": "3",
+            "cache_seconds": 600, "timezone": "Europe/Berlin"})
+        page = await browser.post("/ui/ivr/new", {
+            "type": "Calendar", "parent": root.id, "number": "2",
+            "url": "https://example.com/office.ics", "timezone": "Berlin"})
+        self.assertEqual(page.code, 400)
+        self.assertIn("timezone is a zone name like Europe/Moscow", page.text)
+
     async def test_bad_settings_and_group_limits_are_refused_with_a_message(self) -> None:
         user, browser = await self._tenant(max_extensions=3, max_followme_phones=2,
                                            allow_tts=False)

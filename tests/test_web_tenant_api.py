@@ -133,6 +133,13 @@ class TenantApiTests(TenantApiCase):
                 "name": "rate", "url": "https://example.com/rate", "json_path": "data.rate",
                 "ttl": 60}})
         self.assertEqual(answer.code, 201, answer.body)
+        answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
+            "type": "Calendar", "parent_id": root["id"], "number": "4", "settings": {
+                "url": "https://example.com/office.ics", "on": "1", "off": "2",
+                "events": [{"keyword": "holiday", "target": "2"}], "cache_seconds": 60}})
+        self.assertEqual(answer.code, 201, answer.body)
+        self.assertEqual(answer.json["extension"]["settings"]["events"],
+                         [{"keyword": "holiday", "target": "2"}])
         for kind, settings, said in (
                 ("WebRequest", {"url": "file:///etc/passwd"}, "url starts with http://"),
                 ("WebRequest", {"url": "http://x/", "method": "PUT"}, "method is GET or POST"),
@@ -140,7 +147,12 @@ class TenantApiTests(TenantApiCase):
                 ("WebRequest", {"url": "http://x/", "json_path": "a..b"}, "json_path is keys"),
                 ("WebRequest", {"url": "http://x/", "variable": "1x"}, "variable is a letter"),
                 ("WebVar", {"name": "r", "url": "http://x/", "ttl": -1}, "ttl is 0 to 86400"),
-                ("WebVar", {"url": "http://x/"}, "name")):
+                ("WebVar", {"url": "http://x/"}, "name"),
+                ("Calendar", {"url": "webcal://x/a.ics"}, "url starts with http://"),
+                ("Calendar", {"url": "http://x/a.ics", "cache_seconds": 90000},
+                 "cache_seconds is 0 to 86400"),
+                ("Calendar", {"url": "http://x/a.ics", "events": [{"target": "1"}]},
+                 "keyword")):
             answer = await self.call("POST", "/ui/api/extensions", auth=auth, json_body={
                 "type": kind, "parent_id": root["id"], "number": "3", "settings": settings})
             self.assertEqual(answer.code, 400, (kind, settings))

@@ -97,6 +97,9 @@ async def seed_demo(store: Store, *, group_id: int = 1) -> Demo:
     await ivr.add_child(user.id, goto.id, "2", "WebRequest", {
         "url": "https://example.com/notify?did=%DID%&caller=%CALLERID%&code=%VAR:code%",
         "answer": "text", "variable": "notice", "failure": "9*3"}, name="Tell our server")
+    await ivr.add_child(user.id, goto.id, "3", "Calendar", {
+        "url": "https://example.com/office-hours.ics", "on": "9*1", "off": "9*3",
+        "events": [{"keyword": "holiday", "target": "9*3"}]}, name="Office hours calendar")
     await ivr.add_child(user.id, sub.id, "7", "Callback", {"target": ""}, name="Call me back")
     await ivr.add_child(user.id, sub.id, "8", "Dtmf2Email", {}, name="Leave digits")
     await ivr.add_child(user.id, sub.id, "9", "MultiDialout", {"phones": list(PHONES)},

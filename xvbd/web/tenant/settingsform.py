@@ -82,6 +82,25 @@ HELP = {
     "fallback": "The value when the fetch fails.",
 }
 
+#: Help of a field that means something else in one type, by type then field name.
+TYPE_HELP: dict[str, dict[str, str]] = {
+    "Calendar": {
+        "url": "The calendar's iCalendar (.ics) address, e.g. a Google calendar's secret "
+               "address in iCal format.",
+        "on": "The extension while an event is going on (e.g. 1 or 2*3). Empty: back to "
+              "the menu.",
+        "off": "The extension while no event is going on. Empty: back to the menu.",
+        "events": "Events by a word of their title (case ignored), tried first: an event "
+                  "going on whose title holds the keyword sends the call to its target.",
+        "keyword": "A word of the event's title, e.g. Holiday.",
+        "fallback": "The extension when the calendar cannot be read (no answer, not "
+                    "iCalendar). Empty: the off extension.",
+        "cache_seconds": "Seconds the calendar is kept before it is fetched again.",
+        "timezone": "The time zone of events without one and of all-day events (empty: "
+                    "yours).",
+    },
+}
+
 
 @dataclass(frozen=True)
 class SettingField:
@@ -116,7 +135,7 @@ def describe(type_name: str, cls: type) -> tuple[SettingField, ...]:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
-        help_text = HELP.get(f.name, "")
+        help_text = TYPE_HELP.get(type_name, {}).get(f.name) or HELP.get(f.name, "")
         if hint is bool:
             kind = "bool"
         elif hint is int:
