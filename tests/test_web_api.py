@@ -769,7 +769,7 @@ class CatalogApiTests(ApiCase):
         answer = await self.call("PUT", f"/ai/api/groups/{group.id}/type-limits/Nope",
                                  json_body={"max_count": 1})
         self.assertEqual(answer.code, 404)
-        self.assertIn("There is no extension type Nope; the types are: CallBlast",
+        self.assertIn("There is no extension type Nope; the types are: Calendar, CallBlast",
                       answer.json["error"])
         self.assertEqual((await self.call("PUT", "/ai/api/groups/999999/type-limits/Queue",
                                           json_body={"max_count": 1})).code, 404)
