@@ -207,7 +207,14 @@ class CalendarCallTests(EngineCase):
         seen.append(await self.branch_at(start + 200))
         self.assertEqual(self.steps()[-1], "1 MATCH=ON, TARGET=7, RESULT=CACHED")
         seen.append(await self.branch_at(start + 300))  # past it: asked, and down
-        self.assertEqual(seen, ["7", "7", "8"])
+        # the last good copy decides while the feed is down (and says so once)
+        self.assertEqual(seen, ["7", "7", "7"])
+        self.assertEqual(self.steps()[-1], "1 MATCH=ON, TARGET=7, RESULT=STALE, "
+                         "CAUSE=UNREACHABLE")
+        self.assertEqual(len(self.logs), 1, self.logs)
+        self.assertIn("calls follow the feed's last good copy", self.logs[0])
+        seen.append(await self.branch_at(start + 300 + 86400))  # a day on: no copy left
+        self.assertEqual(seen[-1], "8")
         self.assertEqual(self.steps()[-1], "1 MATCH=FALLBACK, TARGET=8, "
                          "RESULT=FEED_FAILED, CAUSE=UNREACHABLE")
 
@@ -215,9 +222,20 @@ class CalendarCallTests(EngineCase):
         await self.tenant(fallback="9", cache_seconds=300)
         self.server.stop()
         moment = utc("2026-03-16 08:30")
-        self.assertEqual([await self.branch_at(moment + n) for n in (0, 60)], ["9", "9"])
+        self.assertEqual([await self.branch_at(moment + n) for n in (0, 30, 61)],
+                         ["9", "9", "9"])
         self.assertEqual(self.steps(), ["1 MATCH=FALLBACK, TARGET=9, RESULT=FEED_FAILED, "
-                                        "CAUSE=UNREACHABLE"] * 2, "a failure is not kept")
+                                        "CAUSE=UNREACHABLE"] * 3)
+        # the feed was asked at 0 and at 61 s, not at 30 s: a call does not wait on a feed
+        # that failed within the minute
+        self.server.start()
+        self.assertEqual(await self.hits(), 0, "the server (started anew) saw none since")
+        self.clock.advance(30)  # within the minute after the last failure: not asked yet
+        self.assertEqual(await self.branch_at(moment + 61 + 30), "9")
+        self.assertEqual(await self.hits(), 0)
+        self.clock.advance(31)
+        self.assertEqual(await self.branch_at(moment + 61 + 61), "7", "the feed is back")
+        self.assertEqual(await self.hits(), 1)
         self.assertEqual(len(self.logs), 1, self.logs)
         self.assertIn("Calendar extension 1 of user 1: ", self.logs[0])
         self.assertIn("(RESULT=UNREACHABLE); calls go to 9 until the feed answers",

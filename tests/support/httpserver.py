@@ -132,7 +132,8 @@ class Server(ThreadingHTTPServer):
 
 
 def main() -> None:
-    server = Server(("127.0.0.1", 0), Handler)
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    server = Server(("127.0.0.1", port), Handler)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
@@ -141,11 +142,17 @@ class WebServer:
     """The server as a process of the test's own; ``url(path)`` is on its port."""
 
     def __init__(self) -> None:
+        self.port = 0
+        self.start()
+
+    def start(self) -> None:
+        """Start the process (again, on the same port after :meth:`stop`)."""
         import subprocess
         from pathlib import Path
 
         root = Path(__file__).resolve().parents[2]
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.httpserver"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.httpserver",
+                                      str(self.port)],
                                      cwd=root, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -11,6 +11,8 @@ event goes to ``on``, none to ``off``.  The group's "Maximum Number of GoogleCal
 events" bounds the events looked at.  A feed that fails (no answer, a refused address, not
 iCalendar) sends the call to ``fallback`` (or ``off``), with one WARN per extension and
 cause; the CDR step says ``RESULT=OK``, ``CACHED`` or ``FEED_FAILED`` with the ``CAUSE``.
+While a feed fails, its last good copy decides (``RESULT=STALE``, for up to a day), and the
+feed is not asked again for :data:`FAILED_FOR` seconds, so no call waits on a dead feed.
 """
 
 from __future__ import annotations
@@ -75,23 +77,46 @@ def choose(settings: CalendarSettings, summaries: list[str]) -> tuple[str, str]:
     return ("ON", settings.on) if summaries else ("OFF", settings.off)
 
 
-async def feed_of(call: Call, url: str, cache_seconds: int) -> tuple[Any, str]:
-    """(calendar, 'OK' or 'CACHED'): the tenant's feed, from the cache or fetched and
-    parsed; :class:`WebFailure` when it cannot be had."""
+#: A feed that failed is not asked again for this long: the calls meanwhile do not wait for
+#: it (each would wait up to the group's web time cap) but decide at once.
+FAILED_FOR = 60.0
+#: While a feed fails, the last copy it gave decides, for at most this long.
+STALE_FOR = 86400.0
+
+
+async def feed_of(call: Call, url: str, cache_seconds: int
+                  ) -> tuple[Any, str, WebFailure | None]:
+    """(calendar, RESULT word, the failure if the feed failed): the tenant's feed from the
+    cache, fetched and parsed, or, while it fails, its last good copy (``STALE``);
+    :class:`WebFailure` when it failed and there is no copy."""
     assert call.user is not None
     web = call.engine.web
     if web is None:
         raise WebFailure("OFF", "this xvbd has no web client")
-    key = ("calendar", call.user.id, url)
+    key, stale_key, failed_key = (("calendar", call.user.id, url),
+                                  ("calendar-copy", call.user.id, url),
+                                  ("calendar-failed", call.user.id, url))
     found = web.cached(key)
     if found is not None:
-        return found, "CACHED"
-    max_bytes, seconds = limits(call)
-    answer = await web.fetch(url, max_bytes=max_bytes, seconds=seconds)
-    calendar = await deferToThreadPool(web.reactor, web.threadpool, icalfeed.parse,
-                                       answer.body)
-    web.keep(key, calendar, cache_seconds)
-    return calendar, "OK"
+        return found, "CACHED", None
+    failure = web.cached(failed_key)
+    if failure is None:
+        max_bytes, seconds = limits(call)
+        try:
+            answer = await web.fetch(url, max_bytes=max_bytes, seconds=seconds)
+            calendar = await deferToThreadPool(web.reactor, web.threadpool, icalfeed.parse,
+                                               answer.body)
+        except WebFailure as exc:
+            failure = exc
+            web.keep(failed_key, failure, FAILED_FOR)
+        else:
+            web.keep(key, calendar, cache_seconds)
+            web.keep(stale_key, calendar, STALE_FOR)
+            return calendar, "OK", None
+    copy = web.cached(stale_key)
+    if copy is None:
+        raise failure
+    return copy, "STALE", failure
 
 
 class CalendarType:
@@ -104,14 +129,21 @@ class CalendarType:
         moment = local_time(call.engine.clock.seconds(),
                             settings.timezone or call.user.timezone)
         try:
-            calendar, result = await feed_of(call, settings.url, settings.cache_seconds)
+            calendar, result, failure = await feed_of(call, settings.url,
+                                                      settings.cache_seconds)
             web = call.engine.web
             assert web is not None
+            if failure is not None:  # the last good copy decides meanwhile
+                web.warn_once(ext, self.name, failure,
+                              "calls follow the feed's last good copy (up to a day old) "
+                              "until it answers")
             summaries = await deferToThreadPool(web.reactor, web.threadpool,
                                                 icalfeed.events_at, calendar, moment,
                                                 call.group.max_calendar_events)
             why, target = choose(settings, summaries)
             call.step_data = {"MATCH": why, "TARGET": target or "-", "RESULT": result}
+            if failure is not None:
+                call.step_data["CAUSE"] = failure.cause
         except WebFailure as failure:
             target = settings.fallback or settings.off
             call.step_data = {"MATCH": "FALLBACK", "TARGET": target or "-",
