@@ -27,6 +27,7 @@ from tests.asterisk.pbx import Asterisk, NoAsterisk, find_binary, free_port
 from tests.asterisk.realtime import install_realtime
 from tests.support.db import drop_database, new_database_url
 from tests.support.process import Server, admin, write_config
+from tests.support.smtp import SMTPServer
 from xvbd.config import DatabaseURL
 
 #: xvbd's log lines at WARN and above.
@@ -55,6 +56,8 @@ class Rig:
         self.phones_dir.mkdir()
         self.asterisk.globals["XVBT_PHONES"] = str(self.phones_dir)
         self.server: Server | None = None
+        #: The mail relay xvbd hands voicemail mails to (aiosmtpd, a process of its own).
+        self.smtp = SMTPServer(tmp / "mail")
         self.ami: Manager | None = None
         self.calls: list[Call] = []
         self.allowed_asterisk: list[re.Pattern[str]] = []
@@ -84,6 +87,8 @@ AMI_HOST = 127.0.0.1
 AMI_PORT = {ast.ami_port}
 AMI_USERNAME = xvb
 AMI_SECRET = {ast.ami_secret}
+[EMAIL]
+SERVER = 127.0.0.1:{self.smtp.port}
 {self.xvb_extra}
 """)
         text = conf.read_text().replace(
@@ -115,6 +120,7 @@ AMI_SECRET = {ast.ami_secret}
             self.query("UPDATE user_groups SET server_id = ? WHERE id = 1", self.server_id)
         if before is not None:
             before(self)
+        self.smtp.start()
         self.server = Server(self.conf, self.xvbd_dir).wait_started()
         install_realtime(self.asterisk, self.url, driver=self.realtime_driver)
         self.asterisk.start()
@@ -244,6 +250,7 @@ AMI_SECRET = {ast.ami_secret}
                 self.server.terminate(timeout=15)
         finally:
             self.asterisk.stop()
+            self.smtp.stop()
             if self.owns_database:
                 drop_database(self.url)
 

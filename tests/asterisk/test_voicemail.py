@@ -35,6 +35,16 @@ def test_a_message_is_recorded_on_a_fresh_install(rig: Rig) -> None:
     assert 5 <= duration <= 9, duration
     line = rig.wait_cdr("TYPE=VoiceMail")[0]
     assert "EXT_NUMBER=1" in line and f"DURATION={duration}" in line, line
+    # and mailed to the tenant (demo@localhost) through the relay, the recording attached
+    deadline = time.monotonic() + 20
+    while not rig.smtp.received():
+        assert time.monotonic() < deadline, "the voicemail's mail never reached the relay"
+        time.sleep(0.2)
+    (mail,) = rig.smtp.received()
+    assert mail.rcpt_tos == ["demo@localhost"], mail.rcpt_tos
+    (part,) = mail.message.iter_attachments()
+    assert part.get_content() == path.read_bytes()
+    assert rig.query("SELECT emailed_at FROM messages")[0][0] > 0
 
 
 def _at_the_box(rig: Rig) -> Call:
