@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
@@ -36,12 +37,15 @@ def new_files() -> set[str] | None:
             if line[:2] in ("??", "!!") and not any(part in line for part in NOT_TESTS)}
 
 
+BEFORE = pytest.StashKey[set[str] | None]()
+
+
 def pytest_sessionstart(session: Any) -> None:
-    session.config.stash_before = new_files()
+    session.config.stash[BEFORE] = new_files()
 
 
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
-    before = getattr(session.config, "stash_before", None)
+    before = session.config.stash.get(BEFORE, None)
     after = new_files()
     if before is None or after is None:
         return

@@ -18,12 +18,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.peers.agi import Caller
 from tests.support.db import on_both_backends
-from tests.support.engine import EngineCase
-from tests.support.httpserver import WebServer
+from tests.support.engine import WebServerEngineCase
 from xvbd.engine import icalfeed
 from xvbd.engine.netguard import WebFailure
 from xvbd.engine.types import SettingsError, read_settings
@@ -131,22 +129,9 @@ def utc(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
-class CalendarCallTests(EngineCase):
+class CalendarCallTests(WebServerEngineCase):
     maxDiff = None
 
-    def setUp(self) -> None:
-        self.server = WebServer()
-        self.addCleanup(self.server.stop)
-        self.extra_config = (f"[WEBREQUEST]\nALLOW = 127.0.0.1/32\n"
-                             f"PORTS = {self.server.port}\n")
-        super().setUp()
-        self.logs: list[str] = []
-
-        def observe(event: dict[str, Any]) -> None:
-            if event["log_level"].name == "warn":
-                self.logs.append(formatEvent(event))
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
 
     async def tenant(self, **settings: Any) -> None:
         acc, ivr = self.store.accounts, self.store.ivr

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from tests.peers.agi import env_bytes, environment
+from tests.support.logs import Tracebacks
 from tests.test_agi_environment import Factory
 from xvbd.agi.protocol import AGIError, FastAGIProtocol, Reply
 from xvbd.ami.client import (
@@ -31,24 +31,6 @@ SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
-class Tracebacks:
-    """Every event logged with a failure (a traceback) while it is open."""
-
-    def __init__(self) -> None:
-        self.failures: list[dict[str, Any]] = []
-
-    def __enter__(self) -> Tracebacks:
-        globalLogPublisher.addObserver(self.observe)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        globalLogPublisher.removeObserver(self.observe)
-
-    def observe(self, event: dict[str, Any]) -> None:
-        if "log_failure" in event:
-            self.failures.append(event)
-
-
 # ------------------------------------------------------------------ AGI answers
 
 ANSWER_PIECES = st.one_of(
@@ -59,6 +41,16 @@ ANSWER_PIECES = st.one_of(
                      b"\n", b"\n\n", b"\xff", b"\xc3", b"agi_arg_1: x\n", b"9" * 30]))
 ANSWERS = st.lists(ANSWER_PIECES, max_size=30).map(b"".join)
 CHUNKS = st.lists(st.integers(1, 64), min_size=1, max_size=20)
+
+
+def feed(proto: Any, transport: StringTransport, data: bytes, chunks: list[int]) -> None:
+    """``data`` into ``proto`` in pieces of the sizes ``chunks`` gives (the rest at once),
+    until it is all read or the protocol closes the connection."""
+    at, sizes = 0, iter(chunks)
+    while at < len(data) and not transport.disconnecting:
+        step = next(sizes, len(data))
+        proto.dataReceived(data[at:at + step])
+        at += step
 
 
 def a_started_session() -> tuple[FastAGIProtocol, StringTransport]:
@@ -84,12 +76,8 @@ def test_any_answer_to_a_command(answer: bytes, chunks: list[int]) -> None:
     proto.send_command('STREAM FILE demo-instruct "0123456789*#"').as_deferred().addCallbacks(
         results.append, results.append)
     with Tracebacks() as seen:
-        at, sizes = 0, iter(chunks)
-        while at < len(answer) and not transport.disconnecting:
-            step = next(sizes, len(answer))
-            proto.dataReceived(answer[at:at + step])
-            at += step
-    assert seen.failures == [], seen.failures
+        feed(proto, transport, answer, chunks)
+    assert seen == [], seen
     assert transport.value() == b'STREAM FILE demo-instruct "0123456789*#"\n'
     for result in results:
         assert isinstance(result, Reply) or (
@@ -171,15 +159,11 @@ def test_any_bytes_to_a_logged_in_ami_session(data: bytes, chunks: list[int]) ->
     for _ in range(2):
         proto.send("Ping").addCallbacks(results.append, results.append)
     with Tracebacks() as seen:
-        at, sizes = 0, iter(chunks)
-        while at < len(data) and not transport.disconnecting:
-            step = next(sizes, len(data))
-            proto.dataReceived(data[at:at + step])
-            at += step
+        feed(proto, transport, data, chunks)
         if transport.disconnecting:
             proto.connectionLost(Failure(ConnectionError("closed by xvbd")))
         clock.advance(60)
-    assert seen.failures == [], seen.failures
+    assert seen == [], seen
     assert len(results) == 2, results
     for result in results:
         assert isinstance(result, Message) or (

@@ -10,12 +10,11 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from twisted.logger import globalLogPublisher
-
 from tests.peers.agi import Caller
 from tests.support.api import ADMIN, ApiClientCase, basic
 from tests.support.db import on_both_backends
 from tests.support.engine import EngineCase
+from tests.support.logs import Tracebacks
 from tests.support.web import ADMIN_HASH
 from xvbd.demo import seed_demo
 from xvbd.passwords import hash_password
@@ -35,22 +34,6 @@ BAD_ANSWERS = [
     (b"200 result=" + b"7" * 5000 + b"\n", False),
     (b"\n\n\nHANGUP\n", True),
 ]
-
-class Tracebacks:
-    """The events logged with a failure (a traceback) while it is open."""
-
-    def __enter__(self) -> list[str]:
-        self.seen: list[str] = []
-        globalLogPublisher.addObserver(self.observe)
-        return self.seen
-
-    def __exit__(self, *exc: object) -> None:
-        globalLogPublisher.removeObserver(self.observe)
-
-    def observe(self, event: dict[str, Any]) -> None:
-        if "log_failure" in event:
-            self.seen.append(f"{event.get('log_format')}: {event['log_failure']}")
-
 
 class HostileAsteriskTests(EngineCase):
     async def test_garbage_answered_to_any_command_of_a_call(self) -> None:
@@ -147,11 +130,14 @@ class HostileBodiesTests(ApiClientCase):
     web_config = ("[CGI]\nTRUSTED_4_AI_DF = 127\\.0\\.0\\.1\nTRUSTED_4_UI_DF = "
                   "127\\.0\\.0\\.1\n")
 
+    def setUp(self) -> None:
+        super().setUp()
+        self.answered: dict[int, int] = {}  # how many requests got each status code
+
     async def asserting(self, requests: list[tuple[str, str, bytes, dict[str, str]]],
                         session: Any = None) -> int:
         """Send each request; none may answer 500 or log a traceback.  How many went."""
         sent = 0
-        self.answered: dict[int, int] = getattr(self, "answered", {})
         with Tracebacks() as tracebacks:
             for method, path, body, headers in requests:
                 if session is not None:
@@ -162,8 +148,7 @@ class HostileBodiesTests(ApiClientCase):
                                             auth=None)
                     code, text = reply.code, reply.body.decode("utf-8", "replace")
                 sent += 1
-                self.answered.setdefault(code, 0)
-                self.answered[code] += 1
+                self.answered[code] = self.answered.get(code, 0) + 1
                 self.assertLess(code, 500, f"{method} {path} {body[:60]!r}: {text[:300]}")
         self.assertEqual(tracebacks, [])
         return sent

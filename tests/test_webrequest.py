@@ -20,12 +20,11 @@ from typing import Any
 import pytest
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
-from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from tests.peers.agi import Caller
 from tests.support.db import on_both_backends
-from tests.support.engine import EngineCase
+from tests.support.engine import WebServerEngineCase
 from tests.support.httpserver import WebServer
 from xvbd.config import parse_settings
 from xvbd.engine.netguard import NetPolicy, WebFailure, kind_of, literal_address
@@ -246,22 +245,9 @@ class FetcherTests(TestCase):
 # ---------------------------------------------------------------------- calls
 
 
-class WebCallTests(EngineCase):
+class WebCallTests(WebServerEngineCase):
     maxDiff = None
 
-    def setUp(self) -> None:
-        self.server = WebServer()
-        self.addCleanup(self.server.stop)
-        self.extra_config = (f"[WEBREQUEST]\nALLOW = 127.0.0.1/32\n"
-                             f"PORTS = {self.server.port}\n")
-        super().setUp()
-        self.logs: list[str] = []
-
-        def observe(event: dict[str, Any]) -> None:
-            if event["log_level"].name == "warn":
-                self.logs.append(formatEvent(event))
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
 
     async def tenant(self, children: dict[str, tuple[str, dict[str, Any]]],
                      **group: Any) -> None:

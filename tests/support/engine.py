@@ -113,3 +113,20 @@ TMP_DIR = {work / 'tmp'}
 
     def cdr_lines(self) -> list[str]:
         return self.cdr_file.read_text().splitlines() if self.cdr_file.exists() else []
+
+
+class WebServerEngineCase(EngineCase):
+    """An :class:`EngineCase` with the test HTTP server (a process of its own) that the
+    engine's web fetcher may reach (``[WEBREQUEST] ALLOW``, its port), and ``self.logs``,
+    the WARN lines logged meanwhile."""
+
+    def setUp(self) -> None:
+        from tests.support.httpserver import WebServer
+        from tests.support.logs import warnings_into
+
+        self.server = WebServer()
+        self.addCleanup(self.server.stop)
+        self.extra_config = (f"[WEBREQUEST]\nALLOW = 127.0.0.1/32\n"
+                             f"PORTS = {self.server.port}\n")
+        super().setUp()
+        self.logs = warnings_into(self)
