@@ -210,12 +210,12 @@ SERVER = 127.0.0.1:{self.smtp.port}
         path = self.xvbd_dir / "xvbd.cdr"
         return path.read_text().splitlines() if path.exists() else []
 
-    def wait_cdr(self, match: str, timeout: float = 10.0) -> list[str]:
-        """CDR file lines containing ``match``, once at least one is there."""
+    def wait_cdr(self, match: str, timeout: float = 10.0, count: int = 1) -> list[str]:
+        """CDR file lines containing ``match``, once at least ``count`` are there."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             lines = [line for line in self.cdr_lines() if match in line]
-            if lines:
+            if len(lines) >= count:
                 return lines
             time.sleep(0.1)
         raise AssertionError(f"no CDR line with {match!r} in {timeout} s:\n"

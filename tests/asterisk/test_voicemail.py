@@ -55,15 +55,6 @@ def _at_the_box(rig: Rig) -> Call:
     return call
 
 
-def _voicemail_steps(rig: Rig, n: int) -> list[str]:
-    deadline = time.monotonic() + 10
-    while True:
-        lines = [line for line in rig.cdr_lines() if "TYPE=VoiceMail" in line]
-        if len(lines) >= n or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.1)
-
-
 def test_the_messages_disk_full_then_freed(rig: Rig) -> None:
     """MEDIA_DIR on a small disk of the test's own: full, the caller is told at once that
     no message can be taken; with a little room, the message may not be longer than the
@@ -81,7 +72,7 @@ def test_the_messages_disk_full_then_freed(rig: Rig) -> None:
         call.wait_command("STREAM FILE please-try-call-later")
         call.wait_gone()
         assert not [c for c in call.commands() if c.startswith("RECORD FILE")], steps_text(call)
-        assert "RESULT=NO_ROOM" in _voicemail_steps(rig, 1)[0]
+        assert "RESULT=NO_ROOM" in rig.wait_cdr("TYPE=VoiceMail")[0]
         assert "#error] no room for voicemail in " in rig.xvbd_log()
 
         filler.unlink()  # 2. room for about 6 s of 16-bit audio (and the 64 KiB margin)
@@ -101,7 +92,7 @@ def test_the_messages_disk_full_then_freed(rig: Rig) -> None:
         call.hang_up()
         call.wait_gone()
         (row,) = rig.query("SELECT duration, file_name FROM messages") or [(None, None)]
-        line = _voicemail_steps(rig, 2)[1]
+        line = rig.wait_cdr("TYPE=VoiceMail", count=2)[1]
         assert row[0] is not None and "RESULT=CUT" in line, (line, steps_text(call))
         on_disk = wav_seconds(rig.media / "u" / "1" / "messages" / f"{row[1]}.wav")
         assert 1 <= on_disk < 5 and abs(on_disk - row[0]) <= 1, (on_disk, row)
@@ -116,7 +107,7 @@ def test_the_messages_disk_full_then_freed(rig: Rig) -> None:
         call.wait_command("STREAM FILE vm-msgsaved")
         call.hang_up()
         call.wait_gone()
-        line = _voicemail_steps(rig, 3)[2]
+        line = rig.wait_cdr("TYPE=VoiceMail", count=3)[2]
         assert "RESULT=" not in line.split("DATA=", 1)[1], line
         durations = [d for (d,) in rig.query("SELECT duration FROM messages ORDER BY id")]
         assert len(durations) == 2 and 5 <= durations[1] <= 9, durations
